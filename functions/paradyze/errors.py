@@ -1,0 +1,83 @@
+"""The domain error tree; no HTTP in here (http.py maps codes to statuses).
+
+    ParadyzeError
+    ├── BadRequest            code "bad_request"         malformed input (not JSON, wrong type of body)
+    ├── Unauthenticated       code "unauthenticated"     missing or invalid token
+    ├── Forbidden             code "forbidden"           a valid token without the needed role
+    ├── NotFound              code "not_found"           missing, or not the caller's
+    ├── InvalidTransition     code "invalid_transition"  the agent's state does not allow it
+    ├── Conflict              code "conflict"            e.g. an idempotency key reused with another body
+    ├── PayloadTooLarge       code "payload_too_large"
+    ├── ValidationFailed      code "validation_failed"   fields that fail validation, with their paths
+    └── Unavailable           code "unavailable"         a dependency is down; retry later
+        ├── DatabaseUnavailable
+        ├── RuntimeUnavailable   the runtime backend itself (dockerd, Cloud Run API) is down
+        ├── AgentStartFailed     the agent did not come up healthy
+        └── AgentUnreachable     the agent did not answer a message
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ParadyzeError(Exception):
+    code = "error"
+
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class BadRequest(ParadyzeError):
+    code = "bad_request"
+
+
+class Unauthenticated(ParadyzeError):
+    code = "unauthenticated"
+
+
+class Forbidden(ParadyzeError):
+    code = "forbidden"
+
+
+class NotFound(ParadyzeError):
+    code = "not_found"
+
+
+class InvalidTransition(ParadyzeError):
+    code = "invalid_transition"
+
+
+class Conflict(ParadyzeError):
+    code = "conflict"
+
+
+class PayloadTooLarge(ParadyzeError):
+    code = "payload_too_large"
+
+
+class ValidationFailed(ParadyzeError):
+    code = "validation_failed"
+
+
+class Unavailable(ParadyzeError):
+    code = "unavailable"
+    retry_after = 5
+
+
+class DatabaseUnavailable(Unavailable):
+    code = "database_unavailable"
+
+
+class RuntimeUnavailable(Unavailable):
+    code = "runtime_unavailable"
+
+
+class AgentStartFailed(Unavailable):
+    code = "agent_start_failed"
+
+
+class AgentUnreachable(Unavailable):
+    code = "agent_unreachable"

@@ -1,0 +1,65 @@
+"""The AgentRuntime Protocol: how the platform starts, stops and watches agents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """Everything a backend needs to run one agent."""
+
+    agent_id: str
+    character_path: Path  # the stored, secret-free character version file
+    character_version: int
+    env: dict[str, str] = field(default_factory=dict)  # secrets and provider keys; never logged
+
+    def __repr__(self) -> str:  # keep secret values out of tracebacks and logs
+        return f"AgentSpec(agent_id={self.agent_id!r}, version={self.character_version})"
+
+
+@dataclass(frozen=True)
+class Started:
+    handle: str  # opaque to the platform, stored in agents.runtime_handle
+    url: str  # base URL of the agent's ElizaOS-compatible REST API
+
+
+@dataclass(frozen=True)
+class RuntimeStatus:
+    state: str  # "running", "exited", "missing" (or a backend's own word, e.g. "restarting")
+    alive: bool
+    exit_code: int | None = None
+    memory_bytes: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Owned:
+    """An agent instance the backend finds running under this platform instance."""
+
+    agent_id: str
+    handle: str
+    url: str
+
+
+@runtime_checkable
+class AgentRuntime(Protocol):
+    kind: str
+
+    def start(self, spec: AgentSpec) -> Started:
+        """Start the agent; returns once it was launched (health is awaited by the caller).
+
+        Raises RuntimeUnavailable when the backend itself is down, AgentStartFailed otherwise.
+        """
+
+    def stop(self, handle: str, grace: float) -> None:
+        """Stop gracefully (SIGTERM, grace seconds, then kill) and release it. Idempotent."""
+
+    def status(self, handle: str) -> RuntimeStatus: ...
+
+    def logs(self, handle: str, tail: int = 200) -> list[str]: ...
+
+    def list_owned(self) -> list[Owned]:
+        """Every agent instance of this platform instance, found from the backend itself."""

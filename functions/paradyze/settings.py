@@ -1,0 +1,118 @@
+"""The one typed Settings; nothing else in the package reads os.environ."""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RuntimeKind = Literal["process", "docker", "cloud_run"]
+StoreKind = Literal["local", "gcs", "supabase"]
+
+# The variables an agent may inherit from the platform's own environment (API keys for
+# model providers). Nothing else of the platform's environment reaches an agent.
+AGENT_ENV_PASSTHROUGH = (
+    "OPENROUTER_API_KEY",
+    "OPENROUTER_MODEL",
+    "OPENROUTER_BASE_URL",
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    home: Path = Field(default=Path(".paradyze"), alias="PARADYZE_HOME")
+    instance: str = Field(default="local", alias="PARADYZE_INSTANCE")
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    db_pool_max: int = Field(default=20, alias="PARADYZE_DB_POOL_MAX")
+
+    jwt_secret: SecretStr | None = Field(default=None, alias="SUPABASE_JWT_SECRET")
+    secrets_key: SecretStr | None = Field(default=None, alias="PARADYZE_SECRETS_KEY")
+
+    runtime: RuntimeKind = Field(default="process", alias="PARADYZE_RUNTIME")
+    # The agent command for the process runtime. "{character}" and "{port}" are substituted;
+    # the default runs the reference agent. The real ElizaOS CLI drops in with e.g.
+    # PARADYZE_AGENT_COMMAND='elizaos start --character {character} --port {port}'.
+    agent_command: str | None = Field(default=None, alias="PARADYZE_AGENT_COMMAND")
+    agent_host: str = Field(default="127.0.0.1", alias="PARADYZE_AGENT_HOST")
+    agent_start_timeout: float = Field(default=30.0, alias="PARADYZE_AGENT_START_TIMEOUT")
+    agent_stop_grace: float = Field(default=5.0, alias="PARADYZE_AGENT_STOP_GRACE")
+    agent_health_path: str = Field(default="/api/server/health", alias="PARADYZE_AGENT_HEALTH_PATH")
+
+    # Docker runtime
+    docker_image: str = Field(default="paradyze/reference-agent:latest", alias="PARADYZE_DOCKER_IMAGE")
+    docker_agent_port: int = Field(default=3000, alias="PARADYZE_DOCKER_AGENT_PORT")
+    docker_character_path: str = Field(
+        default="/app/characters/default.character.json", alias="PARADYZE_DOCKER_CHARACTER_PATH"
+    )
+    docker_memory: str = Field(default="512m", alias="PARADYZE_DOCKER_MEMORY")
+    docker_cpus: float = Field(default=1.0, alias="PARADYZE_DOCKER_CPUS")
+
+    # Crash handling: after max_restarts crashes within restart_window seconds, status -> error.
+    max_restarts: int = Field(default=3, alias="PARADYZE_MAX_RESTARTS")
+    restart_window: float = Field(default=600.0, alias="PARADYZE_RESTART_WINDOW")
+
+    store: StoreKind = Field(default="local", alias="PARADYZE_STORE")
+    backup_dir: Path | None = Field(default=None, alias="PARADYZE_BACKUP_DIR")
+
+    cors_origins: str = Field(default="*", alias="PARADYZE_CORS_ORIGINS")
+    public_url: str = Field(default="http://127.0.0.1:8080", alias="PARADYZE_PUBLIC_URL")
+    # Names a step after which the process exits at once; only for fault-injection tests.
+    crash_after: str | None = Field(default=None, alias="PARADYZE_TEST_CRASH_AFTER")
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home.resolve()
+
+    @property
+    def character_dir(self) -> Path:
+        return self.state_dir / "character-files"
+
+    @property
+    def backups_dir(self) -> Path:
+        return (self.backup_dir or self.state_dir / "backups").resolve()
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    def jwt_secret_value(self) -> str:
+        """The JWT secret; generated once into the state folder when none is configured."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        return _generated_secret(self.state_dir / "jwt-secret")
+
+    def secrets_key_value(self) -> str:
+        if self.secrets_key is not None:
+            return self.secrets_key.get_secret_value()
+        return _generated_secret(self.state_dir / "secrets-key", fernet=True)
+
+
+def _generated_secret(path: Path, *, fernet: bool = False) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fernet:
+        from cryptography.fernet import Fernet
+
+        value = Fernet.generate_key().decode()
+    else:
+        value = secrets.token_urlsafe(48)
+    # O_EXCL: two processes starting at once agree on the first one written.
+    try:
+        with open(path, "x", opener=lambda p, f: __import__("os").open(p, f, 0o600)) as fh:
+            fh.write(value)
+    except FileExistsError:
+        return path.read_text().strip()
+    return value
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
