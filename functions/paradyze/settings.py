@@ -61,6 +61,18 @@ class Settings(BaseSettings):
     store: StoreKind = Field(default="local", alias="PARADYZE_STORE")
     backup_dir: Path | None = Field(default=None, alias="PARADYZE_BACKUP_DIR")
 
+    # Google Cloud (Cloud Run runtime, Cloud Scheduler sync, GCS store)
+    gcp_project: str | None = Field(default=None, alias="GOOGLE_CLOUD_PROJECT")
+    gcp_region: str = Field(default="us-central1", alias="PARADYZE_GCP_REGION")
+    scheduler_backend: Literal["local", "cloud"] = Field(default="local", alias="PARADYZE_SCHEDULER")
+    scheduler_api_endpoint: str | None = Field(default=None, alias="PARADYZE_SCHEDULER_API_ENDPOINT")
+    scheduler_service_account: str | None = Field(default=None, alias="PARADYZE_SCHEDULER_SERVICE_ACCOUNT")
+    scheduler_tick_seconds: float = Field(default=15.0, alias="PARADYZE_SCHEDULER_TICK")
+    idle_sweep_cron: str = Field(default="*/5 * * * *", alias="PARADYZE_IDLE_SWEEP_CRON")
+    backup_cron: str = Field(default="0 3 * * 0", alias="PARADYZE_BACKUP_CRON")
+    health_cron: str = Field(default="*/2 * * * *", alias="PARADYZE_HEALTH_CRON")
+    platform_timezone: str = Field(default="UTC", alias="PARADYZE_TIMEZONE")
+
     cors_origins: str = Field(default="*", alias="PARADYZE_CORS_ORIGINS")
     public_url: str = Field(default="http://127.0.0.1:8080", alias="PARADYZE_PUBLIC_URL")
     # Names a step after which the process exits at once; only for fault-injection tests.
