@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Build the local images without a registry: a minimal Debian base made with debootstrap and
+# `docker import`ed, then the reference agent image on top of it. Each build is skipped when its
+# image is present and current (the agent image carries a hash of its sources as a label).
+#
+# Usage: local_emulator/docker_images.sh [--force] [--with-stack]
+#   --force         rebuild everything
+#   --with-stack    also build the compose stack's postgres and functions/console images
+#   DEBIAN_MIRROR   override the mirror (default: the one apt on this machine uses)
+#   PARADYZE_DOCKER_IMAGE   the agent image tag (default paradyze/reference-agent:latest)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BASE_IMAGE="paradyze/base:bookworm"
+AGENT_IMAGE="${PARADYZE_DOCKER_IMAGE:-paradyze/reference-agent:latest}"
+SUITE="bookworm"
+# python3 rather than python3-minimal: the agent needs http.server, json and urllib, which
+# python3-minimal lacks. ca-certificates lets images built on this base use HTTPS mirrors.
+BASE_PACKAGES="python3,ca-certificates"
+FORCE=0
+WITH_STACK=0
+rootfs=""
+
+for arg in "$@"; do
+    case "$arg" in
+        --force) FORCE=1 ;;
+        --with-stack) WITH_STACK=1 ;;
+        *) echo "usage: $0 [--force] [--with-stack]" >&2; exit 2 ;;
+    esac
+done
+
+say() { echo "docker_images: $*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+docker info >/dev/null 2>&1 || die "Docker Engine not answering; run local_emulator/docker_engine.sh"
+
+image_present() { docker image inspect "$1" >/dev/null 2>&1; }
+image_label() { docker image inspect --format "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true; }
+image_size() { docker image inspect --format '{{.Size}}' "$1" | awk '{printf "%.1f MB", $1/1000/1000}'; }
+
+# The mirror apt already uses here: deb822 .sources first, then one-line lists.
+debian_mirror() {
+    if [ -n "${DEBIAN_MIRROR:-}" ]; then echo "$DEBIAN_MIRROR"; return; fi
+    local f uri
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        uri="$(awk -v suite="$SUITE" '
+            /^URIs:/ { uris = $2 }
+            /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == suite) found = 1 }
+            /^$/ { if (found && uris != "") exit; found = 0; uris = "" }
+            END { if (found && uris != "") print uris }' "$f")"
+        if [ -n "$uri" ]; then echo "$uri"; return; fi
+    done
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [ -f "$f" ] || continue
+        uri="$(awk -v suite="$SUITE" '$1 == "deb" && $3 == suite { print $2; exit }' "$f")"
+        if [ -n "$uri" ]; then echo "$uri"; return; fi
+    done
+    die "no Debian $SUITE mirror found in /etc/apt/sources.list*; set DEBIAN_MIRROR"
+}
+
+build_base() {
+    if [ "$FORCE" -eq 0 ] && image_present "$BASE_IMAGE"; then
+        say "$BASE_IMAGE present ($(image_size "$BASE_IMAGE")); skipping"
+        return
+    fi
+    command -v debootstrap >/dev/null 2>&1 || die "debootstrap missing; run local_emulator/docker_engine.sh"
+    local mirror started
+    mirror="$(debian_mirror)"
+    rootfs="$(mktemp -d /tmp/paradyze-rootfs.XXXXXX)"
+    # The rootfs holds root-owned device nodes; clean it up whatever happens.
+    trap 'rm -rf "$rootfs"' EXIT
+    started=$SECONDS
+    say "debootstrap $SUITE from $mirror into $rootfs (packages: $BASE_PACKAGES)"
+    debootstrap --variant=minbase --include="$BASE_PACKAGES" "$SUITE" "$rootfs" "$mirror" \
+        >"$rootfs.log" 2>&1 || { tail -n 30 "$rootfs.log" >&2; die "debootstrap failed (log: $rootfs.log)"; }
+
+    # Images built FROM this base run apt against the same mirror. When that mirror is a dated
+    # snapshot its Release files have expired, so carry over the host's setting for that.
+    printf 'deb %s %s main\n' "$mirror" "$SUITE" >"$rootfs/etc/apt/sources.list"
+    if apt-config dump 2>/dev/null | grep -q 'Acquire::Check-Valid-Until "false"'; then
+        echo 'Acquire::Check-Valid-Until "false";' >"$rootfs/etc/apt/apt.conf.d/99paradyze-snapshot"
+    fi
+    # Keep the image small: no package cache, lists, docs or man pages.
+    printf 'path-exclude /usr/share/doc/*\npath-exclude /usr/share/man/*\npath-exclude /usr/share/locale/*\n' \
+        >"$rootfs/etc/dpkg/dpkg.cfg.d/99paradyze-nodoc"
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+        "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/locale/* \
+        "$rootfs"/var/log/*.log "$rootfs"/var/cache/debconf/*-old
+
+    tar -C "$rootfs" --numeric-owner -c . | docker import \
+        --change 'ENV LANG=C.UTF-8' \
+        --change 'CMD ["/bin/bash"]' \
+        - "$BASE_IMAGE" >/dev/null
+    rm -rf "$rootfs" "$rootfs.log"
+    say "built $BASE_IMAGE in $((SECONDS - started))s ($(image_size "$BASE_IMAGE"))"
+}
+
+build_agent() {
+    local dockerfile="$ROOT/local_emulator/Dockerfile" agent="$ROOT/local_emulator/reference_agent.py"
+    [ -f "$agent" ] || die "$agent is missing"
+    local hash started
+    hash="$(cat "$dockerfile" "$agent" | sha256sum | cut -c1-16)"
+    if [ "$FORCE" -eq 0 ] && image_present "$AGENT_IMAGE" \
+        && [ "$(image_label "$AGENT_IMAGE" paradyze.source-hash)" = "$hash" ]; then
+        say "$AGENT_IMAGE present and current ($(image_size "$AGENT_IMAGE")); skipping"
+        return
+    fi
+    started=$SECONDS
+    say "building $AGENT_IMAGE (sources $hash)"
+    docker build --quiet \
+        --build-arg BASE_IMAGE="$BASE_IMAGE" \
+        --label paradyze.source-hash="$hash" \
+        -t "$AGENT_IMAGE" -f "$dockerfile" "$ROOT" >/dev/null
+    say "built $AGENT_IMAGE in $((SECONDS - started))s ($(image_size "$AGENT_IMAGE"))"
+}
+
+# The compose stack's own images; their Dockerfiles run apt and pip, so they build on the
+# host network (the same registries the host reaches).
+build_stack_image() {
+    local tag="$1" dockerfile="$2" started
+    if [ "$FORCE" -eq 0 ] && image_present "$tag"; then
+        say "$tag present ($(image_size "$tag")); skipping"
+        return
+    fi
+    started=$SECONDS
+    say "building $tag"
+    docker build --quiet --network host \
+        --build-arg BASE_IMAGE="$BASE_IMAGE" \
+        -t "$tag" -f "$ROOT/$dockerfile" "$ROOT" >/dev/null
+    say "built $tag in $((SECONDS - started))s ($(image_size "$tag"))"
+}
+
+build_base
+build_agent
+if [ "$WITH_STACK" -eq 1 ]; then
+    build_stack_image paradyze/postgres:15 local_emulator/docker/postgres.Dockerfile
+    build_stack_image paradyze/platform:latest local_emulator/docker/platform.Dockerfile
+fi
