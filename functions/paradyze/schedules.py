@@ -1,0 +1,307 @@
+"""Hibernate/wake schedules: validation, DST-correct cron evaluation, and the scheduler jobs they become.
+
+Cron expressions are evaluated on the wall clock of an IANA time zone, the way Cloud Scheduler
+evaluates them. Daylight saving time makes the wall clock jump, so two rules fix what happens:
+
+* a wall-clock time that does not exist (spring forward, e.g. 02:30 on 2026-03-08 in
+  America/New_York) fires once, at the first valid instant after the gap (03:00 EDT); several
+  such times in one gap collapse into that one firing;
+* a wall-clock time that happens twice (fall back, e.g. 01:30 on 2026-11-01) fires once, at its
+  first occurrence (01:30 EDT); the repeated hour does not fire again.
+
+Google documents only that jobs in those windows "may observe execution anomalies" and advises UTC;
+the local scheduler follows the rules above so that nothing is skipped and nothing runs twice.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import CroniterError, croniter
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
+from pydantic_core import PydanticCustomError
+
+from .errors import ValidationFailed
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+Action = Literal["hibernate", "wake"]
+HttpMethod = Literal["GET", "POST"]
+
+# One token of a standard 5-field cron field: *, a number or a 3-letter name, an optional range,
+# an optional step. Quartz/croniter extensions (L, W, #, ?, H, seconds) are refused because Cloud
+# Scheduler would reject or misread them.
+_TOKEN = r"(?:\*|\d{1,2}|[A-Za-z]{3})(?:-(?:\d{1,2}|[A-Za-z]{3}))?(?:/\d{1,2})?"
+_FIELD = re.compile(rf"^{_TOKEN}(?:,{_TOKEN})*$")
+_FIELD_NAMES = ("minute", "hour", "day of month", "month", "day of week")
+_NAMES_ALLOWED = {3, 4}  # only month and day-of-week fields take JAN.. / SUN..
+_NAME_RE = re.compile(r"[A-Za-z]{3}")
+
+
+def check_cron(cron: str) -> str:
+    """The normalised expression (single spaces); raises ValueError saying what is wrong."""
+    fields = cron.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"cron must have 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
+        )
+    for index, (value, name) in enumerate(zip(fields, _FIELD_NAMES)):
+        if not _FIELD.match(value) or (index not in _NAMES_ALLOWED and _NAME_RE.search(value)):
+            raise ValueError(f"cron {name} field {value!r} is not valid")
+    normalised = " ".join(fields)
+    try:
+        # Proves the ranges and names and that the expression fires at all (e.g. not "0 0 30 2 *").
+        croniter(normalised, datetime(2000, 1, 1)).get_next(datetime)
+    except (CroniterError, ValueError, KeyError) as exc:
+        raise ValueError(f"cron {normalised!r} is not valid: {exc}") from None
+    return normalised
+
+
+def check_timezone(name: str) -> str:
+    """The IANA zone name unchanged; raises ValueError when zoneinfo does not know it."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {name!r}") from None
+    return name
+
+
+class ScheduleIn(BaseModel):
+    """One schedule as a user sends it; stored fields (id, next_run_at) are ignored if echoed back."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    action: Action
+    cron: str
+    timezone: str = "UTC"
+    enabled: bool = True
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        try:
+            return check_cron(value)
+        except ValueError as exc:
+            raise PydanticCustomError("cron", "{reason}", {"reason": str(exc)}) from None
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            return check_timezone(value)
+        except ValueError as exc:
+            raise PydanticCustomError("timezone", "{reason}", {"reason": str(exc)}) from None
+
+
+def _one_per_action(schedules: list[ScheduleIn]) -> list[ScheduleIn]:
+    # One Cloud Scheduler job per agent and action, so a second schedule would have no job name.
+    seen: set[str] = set()
+    for schedule in schedules:
+        if schedule.action in seen:
+            raise PydanticCustomError(
+                "duplicate_action",
+                "at most one {action} schedule per agent (a cron expression can list several times)",
+                {"action": schedule.action},
+            )
+        seen.add(schedule.action)
+    return schedules
+
+
+# The type of an update_policy "schedules" field: validates each item and the one-per-action rule.
+ScheduleList = Annotated[list[ScheduleIn], AfterValidator(_one_per_action)]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A scheduler job as every sink (Cloud Scheduler, the local scheduler) understands it."""
+
+    name: str
+    cron: str
+    timezone: str
+    method: HttpMethod
+    path: str  # appended to the public/base URL, e.g. "/hibernate_agent"
+    body: dict[str, Any] | None = field(default=None, hash=False)
+    description: str = ""
+
+
+def _local_naive(instant: datetime, zone: ZoneInfo) -> datetime:
+    return instant.astimezone(zone).replace(tzinfo=None)
+
+
+def _resolve(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The UTC instant a naive wall-clock time fires at, per the DST rules in the module docstring."""
+    first = wall.replace(tzinfo=zone, fold=0)
+    utc = first.astimezone(UTC)
+    if _local_naive(utc, zone) == wall:
+        return utc  # exists; fold=0 is the first occurrence when the time is repeated
+    # In a gap. fold=1 reads the time with the offset after the jump (the earlier instant),
+    # fold=0 with the offset before (the later one); the jump lies between them, on a whole
+    # second, so a binary search over epoch seconds finds it.
+    after_offset = wall.replace(tzinfo=zone, fold=1).utcoffset()
+    lo = int(wall.replace(tzinfo=zone, fold=1).timestamp())
+    hi = int(utc.timestamp())
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if datetime.fromtimestamp(mid, UTC).astimezone(zone).utcoffset() == after_offset:
+            hi = mid
+        else:
+            lo = mid
+    return datetime.fromtimestamp(hi, UTC)
+
+
+def _require_aware(value: datetime, name: str) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware")
+
+
+def _fires(cron: str, zone: ZoneInfo, after_utc: datetime) -> Iterator[datetime]:
+    """Successive fire instants strictly after after_utc, each later than the one before."""
+    # Any wall time not after the local reading of `after` resolves to an instant not after it
+    # (resolution is monotonic), so iterating from there misses nothing.
+    walls = croniter(cron, _local_naive(after_utc, zone))
+    previous = after_utc
+    while True:
+        try:
+            wall = walls.get_next(datetime)
+        except CroniterError as exc:
+            raise ValueError(f"cron {cron!r} never fires: {exc}") from None
+        instant = _resolve(wall, zone)
+        if instant > previous:  # equal instants: several gap times collapsed into one firing
+            previous = instant
+            yield instant
+
+
+def next_fire(cron: str, timezone: str, after: datetime) -> datetime:
+    """The first instant strictly after `after` at which the schedule fires, as aware UTC.
+
+    Raises ValueError for a naive `after` or an expression that never fires.
+    """
+    _require_aware(after, "after")
+    return next(_fires(cron, ZoneInfo(timezone), after.astimezone(UTC)))
+
+
+def last_due(cron: str, timezone: str, last_fired: datetime | None, now: datetime) -> datetime | None:
+    """The latest fire instant in (last_fired, now], or None when nothing is due.
+
+    Missed instants collapse into the latest one (a scheduler that was asleep runs a job once,
+    not once per missed period). Without last_fired, only an instant within the minute ending
+    at `now` counts, as classic cron checks "does the expression match this minute".
+    """
+    _require_aware(now, "now")
+    if last_fired is None:
+        since = now - timedelta(minutes=1)
+    else:
+        _require_aware(last_fired, "last_fired")
+        since = last_fired
+    now_utc = now.astimezone(UTC)
+    found: datetime | None = None
+    for instant in _fires(cron, ZoneInfo(timezone), since.astimezone(UTC)):
+        if instant > now_utc:
+            return found
+        found = instant
+    return found  # unreachable: _fires is endless or raises
+
+
+def due(cron: str, timezone: str, last_fired: datetime | None, now: datetime) -> bool:
+    """Whether the schedule fires in (last_fired, now]; see last_due for last_fired=None."""
+    return last_due(cron, timezone, last_fired, now) is not None
+
+
+def agent_job_name(instance: str, agent_id: str, action: str) -> str:
+    return f"paradyze-{instance}-{agent_id}-{action}"
+
+
+def agent_scope(instance: str, agent_id: str) -> str:
+    """The name prefix that holds exactly one agent's jobs (agent ids are fixed-length uuids)."""
+    return f"paradyze-{instance}-{agent_id}-"
+
+
+def instance_scope(instance: str) -> str:
+    """The name prefix of every job of one platform instance, platform and agent jobs alike."""
+    return f"paradyze-{instance}-"
+
+
+def _as_schedule(item: ScheduleIn | Mapping[str, Any] | Any) -> ScheduleIn:
+    if isinstance(item, ScheduleIn):
+        return item
+    if isinstance(item, Mapping):
+        return ScheduleIn.model_validate(item)
+    # A stored row object (dataclass, pydantic model) with the same attribute names.
+    return ScheduleIn.model_validate(item, from_attributes=True)
+
+
+def agent_jobs(instance: str, agent_id: str, schedules: Iterable[Any]) -> list[JobSpec]:
+    """The jobs for one agent's enabled schedules; a disabled schedule has no job.
+
+    Raises ValidationFailed when two enabled schedules share an action.
+    """
+    jobs: dict[str, JobSpec] = {}
+    for index, item in enumerate(schedules):
+        schedule = _as_schedule(item)
+        if not schedule.enabled:
+            continue
+        name = agent_job_name(instance, agent_id, schedule.action)
+        if name in jobs:
+            raise ValidationFailed(
+                f"two enabled {schedule.action} schedules for one agent",
+                details=[{"loc": ["schedules", index, "action"], "msg": "duplicate action"}],
+            )
+        jobs[name] = JobSpec(
+            name=name,
+            cron=schedule.cron,
+            timezone=schedule.timezone,
+            method="POST",
+            path=f"/{schedule.action}_agent",
+            body={"agent_id": agent_id},
+            description=f"Paradyze: {schedule.action} agent {agent_id}",
+        )
+    return list(jobs.values())
+
+
+def platform_jobs(settings: Settings) -> list[JobSpec]:
+    """The platform's own periodic jobs: idle sweep, backup and health check."""
+    prefix = instance_scope(settings.instance)
+    zone = check_timezone(settings.platform_timezone)
+    return [
+        JobSpec(
+            name=f"{prefix}hibernate-idle",
+            cron=check_cron(settings.idle_sweep_cron),
+            timezone=zone,
+            method="POST",
+            path="/hibernate_idle",
+            body={},
+            description="Paradyze: hibernate agents idle past their timeout",
+        ),
+        JobSpec(
+            name=f"{prefix}backup",
+            cron=check_cron(settings.backup_cron),
+            timezone=zone,
+            method="POST",
+            path="/backup_agents",
+            body={},
+            description="Paradyze: back up characters, versions and agents",
+        ),
+        JobSpec(
+            name=f"{prefix}health",
+            cron=check_cron(settings.health_cron),
+            timezone=zone,
+            method="GET",
+            path="/health_check",
+            body=None,
+            description="Paradyze: platform and agent health check",
+        ),
+    ]
+
+
+def all_jobs(settings: Settings, schedules_by_agent: Mapping[str, Iterable[Any]]) -> list[JobSpec]:
+    """Every job of the instance: the scope instance_scope(settings.instance) made whole."""
+    jobs = platform_jobs(settings)
+    for agent_id, schedules in schedules_by_agent.items():
+        jobs.extend(agent_jobs(settings.instance, agent_id, schedules))
+    return jobs
