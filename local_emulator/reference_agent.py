@@ -12,10 +12,11 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections import deque
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -24,19 +25,22 @@ MAX_BODY = 1 << 20
 MAX_CONTENT = 4000  # the Sessions API's documented limit
 DEFAULT_MODEL = "openai/gpt-4o-mini"
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
-LLM_TIMEOUT = 45.0  # below the platform client's 60 s, so a slow model still falls back in time
-HISTORY_TURNS = 10
-STOPWORDS = frozenset(
-    "a an the and or but if of to in on at for with about is are was were be been am i you me my your we "
-    "it this that what how why who do does did can could would should will so just any some there here "
-    "have has had not no yes please tell".split()
+LLM_TIMEOUT = (
+    45.0  # below the platform client's 60 s, so a slow model still falls back in time
 )
+HISTORY_TURNS = 10
+_STOPWORDS = (
+    "a an the and or but if of to in on at for with about is are was were be been am i "
+    "you me my your we it this that what how why who do does did can could would should "
+    "will so just any some there here have has had not no yes please tell"
+)
+STOPWORDS = frozenset(_STOPWORDS.split(" "))
 _AGENT_SPEAKERS = {"{{agentname}}", "{{name}}", "{{char}}", "assistant", "agent"}
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _iso(moment: datetime) -> str:
@@ -71,11 +75,21 @@ class Persona:
         self.name = str(character.get("name") or "Agent")
         raw_id = character.get("id")
         # ElizaOS keys an agent by the character's id; a character without one still needs a stable id.
-        self.id = str(raw_id) if _is_uuid(raw_id) else str(uuid.uuid5(uuid.NAMESPACE_URL, f"elizaos:character:{self.name}"))
-        style = character.get("style") if isinstance(character.get("style"), dict) else {}
+        self.id = (
+            str(raw_id)
+            if _is_uuid(raw_id)
+            else str(uuid.uuid5(uuid.NAMESPACE_URL, f"elizaos:character:{self.name}"))
+        )
+        style = (
+            character.get("style") if isinstance(character.get("style"), dict) else {}
+        )
         self.style = _lines(style.get("all")) + _lines(style.get("chat"))
         self.pairs = self._example_pairs(character.get("messageExamples"))
-        templates = character.get("templates") if isinstance(character.get("templates"), dict) else {}
+        templates = (
+            character.get("templates")
+            if isinstance(character.get("templates"), dict)
+            else {}
+        )
         self.lines = (
             _lines(character.get("postExamples"))
             + [v for v in templates.values() if isinstance(v, str)]
@@ -87,7 +101,10 @@ class Persona:
         self.brief = any(word in voice for word in ("brief", "concise", "short"))
 
     def _is_agent(self, speaker: str) -> bool:
-        names = {self.name.lower(), str(self.character.get("username") or "").lower()} | _AGENT_SPEAKERS
+        names = {
+            self.name.lower(),
+            str(self.character.get("username") or "").lower(),
+        } | _AGENT_SPEAKERS
         return speaker.lower() in names
 
     def _example_pairs(self, raw: Any) -> list[tuple[str, str]]:
@@ -107,12 +124,16 @@ class Persona:
                 content = entry.get("content")
                 text = content.get("text") if isinstance(content, dict) else content
                 if isinstance(text, str) and text.strip():
-                    turns.append((str(entry.get("user") or entry.get("name") or ""), text))
+                    turns.append(
+                        (str(entry.get("user") or entry.get("name") or ""), text)
+                    )
             marked = any(self._is_agent(speaker) for speaker, _ in turns)
             for i in range(1, len(turns)):
                 # Unrecognised speaker names: conversations alternate, the user speaking first.
                 agent_turn = self._is_agent(turns[i][0]) if marked else i % 2 == 1
-                if agent_turn and not (self._is_agent(turns[i - 1][0]) if marked else i % 2 == 0):
+                if agent_turn and not (
+                    self._is_agent(turns[i - 1][0]) if marked else i % 2 == 0
+                ):
                     pairs.append((turns[i - 1][1], turns[i][1]))
         return pairs
 
@@ -143,14 +164,20 @@ class Persona:
         scored = [(len(asked & _words(line)), i) for i, line in enumerate(self.lines)]
         top = max(score for score, _ in scored)
         candidates = [i for score, i in scored if score == top]
-        answer = self.fill(self.lines[candidates[pick % len(candidates)]], user_name).strip()
+        answer = self.fill(
+            self.lines[candidates[pick % len(candidates)]], user_name
+        ).strip()
         if self.brief:
             answer = re.split(r"(?<=[.!?])\s+", answer)[0]
         return answer.lower() if self.lowercase else answer
 
     def system_prompt(self) -> str:
         c = self.character
-        parts = [_lines(c.get("system"))[0] if _lines(c.get("system")) else f"You are {self.name}."]
+        parts = [
+            _lines(c.get("system"))[0]
+            if _lines(c.get("system"))
+            else f"You are {self.name}."
+        ]
         sections = [
             ("About you", _lines(c.get("bio"))),
             ("Your background", _lines(c.get("lore"))),
@@ -161,18 +188,28 @@ class Persona:
         ]
         for title, lines in sections:
             if lines:
-                parts.append(f"{title}:\n" + "\n".join(f"- {self.fill(line, 'the user')}" for line in lines))
+                parts.append(
+                    f"{title}:\n"
+                    + "\n".join(f"- {self.fill(line, 'the user')}" for line in lines)
+                )
         if self.pairs:
-            shown = [f"User: {self.fill(q, 'the user')}\n{self.name}: {self.fill(a, 'the user')}" for q, a in self.pairs[:5]]
+            shown = [
+                f"User: {self.fill(q, 'the user')}\n{self.name}: {self.fill(a, 'the user')}"
+                for q, a in self.pairs[:5]
+            ]
             parts.append("Example exchanges:\n" + "\n\n".join(shown))
-        parts.append(f"Stay in character as {self.name}. Reply with the message text only.")
+        parts.append(
+            f"Stay in character as {self.name}. Reply with the message text only."
+        )
         return "\n\n".join(parts)
 
     def public(self) -> dict[str, Any]:
         """The character as ElizaOS shows it, never with secrets."""
         shown = {k: v for k, v in self.character.items() if k != "secrets"}
         if isinstance(shown.get("settings"), dict):
-            shown["settings"] = {k: v for k, v in shown["settings"].items() if k != "secrets"}
+            shown["settings"] = {
+                k: v for k, v in shown["settings"].items() if k != "secrets"
+            }
         return {**shown, "id": self.id, "status": "active", "enabled": True}
 
 
@@ -199,15 +236,28 @@ class Agent:
         with self._lock:
             self.message_count += 1
             self.last_activity = _now()
-            history = self._history.setdefault(conversation, deque(maxlen=2 * HISTORY_TURNS))
+            history = self._history.setdefault(
+                conversation, deque(maxlen=2 * HISTORY_TURNS)
+            )
             earlier = list(history)
-        answer = (self._ask_llm(text, earlier) if self._key else None) or self.persona.offline_reply(text, user_name)
+        answer = (
+            self._ask_llm(text, earlier) if self._key else None
+        ) or self.persona.offline_reply(text, user_name)
         with self._lock:
-            history.extend([{"role": "user", "content": text}, {"role": "assistant", "content": answer}])
+            history.extend(
+                [
+                    {"role": "user", "content": text},
+                    {"role": "assistant", "content": answer},
+                ]
+            )
         return answer
 
     def _ask_llm(self, text: str, earlier: list[dict[str, str]]) -> str | None:
-        messages = [{"role": "system", "content": self.persona.system_prompt()}, *earlier, {"role": "user", "content": text}]
+        messages = [
+            {"role": "system", "content": self.persona.system_prompt()},
+            *earlier,
+            {"role": "user", "content": text},
+        ]
         request = urllib.request.Request(
             f"{self._base}/chat/completions",
             data=json.dumps({"model": self._model, "messages": messages}).encode(),
@@ -225,7 +275,9 @@ class Agent:
                 raise ValueError("empty completion")
             return answer.strip()
         except Exception as exc:  # noqa: BLE001 - any failure means the offline answer
-            status = f" HTTP {exc.code}" if isinstance(exc, urllib.error.HTTPError) else ""
+            status = (
+                f" HTTP {exc.code}" if isinstance(exc, urllib.error.HTTPError) else ""
+            )
             # Only the exception's type and status: its text could echo the request back.
             log(f"openrouter failed ({type(exc).__name__}{status}); answering offline")
             return None
@@ -236,9 +288,16 @@ def log(line: str) -> None:
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, details: Any = None
+    ) -> None:
         super().__init__(message)
-        self.status, self.code, self.message, self.details = status, code, message, details
+        self.status, self.code, self.message, self.details = (
+            status,
+            code,
+            message,
+            details,
+        )
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -247,7 +306,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "ParadyzeReferenceAgent/1.0"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - one line per request is ours
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_GET(self) -> None:
@@ -269,28 +328,58 @@ class Handler(BaseHTTPRequestHandler):
         except HttpError as err:
             status = err.status
             self.close_connection = status == 413  # its body was left unread
-            self._send(status, {"success": False, "error": {"code": err.code, "message": err.message, "details": err.details}})
+            self._send(
+                status,
+                {
+                    "success": False,
+                    "error": {
+                        "code": err.code,
+                        "message": err.message,
+                        "details": err.details,
+                    },
+                },
+            )
         except Exception as exc:  # noqa: BLE001 - a bug answers 500 and stays up
             log(f"error {type(exc).__name__}: {exc}")
-            self._send(500, {"success": False, "error": {"code": "INTERNAL", "message": "internal error"}})
+            self._send(
+                500,
+                {
+                    "success": False,
+                    "error": {"code": "INTERNAL", "message": "internal error"},
+                },
+            )
         finally:
             log(f"{method} {path} {status} {(time.monotonic() - started) * 1000:.1f}ms")
 
     def _route(self, method: str, path: str) -> int:
         a, p = self.agent, self.agent.persona
-        parts = [part for part in path.split("/") if part]
+        parts = [urllib.parse.unquote(part) for part in path.split("/") if part]
         if method == "GET" and path == "/api/server/health":
-            return self._send(200, {
-                "status": "OK", "version": VERSION, "timestamp": _iso(_now()),
-                "dependencies": {"agents": "healthy"}, "agentId": p.id, "agentName": p.name,
-                "messages": a.message_count, "last_activity": a.last_activity and _iso(a.last_activity),
-                "uptime": round(time.monotonic() - a.started, 3), "mode": a.mode,
-            })
+            return self._send(
+                200,
+                {
+                    "status": "OK",
+                    "version": VERSION,
+                    "timestamp": _iso(_now()),
+                    "dependencies": {"agents": "healthy"},
+                    "agentId": p.id,
+                    "agentName": p.name,
+                    "messages": a.message_count,
+                    "last_activity": a.last_activity and _iso(a.last_activity),
+                    "uptime": round(time.monotonic() - a.started, 3),
+                    "mode": a.mode,
+                },
+            )
         if method == "GET" and path == "/api/server/ping":
             return self._send(200, {"pong": True, "timestamp": int(time.time() * 1000)})
         if method == "GET" and path == "/api/agents":
-            summary = {"id": p.id, "name": p.name, "characterName": p.name, "status": "active",
-                       "bio": p.fill((_lines(p.character.get("bio")) or [""])[0], "there")}
+            summary = {
+                "id": p.id,
+                "name": p.name,
+                "characterName": p.name,
+                "status": "active",
+                "bio": p.fill((_lines(p.character.get("bio")) or [""])[0], "there"),
+            }
             return self._send(200, {"success": True, "data": {"agents": [summary]}})
         if method == "GET" and parts[:2] == ["api", "agents"] and len(parts) == 3:
             self._agent_ref(parts[2])
@@ -315,8 +404,12 @@ class Handler(BaseHTTPRequestHandler):
             raise HttpError(400, "BAD_REQUEST", "'text' must be a non-empty string")
         user = str(body.get("userId") or "user")
         conversation = f"room:{body.get('roomId') or user}"
-        answer = self.agent.reply(text, conversation, str(body.get("userName") or "there"))
-        return self._send(200, [{"text": answer, "user": self.agent.persona.name, "action": "NONE"}])
+        answer = self.agent.reply(
+            text, conversation, str(body.get("userName") or "there")
+        )
+        return self._send(
+            200, [{"text": answer, "user": self.agent.persona.name, "action": "NONE"}]
+        )
 
     def _sessions(self, method: str, rest: list[str]) -> int:
         if method == "POST" and not rest:
@@ -325,33 +418,54 @@ class Handler(BaseHTTPRequestHandler):
             raise HttpError(404, "NOT_FOUND", "no such sessions route")
         session = self.agent.sessions.get(rest[0])
         if session is None:
-            raise HttpError(404, "SESSION_NOT_FOUND", "Session not found", {"sessionId": rest[0]})
+            raise HttpError(
+                404, "SESSION_NOT_FOUND", "Session not found", {"sessionId": rest[0]}
+            )
         if len(rest) == 1 and method == "GET":
             return self._send(200, self._session_info(session))
         if len(rest) == 1 and method == "DELETE":
             self.agent.sessions.pop(rest[0], None)
-            return self._send(200, {"success": True, "message": f"Session {rest[0]} deleted successfully"})
+            return self._send(
+                200,
+                {"success": True, "message": f"Session {rest[0]} deleted successfully"},
+            )
         if rest[1:] == ["messages"] and method == "POST":
             return self._session_message(session)
         if rest[1:] == ["messages"] and method == "GET":
             newest_first = list(reversed(session["messages"]))
-            return self._send(200, {"messages": newest_first[:100], "hasMore": len(newest_first) > 100})
+            return self._send(
+                200,
+                {"messages": newest_first[:100], "hasMore": len(newest_first) > 100},
+            )
         raise HttpError(404, "NOT_FOUND", "no such sessions route")
 
     def _create_session(self) -> int:
         body = self._json_body()
         for field in ("agentId", "userId"):
             if not _is_uuid(body.get(field)):
-                raise HttpError(400, "INVALID_REQUEST", f"'{field}' must be a UUID", {"field": field})
+                raise HttpError(
+                    400,
+                    "INVALID_REQUEST",
+                    f"'{field}' must be a UUID",
+                    {"field": field},
+                )
         self._agent_ref(body["agentId"])
         now = _now()
         session = {
-            "sessionId": str(uuid.uuid4()), "channelId": str(uuid.uuid4()), "agentId": self.agent.persona.id,
-            "userId": body["userId"], "createdAt": _iso(now), "lastActivity": _iso(now),
+            "sessionId": str(uuid.uuid4()),
+            "channelId": str(uuid.uuid4()),
+            "agentId": self.agent.persona.id,
+            "userId": body["userId"],
+            "createdAt": _iso(now),
+            "lastActivity": _iso(now),
             "metadata": body.get("metadata") or {},
             "expiresAt": _iso(now + timedelta(minutes=30)),
-            "timeoutConfig": {"timeoutMinutes": 30, "autoRenew": True, "maxDurationMinutes": 720,
-                              "warningThresholdMinutes": 5},
+            "timeoutConfig": {
+                "timeoutMinutes": 30,
+                "autoRenew": True,
+                "maxDurationMinutes": 720,
+                "warningThresholdMinutes": 5,
+            },
             "messages": [],
         }
         self.agent.sessions[session["sessionId"]] = session
@@ -364,32 +478,85 @@ class Handler(BaseHTTPRequestHandler):
         body = self._json_body()
         content = body.get("content")
         if not isinstance(content, str) or not content.strip():
-            raise HttpError(400, "INVALID_CONTENT", "Content must be a non-empty string")
+            raise HttpError(
+                400, "INVALID_CONTENT", "Content must be a non-empty string"
+            )
         if len(content) > MAX_CONTENT:
-            raise HttpError(400, "INVALID_CONTENT", f"Content exceeds maximum length of {MAX_CONTENT} characters")
-        transport = body.get("transport") or {"sync": "http", "stream": "sse"}.get(body.get("mode"), body.get("mode"))
+            raise HttpError(
+                400,
+                "INVALID_CONTENT",
+                f"Content exceeds maximum length of {MAX_CONTENT} characters",
+            )
+        transport = body.get("transport") or {"sync": "http", "stream": "sse"}.get(
+            body.get("mode"), body.get("mode")
+        )
         if transport not in (None, "http", "websocket", "sse"):
-            raise HttpError(400, "INVALID_TRANSPORT", "transport must be one of http, sse, websocket")
+            raise HttpError(
+                400,
+                "INVALID_TRANSPORT",
+                "transport must be one of http, sse, websocket",
+            )
         now = _now()
         session["lastActivity"] = _iso(now)
-        user_message = {"id": str(uuid.uuid4()), "channel_id": session["channelId"], "author_id": session["userId"],
-                        "content": content, "created_at": int(now.timestamp() * 1000), "source_type": "user",
-                        "metadata": {"sessionId": session["sessionId"], **(body.get("metadata") or {})}}
-        session["messages"].append({"id": user_message["id"], "content": content, "authorId": session["userId"],
-                                    "isAgent": False, "createdAt": _iso(now), "metadata": {}})
-        status = {"sessionStatus": {"expiresAt": session["expiresAt"], "renewalCount": 0, "wasRenewed": False,
-                                    "isNearExpiration": False}}
+        user_message = {
+            "id": str(uuid.uuid4()),
+            "channel_id": session["channelId"],
+            "author_id": session["userId"],
+            "content": content,
+            "created_at": int(now.timestamp() * 1000),
+            "source_type": "user",
+            "metadata": {
+                "sessionId": session["sessionId"],
+                **(body.get("metadata") or {}),
+            },
+        }
+        session["messages"].append(
+            {
+                "id": user_message["id"],
+                "content": content,
+                "authorId": session["userId"],
+                "isAgent": False,
+                "createdAt": _iso(now),
+                "metadata": {},
+            }
+        )
+        status = {
+            "sessionStatus": {
+                "expiresAt": session["expiresAt"],
+                "renewalCount": 0,
+                "wasRenewed": False,
+                "isNearExpiration": False,
+            }
+        }
 
         def answer() -> dict[str, Any]:
             text = self.agent.reply(content, f"session:{session['sessionId']}")
-            session["messages"].append({"id": str(uuid.uuid4()), "content": text, "authorId": self.agent.persona.id,
-                                        "isAgent": True, "createdAt": _iso(_now()), "metadata": {}})
+            session["messages"].append(
+                {
+                    "id": str(uuid.uuid4()),
+                    "content": text,
+                    "authorId": self.agent.persona.id,
+                    "isAgent": True,
+                    "createdAt": _iso(_now()),
+                    "metadata": {},
+                }
+            )
             return {"text": text, "actions": ["REPLY"], "source": "reference-agent"}
 
         if transport == "http":
-            return self._send(201, {"success": True, "userMessage": user_message, "agentResponse": answer(), **status})
+            return self._send(
+                201,
+                {
+                    "success": True,
+                    "userMessage": user_message,
+                    "agentResponse": answer(),
+                    **status,
+                },
+            )
         if transport == "sse":
-            return self._send_events([("user_message", user_message), ("done", answer())])
+            return self._send_events(
+                [("user_message", user_message), ("done", answer())]
+            )
         # websocket (ElizaOS's default): answer now, the reply arrives later in the session's messages.
         threading.Thread(target=answer, daemon=True).start()
         return self._send(201, {"success": True, "userMessage": user_message, **status})
@@ -409,7 +576,9 @@ class Handler(BaseHTTPRequestHandler):
         try:
             body = json.loads(self._raw or b"null")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise HttpError(400, "BAD_REQUEST", f"body is not valid JSON: {exc}") from None
+            raise HttpError(
+                400, "BAD_REQUEST", f"body is not valid JSON: {exc}"
+            ) from None
         if not isinstance(body, dict):
             raise HttpError(400, "BAD_REQUEST", "body must be a JSON object")
         return body
@@ -440,10 +609,11 @@ def serve(character_path: str, host: str, port: int, env: dict[str, str]) -> int
     try:
         with open(character_path, encoding="utf-8") as fh:
             character = json.load(fh)
-        if not isinstance(character, dict):
-            raise ValueError("a character file holds a JSON object")
     except (OSError, ValueError) as exc:
         log(f"cannot load character {character_path}: {exc}")
+        return 2
+    if not isinstance(character, dict):
+        log(f"cannot load character {character_path}: not a JSON object")
         return 2
     agent = Agent(Persona(character), env)
     handler = type("BoundHandler", (Handler,), {"agent": agent})
@@ -457,7 +627,9 @@ def serve(character_path: str, host: str, port: int, env: dict[str, str]) -> int
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log(f"agent {agent.persona.name} ({agent.persona.id}) listening on http://{host}:{server.server_port} [{agent.mode}]")
+    log(
+        f"agent {agent.persona.name} ({agent.persona.id}) listening on http://{host}:{server.server_port} [{agent.mode}]"
+    )
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
@@ -469,7 +641,10 @@ def serve(character_path: str, host: str, port: int, env: dict[str, str]) -> int
 def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--character", default=env.get("CHARACTER_PATH") or "/app/characters/default.character.json")
+    parser.add_argument(
+        "--character",
+        default=env.get("CHARACTER_PATH") or "/app/characters/default.character.json",
+    )
     parser.add_argument("--port", type=int, default=int(env.get("PORT") or 3000))
     parser.add_argument("--host", default=env.get("HOST") or "0.0.0.0")
     args = parser.parse_args(argv)
