@@ -1,0 +1,1 @@
+"""The Streamlit admin console: pages over the Paradyze function URLs, never the database."""

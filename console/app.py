@@ -1,0 +1,44 @@
+"""The Paradyze admin console: `streamlit run console/app.py` (env PARADYZE_API_URL, PARADYZE_ADMIN_TOKEN)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+# `streamlit run` puts console/ itself on sys.path; the pages import the package as `console.*`.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from console import ui  # noqa: E402
+from console.settings import get_console_settings  # noqa: E402
+
+_PAGES = Path(__file__).resolve().parent / "pages"
+
+st.set_page_config(page_title="Paradyze console", page_icon="🌴", layout="wide")
+
+pages = st.navigation(
+    {
+        "Agents": [
+            st.Page(_PAGES / "agents.py", title="Agents", icon="🤖", url_path="agents", default=True),
+            st.Page(_PAGES / "create_agent.py", title="Create agent", icon="➕", url_path="create"),
+            st.Page(_PAGES / "agent_detail.py", title="Agent detail", icon="🔎", url_path="agent"),
+        ],
+        "Platform": [
+            st.Page(_PAGES / "backups.py", title="Backups", icon="💾", url_path="backups"),
+            st.Page(_PAGES / "health.py", title="Health", icon="🩺", url_path="health"),
+            st.Page(_PAGES / "costs.py", title="Costs", icon="💰", url_path="costs"),
+        ],
+    }
+)
+
+settings = get_console_settings()
+with st.sidebar:
+    st.caption(f"Functions: `{settings.api_url}`")
+    source = "PARADYZE_ADMIN_TOKEN" if settings.admin_token else str(settings.home / "admin-token")
+    st.caption(f"Admin token: {'from ' + source if settings.token() else 'missing'}")
+
+ui.check_backend()
+pages.run()

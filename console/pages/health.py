@@ -1,0 +1,140 @@
+"""Health: platform checks, per-agent health, and charts of states, messages and restarts."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from console import analytics, ui
+from console.client import ApiError
+
+st.title("🩺 Health")
+ui.stop_if_backend_down()
+client = ui.client()
+
+if st.button("↻ Check again", key="health_refresh"):
+    st.rerun()
+try:
+    report = client.health_check()
+except ApiError as exc:
+    ui.show_error(exc, "The health check")
+    st.stop()
+
+database = report.platform.get("database", {}) or {}
+migrations = report.platform.get("migrations", {}) or {}
+unhealthy = [a for a in report.agents if not a.ok]
+c = st.columns(4)
+c[0].metric("Platform", "✅ ok" if report.status == "ok" else f"⚠️ {report.status}")
+c[1].metric("Database", "✅ up" if database.get("ok") else "❌ down")
+c[2].metric(
+    "Migrations",
+    f"{len(migrations.get('applied') or [])} applied"
+    if isinstance(migrations.get("applied"), list)
+    else str(migrations.get("applied", "—")),
+    delta=f"{len(migrations.get('pending') or [])} pending" if migrations.get("pending") else None,
+    delta_color="inverse",
+)
+c[3].metric("Agents healthy", f"{len(report.agents) - len(unhealthy)} / {len(report.agents)}")
+if report.status != "ok":
+    problems = (
+        [f"- database: {database.get('detail') or database.get('error') or 'not ok'}"]
+        if not database.get("ok")
+        else []
+    )
+    if migrations.get("pending"):
+        problems.append(f"- migrations pending: {', '.join(map(str, migrations['pending']))}")
+    problems += [f"- {a.name or a.agent_id}: {a.detail or a.runtime_state or 'not ok'}" for a in unhealthy]
+    st.warning("**The platform is degraded.**\n\n" + "\n".join(problems))
+with st.expander("Platform check details"):
+    st.json(report.platform)
+
+st.subheader("Agents")
+if report.agents:
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "OK": "✅" if a.ok else "❌",
+                    "Name": a.name,
+                    "Status": ui.badge(a.status),
+                    "Desired": a.desired_state,
+                    "Runtime state": a.runtime_state,
+                    "Answering": {True: "yes", False: "no"}.get(a.answering, "—"),
+                    "Restarts": a.restarts,
+                    "Memory": ui.size(a.memory_bytes) if a.memory_bytes else "—",
+                    "Detail": a.detail or "",
+                }
+                for a in report.agents
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+else:
+    st.info("No agents to check.")
+
+# -- charts ----------------------------------------------------------------------------------
+agents = ui.load_agents() or []
+try:
+    events = client.agent_events(limit=1000)
+except ApiError as exc:
+    ui.show_error(exc, "Loading the recent events")
+    events = []
+
+st.subheader("Agents by state over time")
+states = analytics.states_over_time(events)
+if states:
+    frame = pd.DataFrame(states)
+    colours = alt.Scale(domain=list(ui.STATUS_COLOURS), range=list(ui.STATUS_COLOURS.values()))
+    st.altair_chart(
+        alt.Chart(frame)
+        .mark_area(interpolate="step-after")
+        .encode(
+            x=alt.X("at:T", title=None),
+            y=alt.Y("agents:Q", stack=True, title="agents"),
+            color=alt.Color("status:N", scale=colours),
+            tooltip=["at:T", "status:N", "agents:Q"],
+        ),
+        width="stretch",
+    )
+else:
+    st.caption("No status events yet.")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Messages per agent")
+    messages = analytics.messages_per_agent(agents, events)
+    if messages:
+        st.bar_chart(pd.Series(messages, name="messages"), horizontal=True)
+    else:
+        st.caption("The functions do not report message counts yet, and no event mentions a message.")
+with right:
+    st.subheader("Restarts per agent")
+    restarts = analytics.restarts_per_agent(agents)
+    if any(restarts.values()):
+        st.bar_chart(pd.Series(restarts, name="restarts"), horizontal=True)
+    else:
+        st.caption(f"No restarts across {len(restarts)} agents. 🎉")
+
+st.subheader("Scheduler jobs")
+st.caption("Cloud Scheduler runs these on its own; run them now to test a policy or clear idle agents.")
+j1, j2 = st.columns(2)
+if j1.button("Hibernate idle agents now", key="job_idle"):
+    try:
+        hibernated = client.hibernate_idle()
+    except ApiError as exc:
+        ui.show_error(exc, "Hibernating idle agents")
+    else:
+        st.success(f"Hibernated {len(hibernated)} idle agents.")
+if j2.button("Run due schedules now", key="job_schedules"):
+    try:
+        fired = client.run_schedules()
+    except ApiError as exc:
+        ui.show_error(exc, "Running the schedules")
+    else:
+        st.success(
+            f"Fired {len(fired)} schedules: " + ", ".join(f"{f.action} {f.agent_id[:8]}" for f in fired)
+            if fired
+            else "No schedule was due."
+        )

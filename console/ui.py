@@ -1,0 +1,148 @@
+"""Helpers every page shares: the client, the backend banner, readable errors and status badges."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import streamlit as st
+
+from console.client import ApiError, BackendDown, ParadyzeClient
+from console.models import Agent
+from console.settings import get_console_settings
+
+STATUS_BADGES = {
+    "running": "🟢 running",
+    "provisioning": "🔵 provisioning",
+    "waking": "🔵 waking",
+    "hibernating": "🟡 hibernating",
+    "hibernated": "💤 hibernated",
+    "error": "🔴 error",
+    "deleting": "⚫ deleting",
+}
+STATUS_COLOURS = {
+    "running": "#2e7d32",
+    "provisioning": "#1e88e5",
+    "waking": "#64b5f6",
+    "hibernating": "#f9a825",
+    "hibernated": "#9e9e9e",
+    "error": "#c62828",
+    "deleting": "#424242",
+}
+_BACKEND_KEY = "_backend_error"
+
+
+def client() -> ParadyzeClient:
+    settings = get_console_settings()
+    # The token is read on every run so a restarted emulator's new token is picked up.
+    return ParadyzeClient(settings.api_url, settings.token(), timeout=settings.request_timeout)
+
+
+def check_backend() -> None:
+    """Once per run (from app.py): show a banner on every page when the functions cannot be used."""
+    settings = get_console_settings()
+    problem: ApiError | None
+    if settings.token() is None:
+        problem = ApiError(
+            "admin token",
+            401,
+            "no_token",
+            "No admin token is configured.",
+        )
+    else:
+        problem = client().reachable()
+    st.session_state[_BACKEND_KEY] = problem
+    if problem is None:
+        return
+    if isinstance(problem, BackendDown):
+        st.error(
+            f"**The Paradyze functions are not answering at {settings.api_url}.** {problem.message}\n\n"
+            "Start them (`python -m local_emulator`) or point `PARADYZE_API_URL` at the deployed "
+            "functions, then reload this page.",
+            icon="🚨",
+        )
+    elif problem.code == "no_token":
+        st.error(
+            "**No admin token.** Set `PARADYZE_ADMIN_TOKEN`, or start the local emulator, which writes "
+            f"`{settings.home / 'admin-token'}`.",
+            icon="🔑",
+        )
+    else:
+        show_error(problem, "Connecting to the functions")
+
+
+def backend_down() -> bool:
+    return st.session_state.get(_BACKEND_KEY) is not None
+
+
+def stop_if_backend_down() -> None:
+    if backend_down():
+        st.info("This page needs the functions; it will fill in once they answer.")
+        st.stop()
+
+
+def show_error(exc: ApiError, action: str) -> None:
+    """The server's message, what to do next, and per-field details; never a traceback."""
+    lines = [f"**{action} failed:** {exc.message}", "", exc.hint]
+    fields = exc.field_errors()
+    if fields:
+        lines.append("")
+        lines.extend(f"- `{loc or '(request)'}`: {msg}" for loc, msg in fields.items())
+    st.error("\n".join(lines), icon="⚠️")
+
+
+def badge(status: str | None) -> str:
+    return STATUS_BADGES.get(status or "", f"⚪ {status or 'unknown'}")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def ago(moment: datetime | None) -> str:
+    if moment is None:
+        return "never"
+    return f"{duration((now() - moment).total_seconds())} ago"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = max(int(seconds), 0)
+    days, rem = divmod(seconds, 86400)
+    hours, rem = divmod(rem, 3600)
+    minutes, secs = divmod(rem, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def uptime(agent: Agent) -> str:
+    if agent.status != "running" or agent.started_at is None:
+        return "—"
+    return duration((now() - agent.started_at).total_seconds())
+
+
+def size(num_bytes: int | None) -> str:
+    value = float(num_bytes or 0)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def label(agent: Agent) -> str:
+    return f"{agent.name} · {badge(agent.status)} · {agent.id[:8]}"
+
+
+def load_agents(status: str | None = None, q: str | None = None) -> list[Agent] | None:
+    """The agent list, or None after showing why it could not be loaded."""
+    try:
+        return client().list_agents(status=status, q=q)
+    except ApiError as exc:
+        show_error(exc, "Loading the agents")
+        return None
