@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import secrets
 from pathlib import Path
 from typing import Literal
@@ -81,6 +82,12 @@ class Settings(BaseSettings):
     @property
     def state_dir(self) -> Path:
         return self.home.resolve()
+
+    @property
+    def instance_key(self) -> str:
+        """Names this platform instance on shared hosts: two state folders never adopt each other's agents."""
+        digest = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:8]
+        return f"{self.instance}-{digest}"
 
     @property
     def character_dir(self) -> Path:

@@ -1,0 +1,170 @@
+"""Agent models (Create / stored / Public) and the one table of allowed state transitions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .characters import Character
+from .errors import InvalidTransition
+from .schedules import ScheduleIn
+
+Status = Literal["provisioning", "running", "hibernating", "hibernated", "waking", "error", "deleting"]
+PublicStatus = Literal["provisioning", "running", "hibernating", "hibernated", "waking", "error", "deleting", "deleted"]
+RuntimeKind = Literal["process", "docker", "cloud_run"]
+
+# Every allowed move of an agent's status, in one place. `error` can be left by waking or
+# hibernating it (retrying by hand), and anything can start deleting.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "provisioning": frozenset({"running", "error", "deleting", "hibernated"}),
+    "running": frozenset({"hibernating", "waking", "error", "deleting"}),
+    "hibernating": frozenset({"hibernated", "error", "deleting", "running"}),
+    "hibernated": frozenset({"waking", "deleting"}),
+    "waking": frozenset({"running", "error", "deleting", "hibernated"}),
+    "error": frozenset({"waking", "hibernating", "hibernated", "deleting"}),
+    "deleting": frozenset({"deleting"}),
+}
+TRANSITIONAL = frozenset({"provisioning", "hibernating", "waking", "deleting"})
+
+
+def check_transition(agent_id: str, current: str, target: str) -> None:
+    """Raises InvalidTransition unless current -> target is allowed."""
+    if target not in TRANSITIONS.get(current, frozenset()):
+        raise InvalidTransition(
+            f"agent {agent_id} is {current}; it cannot become {target}",
+            details=[{"loc": ["status"], "msg": f"{current} -> {target} is not allowed", "status": current}],
+        )
+
+
+def _uuid(value: str) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError as exc:
+        raise ValueError("must be an agent id (a uuid)") from exc
+
+
+class Policy(BaseModel):
+    idle_timeout_minutes: int = Field(default=60, ge=1, le=525600)
+    auto_hibernate: bool = True
+    schedules: list[ScheduleIn] = Field(default_factory=list)
+
+
+class AgentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    character: Character
+    runtime: RuntimeKind | None = None
+    policy: Policy = Field(default_factory=Policy)
+
+
+class AgentRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agent_id: str
+
+    @field_validator("agent_id")
+    @classmethod
+    def _agent_id_is_uuid(cls, value: str) -> str:
+        return _uuid(value)
+
+
+class MessageSend(AgentRef):
+    text: str = Field(min_length=1, max_length=32_000)
+    wake_timeout_s: float = Field(default=60.0, gt=0, le=300)
+
+
+class CharacterUpdate(AgentRef):
+    character: Character
+
+
+class PolicyUpdate(AgentRef):
+    idle_timeout_minutes: int | None = Field(default=None, ge=1, le=525600)
+    auto_hibernate: bool | None = None
+    schedules: list[ScheduleIn] | None = None
+
+
+class AgentQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    status: Status | None = None
+    q: str | None = Field(default=None, max_length=200)
+    limit: int = Field(default=500, ge=1, le=5000)
+
+
+class SchedulePublic(BaseModel):
+    id: str
+    action: str
+    cron: str
+    timezone: str
+    enabled: bool
+    next_run_at: datetime | None = None
+
+
+class PolicyPublic(BaseModel):
+    idle_timeout_minutes: int
+    auto_hibernate: bool
+    schedules: list[SchedulePublic] = Field(default_factory=list)
+
+
+class AgentPublic(BaseModel):
+    id: str
+    owner: str
+    name: str
+    status: PublicStatus
+    desired_state: str
+    status_reason: str | None
+    url: str | None
+    runtime: str
+    character_id: str
+    character_version: int
+    running_version: int | None
+    restart_count: int
+    message_count: int
+    last_activity_at: datetime
+    started_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    policy: PolicyPublic
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], schedules: list[SchedulePublic] | None = None) -> AgentPublic:
+        return cls(
+            id=str(row["id"]),
+            owner=str(row["user_id"]),
+            name=row["name"],
+            status=row["status"],
+            desired_state=row["desired_state"],
+            status_reason=row["status_reason"],
+            url=row["url"],
+            runtime=row["runtime"],
+            character_id=str(row["character_id"]),
+            character_version=row["current_version"],
+            running_version=row["running_version"],
+            restart_count=row["restart_count"],
+            message_count=row["message_count"],
+            last_activity_at=row["last_activity_at"],
+            started_at=row["started_at"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            policy=PolicyPublic(
+                idle_timeout_minutes=row["idle_timeout_minutes"],
+                auto_hibernate=row["auto_hibernate"],
+                schedules=schedules or [],
+            ),
+        )
+
+
+class EventsQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    agent_id: str | None = None
+    limit: int = Field(default=100, ge=1, le=5000)
+
+    @field_validator("agent_id")
+    @classmethod
+    def _agent_id_is_uuid(cls, value: str | None) -> str | None:
+        return None if value is None else _uuid(value)
+
+
+class LogsQuery(AgentRef):
+    model_config = ConfigDict(extra="ignore")
+    tail: int = Field(default=200, ge=1, le=5000)

@@ -1,0 +1,64 @@
+"""Health: the platform's own checks, and every agent's expected against actual state."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from typing import Any
+
+from . import agent_client, db, reconcile, repository
+from .auth import SYSTEM
+from .errors import ParadyzeError
+from .runtimes import get_runtime
+
+
+def check(*, repair: bool = True) -> dict[str, Any]:
+    """Report platform and agent health; with repair, then restart agents that should run and don't.
+
+    The agents' report shows what was found before any repair; `repairs` says what was done.
+    """
+    platform: dict[str, Any] = {}
+    try:
+        with db.transaction(SYSTEM) as conn:
+            conn.execute("select 1")
+            platform["database"] = {"ok": True}
+            platform["migrations"] = db.migration_status(conn)
+            rows = repository.list_agents(conn, limit=1_000_000)
+    except ParadyzeError as exc:
+        return {"status": "degraded", "platform": {"database": {"ok": False, "detail": exc.message}}, "agents": []}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        agents = list(pool.map(_agent_health, rows))
+    report: dict[str, Any] = {"platform": platform, "agents": agents}
+    if repair and any(not a["ok"] for a in agents):
+        done = reconcile.reconcile_all(actor="health_check")
+        report["repairs"] = {"restarted": done.restarted, "adopted": done.adopted, "errored": done.errored,
+                             "removed_orphans": done.removed_orphans}
+    healthy = platform["migrations"]["ok"] and all(a["ok"] for a in agents)
+    report["status"] = "ok" if healthy else "degraded"
+    return report
+
+
+def _agent_health(row: dict[str, Any]) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "agent_id": str(row["id"]), "name": row["name"], "owner": str(row["user_id"]), "runtime": row["runtime"],
+        "status": row["status"], "desired_state": row["desired_state"], "restarts": row["restart_count"],
+        "messages": row["message_count"], "runtime_state": None, "answering": False, "memory_bytes": None,
+        "detail": row["status_reason"] or "",
+    }
+    if row["runtime_handle"]:
+        try:
+            status = get_runtime(row["runtime"]).status(row["runtime_handle"])
+            item.update(runtime_state=status.state, memory_bytes=status.memory_bytes,
+                        detail=status.detail or item["detail"])
+        except ParadyzeError as exc:
+            item.update(runtime_state="unknown", detail=exc.message)
+    else:
+        item["runtime_state"] = "stopped"
+    if row["url"]:
+        item["answering"] = agent_client.is_healthy(row["url"], timeout=2.0)
+    if row["status"] == "error":
+        item["ok"] = False
+    elif row["desired_state"] == "running":
+        item["ok"] = item["answering"]
+    else:
+        item["ok"] = not item["answering"]
+    return item

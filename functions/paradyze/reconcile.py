@@ -1,0 +1,177 @@
+"""Reconcile: make what runs match what the rows want, after a restart, a crash or a stuck step."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from . import agent_client, db, repository
+from .auth import SYSTEM
+from .errors import ParadyzeError, RuntimeUnavailable
+from .runtimes import get_runtime
+from .runtimes.base import Owned
+from .settings import get_settings
+
+log = logging.getLogger(__name__)
+Row = dict[str, Any]
+_NO_OWNER = str(uuid.UUID(int=0))
+
+
+@dataclass
+class Report:
+    adopted: list[str] = field(default_factory=list)
+    restarted: list[str] = field(default_factory=list)
+    removed_orphans: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+    errored: list[str] = field(default_factory=list)
+    skipped_runtimes: list[str] = field(default_factory=list)
+
+
+def reconcile_all(actor: str = "reconcile") -> Report:
+    """Adopt live agents, restart those that should run, remove orphans; every action an event."""
+    from . import lifecycle
+
+    report = Report()
+    with db.transaction(SYSTEM) as conn:
+        rows = {str(r["id"]): r for r in repository.list_agents(conn, limit=1_000_000)}
+    kinds = {r["runtime"] for r in rows.values()} | {get_settings().runtime}
+    owned: dict[str, list[Owned]] = {}
+    for kind in sorted(kinds):
+        try:
+            instances = get_runtime(kind).list_owned()
+        except (RuntimeUnavailable, ImportError) as exc:
+            report.skipped_runtimes.append(f"{kind}: {exc}")
+            continue
+        for inst in instances:
+            row = rows.get(inst.agent_id)
+            if row is None or row["runtime"] != kind:
+                # Started, but its row never committed (or is gone): nothing will ever use it.
+                get_runtime(kind).stop(inst.handle, grace=get_settings().agent_stop_grace)
+                _record(inst.agent_id, _NO_OWNER, actor, "orphan removed: no agent row", {"handle": inst.handle})
+                report.removed_orphans.append(inst.agent_id)
+            else:
+                owned.setdefault(inst.agent_id, []).append(inst)
+    for agent_id in rows:
+        if kinds_skipped(report, rows[agent_id]["runtime"]):
+            continue
+        try:
+            with db.agent_lock(agent_id):
+                _reconcile_row(agent_id, owned.get(agent_id, []), actor, report, lifecycle)
+        except ParadyzeError as exc:
+            log.warning("reconcile of agent %s failed: %s", agent_id, exc.message)
+            report.errored.append(agent_id)
+    return report
+
+
+def kinds_skipped(report: Report, kind: str) -> bool:
+    return any(s.startswith(f"{kind}:") for s in report.skipped_runtimes)
+
+
+def reconcile_one(agent_id: str, actor: str = "reconcile") -> None:
+    from . import lifecycle
+
+    with db.transaction(SYSTEM) as conn:
+        row = repository.get_agent(conn, agent_id)
+    if row is None:
+        return
+    instances = [i for i in get_runtime(row["runtime"]).list_owned() if i.agent_id == agent_id]
+    with db.agent_lock(agent_id):
+        _reconcile_row(agent_id, instances, actor, Report(), lifecycle)
+
+
+def _reconcile_row(agent_id: str, instances: list[Owned], actor: str, report: Report, lifecycle: Any) -> None:
+    with db.transaction(SYSTEM) as conn:
+        row = repository.get_agent(conn, agent_id)
+    if row is None:
+        return
+    runtime = get_runtime(row["runtime"])
+    extras = [i for i in instances if i.handle != row["runtime_handle"]]
+
+    if row["desired_state"] == "deleted":
+        for inst in extras:
+            runtime.stop(inst.handle, grace=1.0)
+        lifecycle._finish_delete(row, actor=actor)
+        report.finished.append(agent_id)
+        return
+
+    if row["desired_state"] == "hibernated":
+        for inst in extras:
+            runtime.stop(inst.handle, grace=1.0)
+        if row["status"] != "hibernated":
+            lifecycle._stop(row)
+            if row["status"] == "running":
+                lifecycle._set_status(agent_id, "hibernating", actor=actor, reason="finishing hibernate")
+            lifecycle._set_status(agent_id, "hibernated", actor=actor, reason="hibernate finished by reconcile",
+                                  fields={"runtime_handle": None, "url": None, "running_version": None,
+                                          "transition_started_at": None})
+            report.finished.append(agent_id)
+        return
+
+    # desired running
+    alive = bool(row["runtime_handle"]) and runtime.status(row["runtime_handle"]).alive
+    if not alive and extras:
+        # Started before a crash that came ahead of recording its handle: adopt the newest.
+        adopt, extras = extras[-1], extras[:-1]
+        with db.transaction(SYSTEM) as conn:
+            repository.update_agent(conn, agent_id, runtime_handle=adopt.handle, url=adopt.url)
+        _record(agent_id, str(row["user_id"]), actor, "adopted a running instance", {"url": adopt.url})
+        row = {**row, "runtime_handle": adopt.handle, "url": adopt.url}
+        alive = True
+        report.adopted.append(agent_id)
+    for inst in extras:
+        runtime.stop(inst.handle, grace=1.0)
+        _record(agent_id, str(row["user_id"]), actor, "duplicate instance removed", {"url": inst.url})
+
+    if row["status"] == "error":
+        return  # needs a person (or a wake) to try again
+    if alive:
+        if row["status"] != "running" and row["url"] and agent_client.is_healthy(row["url"]):
+            lifecycle._set_status(agent_id, "running", actor=actor, reason="found healthy by reconcile",
+                                  fields={"transition_started_at": None, "running_version": row["current_version"],
+                                          "started_at": row["started_at"] or datetime.now(timezone.utc)})
+            report.adopted.append(agent_id)
+        return
+    _restart_dead(row, actor, report, lifecycle)
+
+
+def _restart_dead(row: Row, actor: str, report: Report, lifecycle: Any) -> None:
+    settings = get_settings()
+    agent_id = str(row["id"])
+    now = datetime.now(timezone.utc)
+    crashed = row["status"] == "running"
+    if crashed:
+        window = [t for t in row["crash_times"] if t > now - timedelta(seconds=settings.restart_window)]
+        if window and (now - window[-1]).total_seconds() < _backoff(len(window)):
+            return  # restart later; the next sweep comes back to it
+        window.append(now)
+        fields = {"crash_times": window, "restart_count": row["restart_count"] + 1,
+                  "runtime_handle": None, "url": None}
+        if len(window) > settings.max_restarts:
+            lifecycle._set_status(agent_id, "error", actor=actor, fields=fields,
+                                  reason=f"crashed {len(window)} times within {int(settings.restart_window)} s;"
+                                         " not restarting (wake it to try again)")
+            report.errored.append(agent_id)
+            return
+        lifecycle._set_status(agent_id, "waking", actor=actor, fields=fields,
+                              reason=f"restarting after a crash ({len(window)} in the window)")
+    elif row["status"] == "hibernated":
+        lifecycle._set_status(agent_id, "waking", actor=actor, reason="platform restarted; should be running")
+    try:
+        lifecycle._start(agent_id, actor=actor, reason="restarted by reconcile")
+        report.restarted.append(agent_id)
+    except ParadyzeError as exc:
+        log.warning("restart of agent %s failed: %s", agent_id, exc.message)
+        report.errored.append(agent_id)
+
+
+def _backoff(crashes: int) -> float:
+    return float(min(2 ** (crashes - 1), 60))
+
+
+def _record(agent_id: str, user_id: str, actor: str, reason: str, details: dict[str, Any]) -> None:
+    with db.transaction(SYSTEM) as conn:
+        repository.insert_event(conn, agent_id=agent_id, user_id=user_id, from_status=None, to_status=None,
+                                actor=actor, reason=reason, details=details)

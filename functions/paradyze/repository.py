@@ -1,0 +1,246 @@
+"""All SQL, parameterised. Functions take a connection and never commit: services own transactions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+Row = dict[str, Any]
+
+_AGENT_SELECT = """
+    select a.*, c.current_version
+      from public.agents a join public.characters c on c.id = a.character_id
+"""
+
+# Columns a service may change on an agent; names never come from a request.
+_AGENT_COLUMNS = frozenset({
+    "runtime_handle", "url", "eliza_agent_id", "status", "desired_state", "status_reason",
+    "running_version", "transition_started_at", "last_activity_at", "restart_count", "crash_times",
+    "idle_timeout_minutes", "auto_hibernate", "started_at",
+})
+
+
+def insert_character_with_id(conn: psycopg.Connection, character_id: str, user_id: str, name: str) -> None:
+    conn.execute(
+        "insert into public.characters (id, user_id, name) values (%s, %s, %s)", (character_id, user_id, name)
+    )
+
+
+def next_version(conn: psycopg.Connection, character_id: str) -> int:
+    """Locks the character and returns the version number a new version gets."""
+    row = conn.execute(
+        "select current_version from public.characters where id = %s for update", (character_id,)
+    ).fetchone()
+    assert row is not None
+    return int(row["current_version"]) + 1
+
+
+def insert_version(conn: psycopg.Connection, *, character_id: str, version: int, user_id: str,
+                   config: dict[str, Any], sha256: str, storage_uri: str) -> None:
+    conn.execute(
+        "insert into public.character_versions (character_id, version, user_id, config, sha256, storage_uri)"
+        " values (%s, %s, %s, %s, %s, %s)",
+        (character_id, version, user_id, Jsonb(config), sha256, storage_uri),
+    )
+    conn.execute(
+        "update public.characters set current_version = %s, name = %s, updated_at = now() where id = %s",
+        (version, config["name"], character_id),
+    )
+
+
+def get_version(conn: psycopg.Connection, character_id: str, version: int) -> Row | None:
+    return conn.execute(
+        "select * from public.character_versions where character_id = %s and version = %s",
+        (character_id, version),
+    ).fetchone()
+
+
+def list_versions(conn: psycopg.Connection, character_id: str) -> list[Row]:
+    return conn.execute(
+        "select * from public.character_versions where character_id = %s order by version", (character_id,)
+    ).fetchall()
+
+
+def all_versions(conn: psycopg.Connection) -> list[Row]:
+    return conn.execute(
+        "select v.*, c.name from public.character_versions v join public.characters c on c.id = v.character_id"
+        " order by v.character_id, v.version"
+    ).fetchall()
+
+
+def all_characters(conn: psycopg.Connection) -> list[Row]:
+    return conn.execute("select * from public.characters order by created_at").fetchall()
+
+
+def put_secrets(conn: psycopg.Connection, character_id: str, user_id: str, names: list[str],
+                ciphertext: str) -> None:
+    conn.execute(
+        "insert into public.character_secrets (character_id, user_id, names, ciphertext) values (%s, %s, %s, %s)"
+        " on conflict (character_id) do update"
+        " set names = excluded.names, ciphertext = excluded.ciphertext, updated_at = now()",
+        (character_id, user_id, names, ciphertext),
+    )
+
+
+def get_secrets(conn: psycopg.Connection, character_id: str) -> Row | None:
+    return conn.execute(
+        "select * from public.character_secrets where character_id = %s", (character_id,)
+    ).fetchone()
+
+
+def all_secrets(conn: psycopg.Connection) -> list[Row]:
+    return conn.execute("select * from public.character_secrets").fetchall()
+
+
+def insert_agent(conn: psycopg.Connection, *, user_id: str, character_id: str, name: str, runtime: str,
+                 idle_timeout_minutes: int, auto_hibernate: bool, idempotency_key: str | None,
+                 request_sha256: str | None, agent_id: str | None = None, status: str = "provisioning",
+                 desired_state: str = "running") -> Row:
+    row = conn.execute(
+        "insert into public.agents (id, user_id, character_id, name, runtime, status, desired_state,"
+        " transition_started_at, idle_timeout_minutes, auto_hibernate, idempotency_key, request_sha256)"
+        " values (coalesce(%s, gen_random_uuid()), %s, %s, %s, %s, %s, %s, now(), %s, %s, %s, %s) returning id",
+        (agent_id, user_id, character_id, name, runtime, status, desired_state, idle_timeout_minutes,
+         auto_hibernate, idempotency_key, request_sha256),
+    ).fetchone()
+    assert row is not None
+    agent = get_agent(conn, str(row["id"]))
+    assert agent is not None
+    return agent
+
+
+def get_agent(conn: psycopg.Connection, agent_id: str, *, for_update: bool = False) -> Row | None:
+    query = _AGENT_SELECT + " where a.id = %s" + (" for update of a" if for_update else "")
+    return conn.execute(query, (agent_id,)).fetchone()
+
+
+def find_by_idempotency_key(conn: psycopg.Connection, user_id: str, key: str) -> Row | None:
+    return conn.execute(
+        _AGENT_SELECT + " where a.user_id = %s and a.idempotency_key = %s", (user_id, key)
+    ).fetchone()
+
+
+def list_agents(conn: psycopg.Connection, *, status: str | None = None, q: str | None = None,
+                limit: int = 500) -> list[Row]:
+    return conn.execute(
+        _AGENT_SELECT
+        + " where (%(status)s::text is null or a.status = %(status)s)"
+        " and (%(q)s::text is null or a.name ilike '%%' || %(q)s || '%%' or a.id::text = %(q)s)"
+        " order by a.created_at limit %(limit)s",
+        {"status": status, "q": q, "limit": limit},
+    ).fetchall()
+
+
+def update_agent(conn: psycopg.Connection, agent_id: str, **fields: Any) -> Row:
+    unknown = set(fields) - _AGENT_COLUMNS
+    if unknown:
+        raise ValueError(f"not agent columns: {sorted(unknown)}")
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in fields
+    )
+    conn.execute(
+        sql.SQL("update public.agents set {}, updated_at = now() where id = {}").format(
+            assignments, sql.Placeholder("agent_id")
+        ),
+        {**fields, "agent_id": agent_id},
+    )
+    row = get_agent(conn, agent_id)
+    assert row is not None
+    return row
+
+
+def touch_activity(conn: psycopg.Connection, agent_id: str, *, messages: int = 0) -> None:
+    conn.execute(
+        "update public.agents set last_activity_at = now(), message_count = message_count + %s where id = %s",
+        (messages, agent_id),
+    )
+
+
+def delete_character(conn: psycopg.Connection, character_id: str) -> None:
+    """Deletes the character with its versions, secrets, agents and schedules (cascade)."""
+    conn.execute("delete from public.characters where id = %s", (character_id,))
+
+
+def insert_event(conn: psycopg.Connection, *, agent_id: str, user_id: str, from_status: str | None,
+                 to_status: str | None, actor: str, reason: str, duration_ms: int | None = None,
+                 details: dict[str, Any] | None = None) -> None:
+    conn.execute(
+        "insert into public.agent_events (agent_id, user_id, from_status, to_status, actor, reason,"
+        " duration_ms, details) values (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (agent_id, user_id, from_status, to_status, actor, reason, duration_ms, Jsonb(details or {})),
+    )
+
+
+def list_events(conn: psycopg.Connection, agent_id: str | None, limit: int) -> list[Row]:
+    return conn.execute(
+        "select * from public.agent_events where (%(agent_id)s::uuid is null or agent_id = %(agent_id)s)"
+        " order by at desc, id desc limit %(limit)s",
+        {"agent_id": agent_id, "limit": limit},
+    ).fetchall()
+
+
+def idle_agents(conn: psycopg.Connection, now: datetime, limit: int) -> list[Row]:
+    """Running agents idle past their own policy; served by agents_idle_sweep_idx."""
+    return conn.execute(
+        "select id, user_id, last_activity_at, idle_timeout_minutes from public.agents"
+        " where status = 'running' and auto_hibernate and desired_state = 'running'"
+        " and last_activity_at < %(now)s - make_interval(mins => idle_timeout_minutes)"
+        " order by last_activity_at limit %(limit)s",
+        {"now": now, "limit": limit},
+    ).fetchall()
+
+
+def stuck_agents(conn: psycopg.Connection, older_than: datetime) -> list[Row]:
+    return conn.execute(
+        _AGENT_SELECT + " where a.status in ('provisioning', 'hibernating', 'waking', 'deleting')"
+        " and a.transition_started_at < %s",
+        (older_than,),
+    ).fetchall()
+
+
+def list_schedules(conn: psycopg.Connection, agent_ids: list[str]) -> list[Row]:
+    return conn.execute(
+        "select * from public.agent_schedules where agent_id = any(%s::uuid[]) order by agent_id, action",
+        (agent_ids,),
+    ).fetchall()
+
+
+def all_schedules(conn: psycopg.Connection) -> list[Row]:
+    return conn.execute("select * from public.agent_schedules order by agent_id, action").fetchall()
+
+
+def replace_schedules(conn: psycopg.Connection, agent_id: str, user_id: str,
+                      schedules: list[dict[str, Any]]) -> None:
+    conn.execute("delete from public.agent_schedules where agent_id = %s", (agent_id,))
+    for s in schedules:
+        conn.execute(
+            "insert into public.agent_schedules (agent_id, user_id, action, cron, timezone, enabled)"
+            " values (%s, %s, %s, %s, %s, %s)",
+            (agent_id, user_id, s["action"], s["cron"], s["timezone"], s["enabled"]),
+        )
+
+
+def insert_backup(conn: psycopg.Connection, *, location: str, sha256: str, size_bytes: int, characters: int,
+                  versions: int, agents: int, manifest: dict[str, Any], created_by: str) -> Row:
+    row = conn.execute(
+        "insert into public.backups (location, sha256, size_bytes, characters, versions, agents, manifest,"
+        " created_by) values (%s, %s, %s, %s, %s, %s, %s, %s) returning *",
+        (location, sha256, size_bytes, characters, versions, agents, Jsonb(manifest), created_by),
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def list_backups(conn: psycopg.Connection) -> list[Row]:
+    return conn.execute(
+        "select id, location, sha256, size_bytes, characters, versions, agents, created_by, created_at"
+        " from public.backups order by created_at desc"
+    ).fetchall()
+
+
+def get_backup(conn: psycopg.Connection, backup_id: str) -> Row | None:
+    return conn.execute("select * from public.backups where id = %s", (backup_id,)).fetchone()

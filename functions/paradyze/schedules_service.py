@@ -1,0 +1,58 @@
+"""Policy edits (idle timeout, opt-out, schedules) and keeping the scheduler's jobs in step."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from . import db, lifecycle, repository
+from .agents import AgentPublic, PolicyUpdate
+from .auth import SYSTEM, Caller
+from .errors import ParadyzeError
+from .scheduler_sync import get_job_sink, sync_agent as _sync_agent, sync_all
+from .settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+def update_policy(caller: Caller, cmd: PolicyUpdate) -> AgentPublic:
+    """Change what was given; schedules, when given, replace the agent's schedules. Raises NotFound."""
+    with db.transaction(caller) as conn:
+        row = lifecycle._visible(conn, cmd.agent_id)
+        fields: dict[str, Any] = {}
+        if cmd.idle_timeout_minutes is not None:
+            fields["idle_timeout_minutes"] = cmd.idle_timeout_minutes
+        if cmd.auto_hibernate is not None:
+            fields["auto_hibernate"] = cmd.auto_hibernate
+        if fields:
+            repository.update_agent(conn, cmd.agent_id, **fields)
+        if cmd.schedules is not None:
+            repository.replace_schedules(conn, cmd.agent_id, str(row["user_id"]),
+                                         [s.model_dump() for s in cmd.schedules])
+        repository.insert_event(conn, agent_id=cmd.agent_id, user_id=str(row["user_id"]), from_status=row["status"],
+                                to_status=row["status"], actor=caller.actor, reason="policy updated",
+                                details={**fields, "schedules": [s.model_dump() for s in cmd.schedules or []]})
+    if cmd.schedules is not None:
+        sync_agent(cmd.agent_id)
+    return lifecycle.get(caller, cmd.agent_id)
+
+
+def sync_agent(agent_id: str, *, removed: bool = False) -> None:
+    """Make the scheduler's jobs for one agent equal to its stored schedules."""
+    with db.transaction(SYSTEM) as conn:
+        rows = [] if removed else repository.list_schedules(conn, [agent_id])
+    _sync_agent(get_job_sink(get_settings()), get_settings().instance, agent_id, rows)
+
+
+def sync_everything() -> None:
+    """Every job of this instance, platform jobs included; run at start-up to repair drift."""
+    with db.transaction(SYSTEM) as conn:
+        by_agent: dict[str, list[dict[str, Any]]] = {}
+        for s in repository.all_schedules(conn):
+            by_agent.setdefault(str(s["agent_id"]), []).append(s)
+        for a in repository.list_agents(conn, limit=1_000_000):
+            by_agent.setdefault(str(a["id"]), [])
+    try:
+        sync_all(get_job_sink(get_settings()), get_settings(), by_agent)
+    except ParadyzeError as exc:
+        log.warning("scheduler sync failed: %s", exc.message)

@@ -1,0 +1,65 @@
+"""Scheduled sweeps: hibernate idle agents, and finish operations stuck in a transitional state."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from . import db, lifecycle, reconcile, repository
+from .auth import Caller
+from .errors import ParadyzeError
+
+log = logging.getLogger(__name__)
+
+STUCK_AFTER = timedelta(minutes=5)
+
+
+def hibernate_idle(caller: Caller, *, batch: int = 200, budget_s: float = 50.0, workers: int = 8) -> dict[str, Any]:
+    """Hibernate running agents idle past their policy: one indexed query per batch, bounded in time.
+
+    Safe to run twice at once: each hibernate holds the agent's lock and is idempotent.
+    """
+    began = time.monotonic()
+    hibernated: list[str] = []
+    failed: list[str] = []
+    checked = 0
+    seen: set[str] = set()
+    while time.monotonic() - began < budget_s:
+        with db.transaction(caller) as conn:
+            rows = [r for r in repository.idle_agents(conn, datetime.now(timezone.utc), batch)
+                    if str(r["id"]) not in seen]
+        if not rows:
+            break
+        checked += len(rows)
+        seen.update(str(r["id"]) for r in rows)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(_hibernate_one, caller, str(r["id"])): str(r["id"]) for r in rows}
+            for future in concurrent.futures.as_completed(futures):
+                (hibernated if future.result() else failed).append(futures[future])
+    return {"hibernated": sorted(hibernated), "failed": sorted(failed), "checked": checked,
+            "elapsed_ms": int((time.monotonic() - began) * 1000),
+            "complete": time.monotonic() - began < budget_s}
+
+
+def _hibernate_one(caller: Caller, agent_id: str) -> bool:
+    try:
+        lifecycle.hibernate(caller, agent_id, reason="idle past its policy")
+        return True
+    except ParadyzeError as exc:
+        log.warning("idle hibernate of %s failed: %s", agent_id, exc.message)
+        return False
+
+
+def finish_stuck(caller: Caller, *, older_than: timedelta = STUCK_AFTER) -> list[str]:
+    """Roll forward or back every agent whose transition began longer ago than older_than."""
+    with db.transaction(caller) as conn:
+        rows = repository.stuck_agents(conn, datetime.now(timezone.utc) - older_than)
+    for row in rows:
+        try:
+            reconcile.reconcile_one(str(row["id"]), actor="sweep")
+        except ParadyzeError as exc:
+            log.warning("sweep of %s failed: %s", row["id"], exc.message)
+    return [str(r["id"]) for r in rows]

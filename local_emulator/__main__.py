@@ -1,0 +1,130 @@
+"""`python -m local_emulator`: database, every function, the scheduler and the console, on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "functions"))
+
+from paradyze import db, lifecycle, reconcile, repository  # noqa: E402
+from paradyze.auth import ADMIN_ROLE, SYSTEM, mint_token  # noqa: E402
+from paradyze.logs import configure_logging  # noqa: E402
+from paradyze.settings import get_settings  # noqa: E402
+
+from local_emulator.app import FUNCTIONS, build_app  # noqa: E402
+from local_emulator.scheduler import LocalScheduler  # noqa: E402
+
+log = logging.getLogger("local_emulator")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local_emulator", description=__doc__)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--console-port", type=int, default=int(os.environ.get("PARADYZE_CONSOLE_PORT", "8501")))
+    parser.add_argument("--no-console", action="store_true", help="do not start the Streamlit console")
+    parser.add_argument("--no-scheduler", action="store_true", help="do not fire scheduled jobs")
+    args = parser.parse_args(argv)
+    configure_logging()
+
+    settings = get_settings()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    base_url = f"http://{args.host}:{args.port}"
+    # The scheduler's HTTP targets and the OpenAPI servers entry follow the port we really use.
+    os.environ.setdefault("PARADYZE_PUBLIC_URL", base_url)
+    get_settings.cache_clear()
+    settings = get_settings()
+
+    db.pool()  # starts the embedded Postgres when DATABASE_URL is unset, and migrates
+    token = mint_token(settings, role=ADMIN_ROLE, ttl=30 * 24 * 3600, actor="admin")
+    token_file = settings.state_dir / "admin-token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+
+    from werkzeug.serving import make_server
+
+    server = make_server(args.host, args.port, build_app(), threaded=True)
+    serving = threading.Thread(target=server.serve_forever, name="functions", daemon=True)
+    serving.start()
+
+    done = reconcile.reconcile_all(actor="emulator start")
+    log.info("reconciled: adopted %s, restarted %s, orphans removed %s", len(done.adopted), len(done.restarted),
+             len(done.removed_orphans))
+
+    from paradyze.schedules_service import sync_everything
+
+    scheduler = None
+    if not args.no_scheduler:
+        scheduler = LocalScheduler(settings, base_url, token, jobs_file=settings.state_dir / "scheduler-jobs.json")
+        sync_everything()
+        scheduler.start()
+
+    console = None
+    if not args.no_console:
+        console = _start_console(args.console_port, base_url, token)
+
+    print(f"\nParadyze local emulator on {base_url}  (state in {settings.state_dir})", flush=True)
+    for name in FUNCTIONS:
+        print(f"  {base_url}/{name}")
+    print(f"  {base_url}/openapi.json")
+    if console:
+        print(f"Console: http://127.0.0.1:{args.console_port}")
+    print(f"Admin token (also in {token_file}):\n{token}\nready", flush=True)
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+    log.info("stopping: functions, scheduler, console, agents")
+    server.shutdown()
+    if scheduler:
+        scheduler.stop()
+    if console:
+        console.terminate()
+        try:
+            console.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            console.kill()
+    _stop_agents()
+    db.close()
+    return 0
+
+
+def _stop_agents() -> None:
+    """Stop every agent this emulator runs; rows keep wanting them running, so the next start wakes them."""
+    with db.transaction(SYSTEM) as conn:
+        rows = [r for r in repository.list_agents(conn, limit=1_000_000) if r["runtime_handle"]]
+    for row in rows:
+        agent_id = str(row["id"])
+        with db.agent_lock(agent_id):
+            lifecycle._stop(row)
+            if row["status"] == "running":
+                lifecycle._set_status(agent_id, "hibernating", actor="emulator stop", reason="platform stopping")
+            lifecycle._set_status(agent_id, "hibernated", actor="emulator stop", reason="platform stopped",
+                                  fields={"runtime_handle": None, "url": None, "running_version": None,
+                                          "transition_started_at": None})
+
+
+def _start_console(port: int, base_url: str, token: str) -> subprocess.Popen[bytes] | None:
+    app = REPO_ROOT / "console" / "app.py"
+    if not app.exists():
+        return None
+    env = {**os.environ, "PARADYZE_API_URL": base_url, "PARADYZE_ADMIN_TOKEN": token}
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        env=env, cwd=str(REPO_ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
