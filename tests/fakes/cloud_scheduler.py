@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 _HTTP_METHODS = {0: "HTTP_METHOD_UNSPECIFIED", 1: "POST", 2: "GET", 3: "HEAD", 4: "PUT", 5: "DELETE",
                  6: "PATCH", 7: "OPTIONS"}
@@ -24,6 +24,11 @@ _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,500}$")
 _OUTPUT_ONLY = ("state", "status", "userUpdateTime", "scheduleTime", "lastAttemptTime")
 _STATUS_NAMES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS",
                  403: "PERMISSION_DENIED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: object, **kwargs: object) -> None:
+        pass  # calls are recorded in FakeCloudScheduler.calls instead
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,8 @@ class FakeCloudScheduler:
         self._fail: list[int] = []
         self._lock = threading.Lock()
         self._app = self._build_app()
-        self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_QuietHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def endpoint(self) -> str:
@@ -108,6 +113,10 @@ class FakeCloudScheduler:
         """Answer the next `times` requests with `status` (e.g. 503) without touching jobs."""
         with self._lock:
             self._fail.extend([status] * times)
+
+    def clear_failures(self) -> None:
+        with self._lock:
+            self._fail.clear()
 
     def mutations(self) -> list[Call]:
         return [c for c in self.calls if c.method in ("POST", "PATCH", "DELETE")]
