@@ -16,7 +16,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections import deque
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -40,7 +40,8 @@ _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    # timezone.utc, not datetime.UTC: the image's python3 may predate 3.11.
+    return datetime.now(timezone.utc)  # noqa: UP017
 
 
 def _iso(moment: datetime) -> str:

@@ -108,13 +108,27 @@ def send_message(
     """
     base = url.rstrip("/")
     deadline = time.monotonic() + timeout
-    if base not in _classic_only:
+    classic_first = base in _classic_only
+    if not classic_first:
         try:
             return _send_in_session(base, agent_ref, text, user_id, deadline)
         except _NoSessionsApi:
             with _lock:
                 _classic_only.add(base)
-    return _send_classic(base, agent_ref, text, user_id, deadline)
+    try:
+        return _send_classic(base, agent_ref, text, user_id, deadline)
+    except _Gone as exc:
+        if classic_first:
+            # Ports are reused: another kind of server may listen there now.
+            with _lock:
+                _classic_only.discard(base)
+            try:
+                return _send_in_session(base, agent_ref, text, user_id, deadline)
+            except _NoSessionsApi:
+                pass
+        raise AgentUnreachable(
+            f"the server at {base} does not run agent {agent_ref!r}"
+        ) from exc
 
 
 def _send_in_session(
@@ -217,17 +231,12 @@ def _poll_replies(
 def _send_classic(
     base: str, agent_ref: str, text: str, user_id: str, deadline: float
 ) -> list[dict[str, Any]]:
-    try:
-        body = _request(
-            "POST",
-            f"{base}/{quote(agent_ref, safe='')}/message",
-            json={"text": text, "userId": user_id, "roomId": f"paradyze-{user_id}"},
-            timeout=_left(deadline),
-        )
-    except _Gone as exc:
-        raise AgentUnreachable(
-            f"the server at {base} does not run agent {agent_ref!r}"
-        ) from exc
+    body = _request(
+        "POST",
+        f"{base}/{quote(agent_ref, safe='')}/message",
+        json={"text": text, "userId": user_id, "roomId": f"paradyze-{user_id}"},
+        timeout=_left(deadline),
+    )
     if not isinstance(body, list):
         raise AgentUnreachable(f"the agent at {base} answered an unexpected body")
     return _replies(body)
