@@ -25,9 +25,7 @@ MAX_BODY = 1 << 20
 MAX_CONTENT = 4000  # the Sessions API's documented limit
 DEFAULT_MODEL = "openai/gpt-4o-mini"
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
-LLM_TIMEOUT = (
-    45.0  # below the platform client's 60 s, so a slow model still falls back in time
-)
+LLM_TIMEOUT = 45.0  # below the platform client's 60 s, so a slow model still falls back in time
 HISTORY_TURNS = 10
 _STOPWORDS = (
     "a an the and or but if of to in on at for with about is are was were be been am i "
@@ -60,6 +58,10 @@ def _lines(value: Any) -> list[str]:
     return []
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _is_uuid(value: Any) -> bool:
     try:
         uuid.UUID(str(value))
@@ -77,20 +79,12 @@ class Persona:
         raw_id = character.get("id")
         # ElizaOS keys an agent by the character's id; a character without one still needs a stable id.
         self.id = (
-            str(raw_id)
-            if _is_uuid(raw_id)
-            else str(uuid.uuid5(uuid.NAMESPACE_URL, f"elizaos:character:{self.name}"))
+            str(raw_id) if _is_uuid(raw_id) else str(uuid.uuid5(uuid.NAMESPACE_URL, f"elizaos:character:{self.name}"))
         )
-        style = (
-            character.get("style") if isinstance(character.get("style"), dict) else {}
-        )
+        style = _mapping(character.get("style"))
         self.style = _lines(style.get("all")) + _lines(style.get("chat"))
         self.pairs = self._example_pairs(character.get("messageExamples"))
-        templates = (
-            character.get("templates")
-            if isinstance(character.get("templates"), dict)
-            else {}
-        )
+        templates = _mapping(character.get("templates"))
         self.lines = (
             _lines(character.get("postExamples"))
             + [v for v in templates.values() if isinstance(v, str)]
@@ -125,16 +119,12 @@ class Persona:
                 content = entry.get("content")
                 text = content.get("text") if isinstance(content, dict) else content
                 if isinstance(text, str) and text.strip():
-                    turns.append(
-                        (str(entry.get("user") or entry.get("name") or ""), text)
-                    )
+                    turns.append((str(entry.get("user") or entry.get("name") or ""), text))
             marked = any(self._is_agent(speaker) for speaker, _ in turns)
             for i in range(1, len(turns)):
                 # Unrecognised speaker names: conversations alternate, the user speaking first.
                 agent_turn = self._is_agent(turns[i][0]) if marked else i % 2 == 1
-                if agent_turn and not (
-                    self._is_agent(turns[i - 1][0]) if marked else i % 2 == 0
-                ):
+                if agent_turn and not (self._is_agent(turns[i - 1][0]) if marked else i % 2 == 0):
                     pairs.append((turns[i - 1][1], turns[i][1]))
         return pairs
 
@@ -165,20 +155,14 @@ class Persona:
         scored = [(len(asked & _words(line)), i) for i, line in enumerate(self.lines)]
         top = max(score for score, _ in scored)
         candidates = [i for score, i in scored if score == top]
-        answer = self.fill(
-            self.lines[candidates[pick % len(candidates)]], user_name
-        ).strip()
+        answer = self.fill(self.lines[candidates[pick % len(candidates)]], user_name).strip()
         if self.brief:
             answer = re.split(r"(?<=[.!?])\s+", answer)[0]
         return answer.lower() if self.lowercase else answer
 
     def system_prompt(self) -> str:
         c = self.character
-        parts = [
-            _lines(c.get("system"))[0]
-            if _lines(c.get("system"))
-            else f"You are {self.name}."
-        ]
+        parts = [_lines(c.get("system"))[0] if _lines(c.get("system")) else f"You are {self.name}."]
         sections = [
             ("About you", _lines(c.get("bio"))),
             ("Your background", _lines(c.get("lore"))),
@@ -189,28 +173,20 @@ class Persona:
         ]
         for title, lines in sections:
             if lines:
-                parts.append(
-                    f"{title}:\n"
-                    + "\n".join(f"- {self.fill(line, 'the user')}" for line in lines)
-                )
+                parts.append(f"{title}:\n" + "\n".join(f"- {self.fill(line, 'the user')}" for line in lines))
         if self.pairs:
             shown = [
-                f"User: {self.fill(q, 'the user')}\n{self.name}: {self.fill(a, 'the user')}"
-                for q, a in self.pairs[:5]
+                f"User: {self.fill(q, 'the user')}\n{self.name}: {self.fill(a, 'the user')}" for q, a in self.pairs[:5]
             ]
             parts.append("Example exchanges:\n" + "\n\n".join(shown))
-        parts.append(
-            f"Stay in character as {self.name}. Reply with the message text only."
-        )
+        parts.append(f"Stay in character as {self.name}. Reply with the message text only.")
         return "\n\n".join(parts)
 
     def public(self) -> dict[str, Any]:
         """The character as ElizaOS shows it, never with secrets."""
         shown = {k: v for k, v in self.character.items() if k != "secrets"}
         if isinstance(shown.get("settings"), dict):
-            shown["settings"] = {
-                k: v for k, v in shown["settings"].items() if k != "secrets"
-            }
+            shown["settings"] = {k: v for k, v in shown["settings"].items() if k != "secrets"}
         return {**shown, "id": self.id, "status": "active", "enabled": True}
 
 
@@ -237,13 +213,9 @@ class Agent:
         with self._lock:
             self.message_count += 1
             self.last_activity = _now()
-            history = self._history.setdefault(
-                conversation, deque(maxlen=2 * HISTORY_TURNS)
-            )
+            history = self._history.setdefault(conversation, deque(maxlen=2 * HISTORY_TURNS))
             earlier = list(history)
-        answer = (
-            self._ask_llm(text, earlier) if self._key else None
-        ) or self.persona.offline_reply(text, user_name)
+        answer = (self._ask_llm(text, earlier) if self._key else None) or self.persona.offline_reply(text, user_name)
         with self._lock:
             history.extend(
                 [
@@ -276,9 +248,7 @@ class Agent:
                 raise ValueError("empty completion")
             return answer.strip()
         except Exception as exc:  # noqa: BLE001 - any failure means the offline answer
-            status = (
-                f" HTTP {exc.code}" if isinstance(exc, urllib.error.HTTPError) else ""
-            )
+            status = f" HTTP {exc.code}" if isinstance(exc, urllib.error.HTTPError) else ""
             # Only the exception's type and status: its text could echo the request back.
             log(f"openrouter failed ({type(exc).__name__}{status}); answering offline")
             return None
@@ -289,9 +259,7 @@ def log(line: str) -> None:
 
 
 class HttpError(Exception):
-    def __init__(
-        self, status: int, code: str, message: str, details: Any = None
-    ) -> None:
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.details = (
             status,
@@ -405,12 +373,8 @@ class Handler(BaseHTTPRequestHandler):
             raise HttpError(400, "BAD_REQUEST", "'text' must be a non-empty string")
         user = str(body.get("userId") or "user")
         conversation = f"room:{body.get('roomId') or user}"
-        answer = self.agent.reply(
-            text, conversation, str(body.get("userName") or "there")
-        )
-        return self._send(
-            200, [{"text": answer, "user": self.agent.persona.name, "action": "NONE"}]
-        )
+        answer = self.agent.reply(text, conversation, str(body.get("userName") or "there"))
+        return self._send(200, [{"text": answer, "user": self.agent.persona.name, "action": "NONE"}])
 
     def _sessions(self, method: str, rest: list[str]) -> int:
         if method == "POST" and not rest:
@@ -419,9 +383,7 @@ class Handler(BaseHTTPRequestHandler):
             raise HttpError(404, "NOT_FOUND", "no such sessions route")
         session = self.agent.sessions.get(rest[0])
         if session is None:
-            raise HttpError(
-                404, "SESSION_NOT_FOUND", "Session not found", {"sessionId": rest[0]}
-            )
+            raise HttpError(404, "SESSION_NOT_FOUND", "Session not found", {"sessionId": rest[0]})
         if len(rest) == 1 and method == "GET":
             return self._send(200, self._session_info(session))
         if len(rest) == 1 and method == "DELETE":
@@ -479,18 +441,16 @@ class Handler(BaseHTTPRequestHandler):
         body = self._json_body()
         content = body.get("content")
         if not isinstance(content, str) or not content.strip():
-            raise HttpError(
-                400, "INVALID_CONTENT", "Content must be a non-empty string"
-            )
+            raise HttpError(400, "INVALID_CONTENT", "Content must be a non-empty string")
         if len(content) > MAX_CONTENT:
             raise HttpError(
                 400,
                 "INVALID_CONTENT",
                 f"Content exceeds maximum length of {MAX_CONTENT} characters",
             )
-        transport = body.get("transport") or {"sync": "http", "stream": "sse"}.get(
-            body.get("mode"), body.get("mode")
-        )
+        # "mode" is the older name ElizaOS still accepts: sync, stream, websocket.
+        mode = str(body.get("mode") or "")
+        transport = body.get("transport") or {"sync": "http", "stream": "sse"}.get(mode, mode or None)
         if transport not in (None, "http", "websocket", "sse"):
             raise HttpError(
                 400,
@@ -555,9 +515,7 @@ class Handler(BaseHTTPRequestHandler):
                 },
             )
         if transport == "sse":
-            return self._send_events(
-                [("user_message", user_message), ("done", answer())]
-            )
+            return self._send_events([("user_message", user_message), ("done", answer())])
         # websocket (ElizaOS's default): answer now, the reply arrives later in the session's messages.
         threading.Thread(target=answer, daemon=True).start()
         return self._send(201, {"success": True, "userMessage": user_message, **status})
@@ -577,9 +535,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             body = json.loads(self._raw or b"null")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise HttpError(
-                400, "BAD_REQUEST", f"body is not valid JSON: {exc}"
-            ) from None
+            raise HttpError(400, "BAD_REQUEST", f"body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise HttpError(400, "BAD_REQUEST", "body must be a JSON object")
         return body
@@ -628,9 +584,8 @@ def serve(character_path: str, host: str, port: int, env: dict[str, str]) -> int
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log(
-        f"agent {agent.persona.name} ({agent.persona.id}) listening on http://{host}:{server.server_port} [{agent.mode}]"
-    )
+    who = f"agent {agent.persona.name} ({agent.persona.id})"
+    log(f"{who} listening on http://{host}:{server.server_port} [{agent.mode}]")
     try:
         server.serve_forever(poll_interval=0.2)
     finally:

@@ -29,24 +29,20 @@ _classic_only: set[str] = set()
 _lock = threading.Lock()
 
 
-class _NoSessionsApi(Exception):
+class _NoSessionsApiError(Exception):
     """The server has no Sessions API; the classic 0.x endpoint is the way in."""
 
 
 def is_healthy(url: str, timeout: float = 2.0) -> bool:
     """True when the agent's health endpoint answers 2xx within timeout."""
     try:
-        response = requests.get(
-            _join(url, get_settings().agent_health_path), timeout=timeout
-        )
+        response = requests.get(_join(url, get_settings().agent_health_path), timeout=timeout)
     except requests.RequestException:
         return False
     return response.ok
 
 
-def wait_healthy(
-    url: str, deadline_s: float, is_alive: Callable[[], bool] | None = None
-) -> None:
+def wait_healthy(url: str, deadline_s: float, is_alive: Callable[[], bool] | None = None) -> None:
     """Poll health until it answers; deadline_s is how many seconds to wait from now.
 
     Raises AgentStartFailed when the time is up, or at once when is_alive() says the process died.
@@ -54,14 +50,10 @@ def wait_healthy(
     until = time.monotonic() + deadline_s
     while True:
         if is_alive is not None and not is_alive():
-            raise AgentStartFailed(
-                f"the agent process exited before {url} became healthy"
-            )
+            raise AgentStartFailed(f"the agent process exited before {url} became healthy")
         remaining = until - time.monotonic()
         if remaining <= 0:
-            raise AgentStartFailed(
-                f"the agent at {url} was not healthy within {deadline_s:g}s"
-            )
+            raise AgentStartFailed(f"the agent at {url} was not healthy within {deadline_s:g}s")
         if is_healthy(url, timeout=min(2.0, max(remaining, 0.05))):
             return
         time.sleep(min(_POLL_S, max(until - time.monotonic(), 0)))
@@ -75,20 +67,13 @@ def agent_info(url: str) -> dict[str, Any]:
     body = _request("GET", _join(url, "/api/agents"), timeout=_INFO_TIMEOUT)
     data = body.get("data") if isinstance(body, dict) else None
     agents = data.get("agents") if isinstance(data, dict) else None
-    if (
-        not isinstance(agents, list)
-        or not agents
-        or not isinstance(agents[0], dict)
-        or not agents[0].get("id")
-    ):
+    if not isinstance(agents, list) or not agents or not isinstance(agents[0], dict) or not agents[0].get("id"):
         raise AgentUnreachable(f"the agent server at {url} lists no agent")
     first = agents[0]
     return {**first, "id": str(first["id"]), "name": str(first.get("name") or "")}
 
 
-def send_message(
-    url: str, agent_ref: str, text: str, user_id: str, timeout: float = 60.0
-) -> list[dict[str, Any]]:
+def send_message(url: str, agent_ref: str, text: str, user_id: str, timeout: float = 60.0) -> list[dict[str, Any]]:
     """Send text to the agent as user_id and return its replies, each a dict with at least "text".
 
     Endpoint choice: the ElizaOS 1.x Sessions API, POST /api/messaging/sessions once per
@@ -112,47 +97,39 @@ def send_message(
     if not classic_first:
         try:
             return _send_in_session(base, agent_ref, text, user_id, deadline)
-        except _NoSessionsApi:
+        except _NoSessionsApiError:
             with _lock:
                 _classic_only.add(base)
     try:
         return _send_classic(base, agent_ref, text, user_id, deadline)
-    except _Gone as exc:
+    except _GoneError as exc:
         if classic_first:
             # Ports are reused: another kind of server may listen there now.
             with _lock:
                 _classic_only.discard(base)
             try:
                 return _send_in_session(base, agent_ref, text, user_id, deadline)
-            except _NoSessionsApi:
+            except _NoSessionsApiError:
                 pass
-        raise AgentUnreachable(
-            f"the server at {base} does not run agent {agent_ref!r}"
-        ) from exc
+        raise AgentUnreachable(f"the server at {base} does not run agent {agent_ref!r}") from exc
 
 
-def _send_in_session(
-    base: str, agent_ref: str, text: str, user_id: str, deadline: float
-) -> list[dict[str, Any]]:
+def _send_in_session(base: str, agent_ref: str, text: str, user_id: str, deadline: float) -> list[dict[str, Any]]:
     agent_id = _agent_uuid(base, agent_ref, deadline)
-    user_uuid = (
-        user_id if _is_uuid(user_id) else str(uuid.uuid5(_NAMESPACE, f"user:{user_id}"))
-    )
+    user_uuid = user_id if _is_uuid(user_id) else str(uuid.uuid5(_NAMESPACE, f"user:{user_id}"))
     key = (base, agent_id, user_uuid)
     session_id = _session_for(key, deadline)
     try:
         body = _post_message(base, session_id, text, deadline)
-    except _Gone:
+    except _GoneError:
         # The session expired or the agent restarted and forgot it: start a new one, once.
         with _lock:
             _sessions.pop(key, None)
         session_id = _session_for(key, deadline)
         try:
             body = _post_message(base, session_id, text, deadline)
-        except _Gone as exc:
-            raise AgentUnreachable(
-                f"the agent at {base} lost a session it had just created"
-            ) from exc
+        except _GoneError as exc:
+            raise AgentUnreachable(f"the agent at {base} lost a session it had just created") from exc
     if not isinstance(body, dict):
         raise AgentUnreachable(f"the agent at {base} answered an unexpected body")
     if "agentResponse" in body:
@@ -186,13 +163,11 @@ def _session_for(key: tuple[str, str, str], deadline: float) -> str:
             },
             timeout=_left(deadline),
         )
-    except _Gone as exc:
+    except _GoneError as exc:
         # A 404 with an agent error means the agent is unknown; a bare 404 means no such route.
         if "agent" in exc.message.lower():
-            raise AgentUnreachable(
-                f"the server at {base} does not run agent {agent_id}"
-            ) from exc
-        raise _NoSessionsApi from exc
+            raise AgentUnreachable(f"the server at {base} does not run agent {agent_id}") from exc
+        raise _NoSessionsApiError from exc
     session_id = body.get("sessionId") if isinstance(body, dict) else None
     if not isinstance(session_id, str) or not session_id:
         raise AgentUnreachable(f"the agent at {base} created no session")
@@ -203,9 +178,7 @@ def _session_for(key: tuple[str, str, str], deadline: float) -> str:
     return session_id
 
 
-def _poll_replies(
-    base: str, session_id: str, user_message: Any, deadline: float
-) -> list[dict[str, Any]]:
+def _poll_replies(base: str, session_id: str, user_message: Any, deadline: float) -> list[dict[str, Any]]:
     """Wait for the agent's messages that follow ours (servers that answer over Socket.IO only)."""
     own_id = user_message.get("id") if isinstance(user_message, dict) else None
     while True:
@@ -228,9 +201,7 @@ def _poll_replies(
         time.sleep(_REPLY_POLL_S)
 
 
-def _send_classic(
-    base: str, agent_ref: str, text: str, user_id: str, deadline: float
-) -> list[dict[str, Any]]:
+def _send_classic(base: str, agent_ref: str, text: str, user_id: str, deadline: float) -> list[dict[str, Any]]:
     body = _request(
         "POST",
         f"{base}/{quote(agent_ref, safe='')}/message",
@@ -246,21 +217,14 @@ def _agent_uuid(base: str, agent_ref: str, deadline: float) -> str:
     if _is_uuid(agent_ref):
         return agent_ref
     try:
-        body = _request(
-            "GET", f"{base}/api/agents", timeout=min(_INFO_TIMEOUT, _left(deadline))
-        )
-    except _Gone as exc:
-        raise _NoSessionsApi from exc
+        body = _request("GET", f"{base}/api/agents", timeout=min(_INFO_TIMEOUT, _left(deadline)))
+    except _GoneError as exc:
+        raise _NoSessionsApiError from exc
     data = body.get("data") if isinstance(body, dict) else None
     for agent in (data or {}).get("agents", []) if isinstance(data, dict) else []:
-        if (
-            isinstance(agent, dict)
-            and str(agent.get("name", "")).lower() == agent_ref.lower()
-        ):
+        if isinstance(agent, dict) and str(agent.get("name", "")).lower() == agent_ref.lower():
             return str(agent["id"])
-    raise AgentUnreachable(
-        f"the server at {base} does not run an agent named {agent_ref!r}"
-    )
+    raise AgentUnreachable(f"the server at {base} does not run an agent named {agent_ref!r}")
 
 
 def _replies(items: list[Any]) -> list[dict[str, Any]]:
@@ -273,7 +237,7 @@ def _replies(items: list[Any]) -> list[dict[str, Any]]:
     return replies
 
 
-class _Gone(Exception):
+class _GoneError(Exception):
     """404 or 410: a missing route, agent or session; callers decide which."""
 
     def __init__(self, message: str) -> None:
@@ -282,31 +246,23 @@ class _Gone(Exception):
 
 
 def _request(method: str, url: str, *, timeout: float, json: Any = None) -> Any:
-    """One HTTP call; transport failures and 5xx become AgentUnreachable, 404/410 _Gone."""
+    """One HTTP call; transport failures and 5xx become AgentUnreachable, 404/410 _GoneError."""
     try:
         response = requests.request(method, url, json=json, timeout=timeout)
     except requests.Timeout as exc:
-        raise AgentUnreachable(
-            f"the agent did not answer {method} {_path(url)} within {timeout:.0f}s"
-        ) from exc
+        raise AgentUnreachable(f"the agent did not answer {method} {_path(url)} within {timeout:.0f}s") from exc
     except requests.RequestException as exc:
-        raise AgentUnreachable(
-            f"cannot reach the agent for {method} {_path(url)}: {type(exc).__name__}"
-        ) from exc
+        raise AgentUnreachable(f"cannot reach the agent for {method} {_path(url)}: {type(exc).__name__}") from exc
     if response.status_code >= 500:
-        raise AgentUnreachable(
-            f"the agent failed {method} {_path(url)} with HTTP {response.status_code}"
-        )
+        raise AgentUnreachable(f"the agent failed {method} {_path(url)} with HTTP {response.status_code}")
     if response.status_code in (404, 410):
-        raise _Gone(_error_message(response))
+        raise _GoneError(_error_message(response))
     if response.status_code >= 400:
         raise BadRequest(f"the agent rejected the message: {_error_message(response)}")
     try:
         return response.json()
     except ValueError as exc:
-        raise AgentUnreachable(
-            f"the agent answered {method} {_path(url)} with non-JSON"
-        ) from exc
+        raise AgentUnreachable(f"the agent answered {method} {_path(url)} with non-JSON") from exc
 
 
 def _error_message(response: requests.Response) -> str:

@@ -40,9 +40,7 @@ class FakeServer:
                         break
                 else:
                     status, payload = 404, "Cannot find that"  # Express's HTML-ish 404
-                data = (
-                    payload if isinstance(payload, str) else json.dumps(payload)
-                ).encode()
+                data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -198,15 +196,11 @@ def test_a_server_without_the_sync_transport_is_polled_for_the_reply(
     history: list[dict[str, Any]] = []
 
     def take(request: dict[str, Any]) -> tuple[int, Any]:
-        history.insert(
-            0, {"id": "u1", "content": request["body"]["content"], "isAgent": False}
-        )
+        history.insert(0, {"id": "u1", "content": request["body"]["content"], "isAgent": False})
         # The reply lands a little later, as it would over Socket.IO.
         threading.Timer(
             0.3,
-            lambda: history.insert(
-                0, {"id": "a1", "content": "late reply", "isAgent": True}
-            ),
+            lambda: history.insert(0, {"id": "a1", "content": "late reply", "isAgent": True}),
         ).start()
         return 201, {"success": True, "userMessage": {"id": "u1"}}
 

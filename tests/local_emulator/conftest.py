@@ -55,19 +55,13 @@ class RunningAgent:
             raise
 
 
-def launch(
-    character_path: Path, log_path: Path, env: dict[str, str] | None = None
-) -> RunningAgent:
+def launch(character_path: Path, log_path: Path, env: dict[str, str] | None = None) -> RunningAgent:
     """Start the agent and wait until it is healthy; env adds to a model-key-free environment."""
     from paradyze import agent_client
 
     port = free_port()
     # A developer's real provider key must never make the tests call out.
-    child_env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("OPENROUTER_", "OPENAI_"))
-    }
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENROUTER_", "OPENAI_"))}
     child_env.update(env or {})
     log_file = log_path.open("wb")
     proc = subprocess.Popen(
@@ -124,12 +118,8 @@ def start_agent(tmp_path: Path) -> Iterator[Any]:
             agent.stop(signal.SIGKILL)
 
 
-@pytest.fixture(
-    scope="module", params=CHARACTERS, ids=[p.name.split(".")[0] for p in CHARACTERS]
-)
-def running_agent(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningAgent]:
+@pytest.fixture(scope="module", params=CHARACTERS, ids=[p.name.split(".")[0] for p in CHARACTERS])
+def running_agent(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
     """One agent per fixture character, shared by a module's tests."""
     agent = launch(request.param, tmp_path_factory.mktemp("agent") / "agent.log")
     yield agent

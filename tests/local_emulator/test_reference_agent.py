@@ -24,9 +24,7 @@ def example_pairs(character: dict[str, Any]) -> list[tuple[str, str]]:
     """(user text, agent reply) as written in the file, in either ElizaOS shape."""
     pairs = []
     for conversation in character.get("messageExamples", []):
-        turns = (
-            conversation["examples"] if isinstance(conversation, dict) else conversation
-        )
+        turns = conversation["examples"] if isinstance(conversation, dict) else conversation
         pairs.append((turns[0]["content"]["text"], turns[1]["content"]["text"]))
     return pairs
 
@@ -41,16 +39,12 @@ def character_lines(character: dict[str, Any]) -> list[str]:
         *character.get("templates", {}).values(),
         *(reply for _, reply in example_pairs(character)),
     ]
-    return [
-        line.replace("{{name}}", name).replace("{{agentName}}", name) for line in lines
-    ]
+    return [line.replace("{{name}}", name).replace("{{agentName}}", name) for line in lines]
 
 
 def in_character(reply: str, character: dict[str, Any]) -> bool:
     said = reply.strip().lower()
-    return bool(said) and any(
-        said in line.lower() for line in character_lines(character)
-    )
+    return bool(said) and any(said in line.lower() for line in character_lines(character))
 
 
 def get_json(agent: Any, path: str) -> tuple[int, Any]:
@@ -58,9 +52,7 @@ def get_json(agent: Any, path: str) -> tuple[int, Any]:
     return response.status_code, response.json()
 
 
-def post(
-    agent: Any, path: str, body: Any = None, raw: bytes | None = None
-) -> requests.Response:
+def post(agent: Any, path: str, body: Any = None, raw: bytes | None = None) -> requests.Response:
     if raw is not None:
         return requests.post(
             agent.url + path,
@@ -139,13 +131,9 @@ def test_agent_client_reply_to_free_text_is_in_character_and_deterministic(
 ) -> None:
     name = running_agent.character["name"]
     question = "Tell me something about yourself, please."
-    (reply,) = agent_client.send_message(
-        running_agent.url, name, question, "someone-not-a-uuid"
-    )
+    (reply,) = agent_client.send_message(running_agent.url, name, question, "someone-not-a-uuid")
     assert in_character(reply["text"], running_agent.character), reply
-    (again,) = agent_client.send_message(
-        running_agent.url, name, question, "another-user"
-    )
+    (again,) = agent_client.send_message(running_agent.url, name, question, "another-user")
     assert again["text"] == reply["text"]
 
 
@@ -153,9 +141,7 @@ def test_sessions_api_answers_synchronously_over_http(
     running_agent: Any,
 ) -> None:
     ref = agent_id(running_agent)
-    created = post(
-        running_agent, "/api/messaging/sessions", {"agentId": ref, "userId": USER}
-    )
+    created = post(running_agent, "/api/messaging/sessions", {"agentId": ref, "userId": USER})
     assert created.status_code == 201
     session_id = created.json()["sessionId"]
     question, expected = example_pairs(running_agent.character)[0]
@@ -190,9 +176,7 @@ def test_sessions_api_default_transport_puts_the_reply_in_the_history(
     assert sent.status_code == 201 and "agentResponse" not in sent.json()
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        _, history = get_json(
-            running_agent, f"/api/messaging/sessions/{session_id}/messages"
-        )
+        _, history = get_json(running_agent, f"/api/messaging/sessions/{session_id}/messages")
         agent_said = [m["content"] for m in history["messages"] if m["isAgent"]]
         if agent_said:
             break
@@ -211,18 +195,13 @@ def test_classic_message_endpoint_answers_a_list(running_agent: Any) -> None:
         )
         assert response.status_code == 200
         assert response.json() == [{"text": expected, "user": name, "action": "NONE"}]
-    assert (
-        post(running_agent, f"/{uuid.uuid4()}/message", {"text": "hi"}).status_code
-        == 404
-    )
+    assert post(running_agent, f"/{uuid.uuid4()}/message", {"text": "hi"}).status_code == 404
 
 
 def test_health_counts_messages_and_last_activity(running_agent: Any) -> None:
     _, before = get_json(running_agent, "/api/server/health")
     for _ in range(3):
-        agent_client.send_message(
-            running_agent.url, agent_id(running_agent), "how are you?", USER
-        )
+        agent_client.send_message(running_agent.url, agent_id(running_agent), "how are you?", USER)
     _, after = get_json(running_agent, "/api/server/health")
     assert after["messages"] - before["messages"] == 3
     last_activity = datetime.fromisoformat(after["last_activity"])
@@ -247,9 +226,7 @@ def test_malformed_requests_get_400_and_unknown_paths_404(
         == 400
     )
     assert post(running_agent, f"/{ref}/message", {"text": ""}).status_code == 400
-    session_id = post(
-        running_agent, "/api/messaging/sessions", {"agentId": ref, "userId": USER}
-    ).json()["sessionId"]
+    session_id = post(running_agent, "/api/messaging/sessions", {"agentId": ref, "userId": USER}).json()["sessionId"]
     too_long = post(
         running_agent,
         f"/api/messaging/sessions/{session_id}/messages",
@@ -273,12 +250,8 @@ def test_malformed_requests_get_400_and_unknown_paths_404(
 # --- process behaviour ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"]
-)
-def test_signal_stops_the_agent_cleanly(
-    start_agent: Any, characters: Any, sig: int
-) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_stops_the_agent_cleanly(start_agent: Any, characters: Any, sig: int) -> None:
     agent = start_agent(characters[0])
     requests.get(agent.url + "/api/server/health", timeout=5)
     assert agent.stop(sig, timeout=5) == 0
@@ -287,9 +260,7 @@ def test_signal_stops_the_agent_cleanly(
     assert log.rstrip().endswith("stopped")
 
 
-def test_a_broken_character_file_fails_the_start(
-    start_agent: Any, tmp_path: Any
-) -> None:
+def test_a_broken_character_file_fails_the_start(start_agent: Any, tmp_path: Any) -> None:
     broken = tmp_path / "broken.character.json"
     broken.write_text("{not json")
     with pytest.raises(AgentStartFailed, match="exited"):
@@ -312,15 +283,9 @@ class FakeOpenRouter:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                fake.requests.append(
-                    {"path": self.path, "headers": dict(self.headers), "body": body}
-                )
-                payload = {
-                    "choices": [{"message": {"role": "assistant", "content": answer}}]
-                }
-                data = json.dumps(
-                    payload if status == 200 else {"error": "boom"}
-                ).encode()
+                fake.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                payload = {"choices": [{"message": {"role": "assistant", "content": answer}}]}
+                data = json.dumps(payload if status == 200 else {"error": "boom"}).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -364,9 +329,7 @@ def test_openrouter_answers_with_the_character_as_system_prompt(
             "OPENROUTER_BASE_URL": fake_openrouter.base_url,
         },
     )
-    replies = agent_client.send_message(
-        agent.url, agent_id(agent), "what should I focus on today?", USER
-    )
+    replies = agent_client.send_message(agent.url, agent_id(agent), "what should I focus on today?", USER)
     assert [r["text"] for r in replies] == ["FAKE-LLM says hello"]
 
     (sent,) = fake_openrouter.requests
@@ -389,9 +352,7 @@ def test_openrouter_answers_with_the_character_as_system_prompt(
     assert FAKE_KEY not in agent.output()
 
 
-def test_openrouter_failure_falls_back_offline_without_leaking_the_key(
-    start_agent: Any, eliza_path: Any
-) -> None:
+def test_openrouter_failure_falls_back_offline_without_leaking_the_key(start_agent: Any, eliza_path: Any) -> None:
     fake = FakeOpenRouter(status=500)
     try:
         path = eliza_path
