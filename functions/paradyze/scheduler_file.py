@@ -8,7 +8,8 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .scheduler_sync import SyncResult, check_scope
@@ -45,11 +46,20 @@ def reconcile(jobs: dict[str, JobSpec], desired: list[JobSpec], scope_prefix: st
     return result
 
 
-class FileJobSink:
-    """Jobs in one JSON file; writers serialise on an flock, readers see whole files only."""
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
-    def __init__(self, path: Path) -> None:
+
+class FileJobSink:
+    """Jobs in one JSON file; writers serialise on an flock, readers see whole files only.
+
+    Each job also records when it was last created or changed, so that a scheduler which reads
+    the file a tick later still fires instants that fell after that moment, and none before it.
+    """
+
+    def __init__(self, path: Path, clock: Callable[[], datetime] = _utcnow) -> None:
         self.path = Path(path)
+        self._clock = clock
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -61,15 +71,26 @@ class FileJobSink:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def load(self) -> dict[str, JobSpec]:
+    def _read(self) -> dict[str, dict[str, object]]:
         try:
-            data = json.loads(self.path.read_text())
+            data: dict[str, dict[str, dict[str, object]]] = json.loads(self.path.read_text())
         except FileNotFoundError:
             return {}
-        return {name: spec_from_dict(item) for name, item in data.get("jobs", {}).items()}
+        return data.get("jobs", {})
 
-    def _save(self, jobs: dict[str, JobSpec]) -> None:
-        body = json.dumps({"jobs": {n: spec_to_dict(s) for n, s in sorted(jobs.items())}}, indent=1)
+    def load(self) -> dict[str, JobSpec]:
+        return {name: spec_from_dict(item) for name, item in self._read().items()}
+
+    def load_with_times(self) -> dict[str, tuple[JobSpec, datetime]]:
+        """Each job with the instant it was last created or changed."""
+        return {
+            name: (spec_from_dict(item), datetime.fromisoformat(str(item["changed_at"])))
+            for name, item in self._read().items()
+        }
+
+    def _save(self, jobs: dict[str, JobSpec], changed_at: dict[str, str]) -> None:
+        records = {n: {**spec_to_dict(s), "changed_at": changed_at[n]} for n, s in sorted(jobs.items())}
+        body = json.dumps({"jobs": records}, indent=1)
         # Write then rename, so that a reader never sees half a file.
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
         with os.fdopen(fd, "w") as fh:
@@ -79,8 +100,12 @@ class FileJobSink:
     def apply(self, desired: list[JobSpec], scope_prefix: str) -> SyncResult:
         """See JobSink.apply."""
         with self._locked():
-            jobs = self.load()
+            stored = self._read()
+            jobs = {name: spec_from_dict(item) for name, item in stored.items()}
             result = reconcile(jobs, desired, scope_prefix)
             if result.changed:
-                self._save(jobs)
+                changed_at = {name: str(item["changed_at"]) for name, item in stored.items()}
+                now = self._clock().astimezone(UTC).isoformat()
+                changed_at.update({name: now for name in result.created + result.updated})
+                self._save(jobs, changed_at)
         return result
