@@ -189,8 +189,10 @@ def migrate(target: ConnectionPool, directory: Path = MIGRATIONS_DIR) -> list[st
     return applied_now
 
 
-def migration_status(conn: psycopg.Connection) -> dict[str, object]:
-    rows = conn.execute("select version from supabase_migrations.schema_migrations").fetchall()
+def migration_status() -> dict[str, object]:
+    """Applied and pending migrations, read as the connecting role (API roles cannot see the table)."""
+    with pool().connection() as conn:
+        rows = conn.execute("select version from supabase_migrations.schema_migrations").fetchall()
     applied = {r["version"] for r in rows}
     pending = [m.version for m in migrations() if m.version not in applied]
     return {"ok": not pending, "applied": len(applied), "pending": pending}

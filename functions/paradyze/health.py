@@ -21,8 +21,8 @@ def check(*, repair: bool = True) -> dict[str, Any]:
         with db.transaction(SYSTEM) as conn:
             conn.execute("select 1")
             platform["database"] = {"ok": True}
-            platform["migrations"] = db.migration_status(conn)
             rows = repository.list_agents(conn, limit=1_000_000)
+        platform["migrations"] = db.migration_status()
     except ParadyzeError as exc:
         return {"status": "degraded", "platform": {"database": {"ok": False, "detail": exc.message}}, "agents": []}
     with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
