@@ -19,7 +19,7 @@ _POLL_S = 0.075
 _REPLY_POLL_S = 0.25
 _INFO_TIMEOUT = 5.0
 _SESSION_CACHE_MAX = 1024
-# Names the user ids and agent names that are not UUIDs, so the Sessions API (UUIDs only) accepts them.
+# Turns user ids that are not UUIDs into stable UUIDs: the Sessions API accepts nothing else.
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://paradyze/agent-client")
 
 # (base url, agent id, user id) -> session id, so one user's messages share one conversation.
