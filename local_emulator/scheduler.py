@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
-
 from paradyze.scheduler_file import FileJobSink, reconcile
 from paradyze.scheduler_sync import SyncResult
 from paradyze.schedules import JobSpec, last_due
@@ -221,7 +220,10 @@ class LocalScheduler:
         else:
             log.warning(
                 "job %s for %s failed after %d attempt(s): %s",
-                spec.name, scheduled_for.isoformat(), attempt, error or f"HTTP {status}",
+                spec.name,
+                scheduled_for.isoformat(),
+                attempt,
+                error or f"HTTP {status}",
             )
         return fire
 

@@ -106,7 +106,7 @@ class CloudSchedulerSink:
             return scheduler_v1.CloudSchedulerClient(
                 transport="rest",
                 client_options={"api_endpoint": settings.scheduler_api_endpoint},
-                credentials=AnonymousCredentials(),
+                credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
             )
         return scheduler_v1.CloudSchedulerClient(transport="rest")
 
@@ -120,7 +120,7 @@ class CloudSchedulerSink:
         public_url = self._settings.public_url.rstrip("/")
         target = scheduler_v1.HttpTarget(
             uri=public_url + spec.path,
-            http_method=scheduler_v1.HttpMethod[spec.method],
+            http_method=getattr(scheduler_v1.HttpMethod, spec.method),
         )
         if spec.body is not None:
             target.body = json.dumps(spec.body, sort_keys=True, separators=(",", ":")).encode()
@@ -230,7 +230,10 @@ class CloudSchedulerSink:
         if result.changed:
             log.info(
                 "scheduler sync %s: created=%s updated=%s deleted=%s",
-                scope_prefix, result.created, result.updated, result.deleted,
+                scope_prefix,
+                result.created,
+                result.updated,
+                result.deleted,
             )
         return result
 

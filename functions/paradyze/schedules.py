@@ -48,10 +48,8 @@ def check_cron(cron: str) -> str:
     """The normalised expression (single spaces); raises ValueError saying what is wrong."""
     fields = cron.split()
     if len(fields) != 5:
-        raise ValueError(
-            f"cron must have 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
-        )
-    for index, (value, name) in enumerate(zip(fields, _FIELD_NAMES)):
+        raise ValueError(f"cron must have 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}")
+    for index, (value, name) in enumerate(zip(fields, _FIELD_NAMES, strict=True)):
         if not _FIELD.match(value) or (index not in _NAMES_ALLOWED and _NAME_RE.search(value)):
             raise ValueError(f"cron {name} field {value!r} is not valid")
     normalised = " ".join(fields)

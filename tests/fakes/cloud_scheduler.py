@@ -18,12 +18,26 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-_HTTP_METHODS = {0: "HTTP_METHOD_UNSPECIFIED", 1: "POST", 2: "GET", 3: "HEAD", 4: "PUT", 5: "DELETE",
-                 6: "PATCH", 7: "OPTIONS"}
+_HTTP_METHODS = {
+    0: "HTTP_METHOD_UNSPECIFIED",
+    1: "POST",
+    2: "GET",
+    3: "HEAD",
+    4: "PUT",
+    5: "DELETE",
+    6: "PATCH",
+    7: "OPTIONS",
+}
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,500}$")
 _OUTPUT_ONLY = ("state", "status", "userUpdateTime", "scheduleTime", "lastAttemptTime")
-_STATUS_NAMES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS",
-                 403: "PERMISSION_DENIED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+    403: "PERMISSION_DENIED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -40,8 +54,7 @@ class Call:
 
 
 def _error(code: int, message: str) -> Response:
-    response = jsonify({"error": {"code": code, "message": message,
-                                  "status": _STATUS_NAMES.get(code, "UNKNOWN")}})
+    response = jsonify({"error": {"code": code, "message": message, "status": _STATUS_NAMES.get(code, "UNKNOWN")}})
     response.status_code = code
     return response
 
@@ -170,7 +183,7 @@ class FakeCloudScheduler:
             start = int(request.args.get("pageToken") or 0)
             with self._lock:
                 names = sorted(n for n in self.jobs if n.startswith(parent))
-                page = [copy.deepcopy(self.jobs[n]) for n in names[start:start + size]]
+                page = [copy.deepcopy(self.jobs[n]) for n in names[start : start + size]]
             result: dict[str, Any] = {"jobs": page} if page else {}
             if start + size < len(names):
                 result["nextPageToken"] = str(start + size)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from google.api_core import retry as retries
-
 from paradyze.errors import Unavailable
 from paradyze.scheduler_file import FileJobSink
 from paradyze.scheduler_sync import CloudSchedulerSink, JobSink, get_job_sink, sync_agent, sync_all
 from paradyze.schedules import JobSpec
 from paradyze.settings import Settings
+
 from tests.fakes.cloud_scheduler import FakeCloudScheduler
 
 NY = "America/New_York"
@@ -171,7 +171,9 @@ def test_deleted_agent_loses_all_jobs_and_full_sync_removes_orphans(
     sync_all(sink, settings, {A1: NIGHTS, A2: NIGHTS})
 
     assert sorted(sync_agent(sink, "prod", A1, []).deleted) == [
-        f"paradyze-prod-{A1}-hibernate", f"paradyze-prod-{A1}-wake"]
+        f"paradyze-prod-{A1}-hibernate",
+        f"paradyze-prod-{A1}-wake",
+    ]
     result = sync_all(sink, settings, {})  # A2 vanished from the database
     assert sorted(result.deleted) == [f"paradyze-prod-{A2}-hibernate", f"paradyze-prod-{A2}-wake"]
     assert job_ids(fake) == PLATFORM
@@ -216,8 +218,10 @@ def test_job_created_concurrently_is_reconciled_not_failed(
 
     def list_then_race(*args: object, **kwargs: object) -> object:
         listed = list(original_list(*args, **kwargs))
-        other.apply([JobSpec(f"paradyze-prod-{A1}-wake", "0 9 * * *", NY, "POST", "/wake_agent",
-                             {"agent_id": A1})], f"paradyze-prod-{A1}-")
+        other.apply(
+            [JobSpec(f"paradyze-prod-{A1}-wake", "0 9 * * *", NY, "POST", "/wake_agent", {"agent_id": A1})],
+            f"paradyze-prod-{A1}-",
+        )
         return listed
 
     sink._client.list_jobs = list_then_race  # type: ignore[method-assign]

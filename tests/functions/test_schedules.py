@@ -6,8 +6,6 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from pydantic import BaseModel, ValidationError
-
 from paradyze.errors import ValidationFailed
 from paradyze.schedules import (
     ScheduleIn,
@@ -19,6 +17,7 @@ from paradyze.schedules import (
     platform_jobs,
 )
 from paradyze.settings import Settings
+from pydantic import BaseModel, ValidationError
 
 NY = "America/New_York"
 AGENT = "6f1c2b7e-8d9a-4c3b-9e2f-1a2b3c4d5e6f"
@@ -151,8 +150,9 @@ def test_due_without_last_fired_checks_the_minute_ending_now() -> None:
 
 
 def test_schedule_in_accepts_and_normalises() -> None:
-    s = ScheduleIn.model_validate({"action": "wake", "cron": " 0  8 * *  MON-FRI ", "timezone": NY,
-                                   "id": "ignored", "next_run_at": None})
+    s = ScheduleIn.model_validate(
+        {"action": "wake", "cron": " 0  8 * *  MON-FRI ", "timezone": NY, "id": "ignored", "next_run_at": None}
+    )
     assert (s.action, s.cron, s.timezone, s.enabled) == ("wake", "0 8 * * MON-FRI", NY, True)
 
 
@@ -183,25 +183,32 @@ def test_schedule_list_rejects_two_schedules_with_one_action() -> None:
     class Policy(BaseModel):
         schedules: ScheduleList
 
-    ok = Policy.model_validate({"schedules": [{"action": "hibernate", "cron": "0 0 * * *"},
-                                              {"action": "wake", "cron": "0 8 * * *"}]})
+    ok = Policy.model_validate(
+        {"schedules": [{"action": "hibernate", "cron": "0 0 * * *"}, {"action": "wake", "cron": "0 8 * * *"}]}
+    )
     assert len(ok.schedules) == 2
     with pytest.raises(ValidationError) as info:
-        Policy.model_validate({"schedules": [{"action": "wake", "cron": "0 8 * * *"},
-                                             {"action": "wake", "cron": "0 9 * * *"}]})
+        Policy.model_validate(
+            {"schedules": [{"action": "wake", "cron": "0 8 * * *"}, {"action": "wake", "cron": "0 9 * * *"}]}
+        )
     assert [e["loc"] for e in info.value.errors()] == [("schedules",)]
     # Item errors carry their index.
     with pytest.raises(ValidationError) as info:
-        Policy.model_validate({"schedules": [{"action": "wake", "cron": "0 8 * * *"},
-                                             {"action": "hibernate", "cron": "nope"}]})
+        Policy.model_validate(
+            {"schedules": [{"action": "wake", "cron": "0 8 * * *"}, {"action": "hibernate", "cron": "nope"}]}
+        )
     assert [e["loc"] for e in info.value.errors()] == [("schedules", 1, "cron")]
 
 
 def test_agent_jobs_one_per_enabled_schedule() -> None:
-    jobs = agent_jobs("prod", AGENT, [
-        {"action": "hibernate", "cron": "0 0 * * *", "timezone": NY},
-        ScheduleIn(action="wake", cron="0 8 * * *", timezone=NY),
-    ])
+    jobs = agent_jobs(
+        "prod",
+        AGENT,
+        [
+            {"action": "hibernate", "cron": "0 0 * * *", "timezone": NY},
+            ScheduleIn(action="wake", cron="0 8 * * *", timezone=NY),
+        ],
+    )
     assert [(j.name, j.cron, j.timezone, j.method, j.path, j.body) for j in jobs] == [
         (f"paradyze-prod-{AGENT}-hibernate", "0 0 * * *", NY, "POST", "/hibernate_agent", {"agent_id": AGENT}),
         (f"paradyze-prod-{AGENT}-wake", "0 8 * * *", NY, "POST", "/wake_agent", {"agent_id": AGENT}),
@@ -212,8 +219,7 @@ def test_agent_jobs_one_per_enabled_schedule() -> None:
 
 def test_agent_jobs_refuses_two_enabled_schedules_for_one_action() -> None:
     with pytest.raises(ValidationFailed) as info:
-        agent_jobs("prod", AGENT, [{"action": "wake", "cron": "0 8 * * *"},
-                                   {"action": "wake", "cron": "0 9 * * *"}])
+        agent_jobs("prod", AGENT, [{"action": "wake", "cron": "0 8 * * *"}, {"action": "wake", "cron": "0 9 * * *"}])
     assert info.value.details[0]["loc"] == ["schedules", 1, "action"]
 
 
