@@ -1,0 +1,144 @@
+"""Bad input gets the right 4xx, saying what was wrong and where; nothing is half-written."""
+
+from __future__ import annotations
+
+import json
+
+import jwt
+import pytest
+from conftest import Functions, User, fixture_characters
+
+from paradyze import db
+from paradyze.runtimes import get_runtime
+
+CHARACTERS = fixture_characters()
+
+
+def error_of(resp: object) -> dict:
+    body = resp.get_json()  # type: ignore[attr-defined]
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "details"}
+    return body["error"]
+
+
+def test_malformed_json_is_400(functions: Functions, alice: User) -> None:
+    resp = functions.post("create_agent", alice.token, data='{"character": ')
+    assert resp.status_code == 400
+    assert "not valid JSON" in error_of(resp)["message"]
+    resp = functions.post("create_agent", alice.token, data="[1, 2]")
+    assert resp.status_code == 400 and "JSON object" in error_of(resp)["message"]
+
+
+@pytest.mark.parametrize("header", [None, "Basic abc", "Bearer not-a-jwt", "Bearer "])
+def test_missing_or_invalid_token_is_401(functions: Functions, header: str | None) -> None:
+    headers = {"Authorization": header} if header is not None else {}
+    resp = functions.client("list_agents").get("/", headers=headers)
+    assert resp.status_code == 401
+    assert error_of(resp)["code"] == "unauthenticated"
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_token_signed_with_another_secret_is_401(functions: Functions, alice: User) -> None:
+    forged = jwt.encode({"role": "service_role"}, "not-the-secret", algorithm="HS256")
+    resp = functions.get("list_agents", forged)
+    assert resp.status_code == 401 and "invalid token" in error_of(resp)["message"]
+
+
+def test_user_calling_an_admin_function_is_403(functions: Functions, alice: User) -> None:
+    for name in ("backup_agents", "hibernate_idle"):
+        assert functions.post(name, alice.token).status_code == 403
+    assert functions.get("health_check", alice.token).status_code == 403
+
+
+def test_body_over_one_mib_is_413(functions: Functions, alice: User) -> None:
+    big = {"character": {"name": "Big", "bio": "x" * (1024 * 1024)}}
+    resp = functions.post("create_agent", alice.token, big)
+    assert resp.status_code == 413
+    assert "1 MiB" in error_of(resp)["message"]
+
+
+def test_invalid_character_is_422_naming_each_field(functions: Functions, alice: User) -> None:
+    resp = functions.post("create_agent", alice.token,
+                          {"character": {"bio": 7, "lore": "one string", "messageExamples": [[{"user": "u"}]]}})
+    assert resp.status_code == 422
+    err = error_of(resp)
+    locs = [d["loc"] for d in err["details"]]
+    assert ["character", "name"] in locs
+    assert ["character", "bio"] in locs
+    assert ["character", "lore"] in locs
+    assert ["character", "messageExamples", 0, 0, "content"] in locs
+    assert "character.name" in err["message"]
+    assert functions.get("list_agents", alice.token).get_json()["agents"] == []
+
+
+def test_unknown_runtime_and_bad_ids_are_422(functions: Functions, alice: User) -> None:
+    resp = functions.post("create_agent", alice.token, {"character": CHARACTERS["eliza-default"], "runtime": "k8s"})
+    assert resp.status_code == 422 and ["runtime"] in [d["loc"] for d in error_of(resp)["details"]]
+    resp = functions.post("wake_agent", alice.token, {"agent_id": "not-a-uuid"})
+    assert resp.status_code == 422 and error_of(resp)["details"][0]["loc"] == ["agent_id"]
+    resp = functions.get("get_agent", alice.token)
+    assert resp.status_code == 422 and error_of(resp)["details"][0]["loc"] == ["agent_id"]
+    resp = functions.post("send_message", alice.token, {"agent_id": "00000000-0000-0000-0000-000000000001",
+                                                        "text": ""})
+    assert resp.status_code == 422 and ["text"] in [d["loc"] for d in error_of(resp)["details"]]
+
+
+def test_wrong_method_is_400(functions: Functions, alice: User) -> None:
+    resp = functions.client("create_agent").get("/", headers=alice.headers)
+    assert resp.status_code == 400 and "POST" in error_of(resp)["message"]
+
+
+def test_missing_agent_is_404(functions: Functions, alice: User) -> None:
+    resp = functions.post("wake_agent", alice.token, {"agent_id": "6f1c1d5e-0000-4000-8000-000000000000"})
+    assert resp.status_code == 404 and error_of(resp)["details"][0]["loc"] == ["agent_id"]
+
+
+def test_agent_that_fails_to_start_is_503_then_409_on_message(
+        functions: Functions, alice: User, admin_token: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime = get_runtime("process")
+    broken = runtime.settings.model_copy(update={"agent_command": "python3 -c 'import sys; sys.exit(3)'"})
+    monkeypatch.setattr(runtime, "settings", broken)
+    resp = functions.post("create_agent", alice.token, {"character": CHARACTERS["eliza-default"]})
+    assert resp.status_code == 503
+    assert resp.headers["Retry-After"].isdigit()
+    assert error_of(resp)["code"] == "agent_start_failed"
+    monkeypatch.undo()
+
+    agent = functions.get("list_agents", alice.token).get_json()["agents"][0]
+    assert agent["status"] == "error" and agent["status_reason"]
+    resp = functions.post("send_message", alice.token, {"agent_id": agent["id"], "text": "hi"})
+    assert resp.status_code == 409 and error_of(resp)["code"] == "invalid_transition"
+    # Waking it by hand tries again, and with a working command it runs.
+    woke = functions.post("wake_agent", alice.token, {"agent_id": agent["id"]})
+    assert woke.status_code == 200, woke.get_json()
+    assert woke.get_json()["agent"]["status"] == "running"
+    functions.post("delete_agent", admin_token, {"agent_id": agent["id"]})
+
+
+def test_unexpected_errors_are_a_generic_500(functions: Functions, alice: User,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from paradyze import lifecycle
+
+    def boom(*_: object, **__: object) -> None:
+        raise RuntimeError("password=hunter2 leaked in an exception")
+
+    monkeypatch.setattr(lifecycle, "list_all", boom)
+    resp = functions.get("list_agents", alice.token)
+    assert resp.status_code == 500
+    assert "hunter2" not in resp.get_data(as_text=True)
+    assert error_of(resp)["code"] == "internal"
+
+
+def test_database_down_is_503_with_retry_after(functions: Functions, alice: User,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    def down(*_: object, **__: object) -> None:
+        raise psycopg.OperationalError("connection refused")
+
+    monkeypatch.setattr(db, "pool", down)
+    resp = functions.get("list_agents", alice.token)
+    assert resp.status_code == 503
+    assert resp.headers["Retry-After"].isdigit()
+    assert "database" in error_of(resp)["message"]
+    json.dumps(resp.get_json())
