@@ -115,25 +115,22 @@ build_agent() {
     say "built $AGENT_IMAGE in $((SECONDS - started))s ($(image_size "$AGENT_IMAGE"))"
 }
 
-# The compose stack's own images; their Dockerfiles run apt and pip, so they build on the
-# host network (the same registries the host reaches).
+# The compose stack's own images. No skip here: Docker's layer cache makes an unchanged rebuild
+# take seconds, and a skipped one would run stale code. Their Dockerfiles run apt and pip, so
+# they build on the host network (the same registries the host reaches).
 build_stack_image() {
-    local tag="$1" dockerfile="$2" started
-    if [ "$FORCE" -eq 0 ] && image_present "$tag"; then
-        say "$tag present ($(image_size "$tag")); skipping"
-        return
-    fi
+    local tag="$1" dockerfile="$2" context="$3" started
     started=$SECONDS
     say "building $tag"
     docker build --quiet --network host \
         --build-arg BASE_IMAGE="$BASE_IMAGE" \
-        -t "$tag" -f "$ROOT/$dockerfile" "$ROOT" >/dev/null
+        -t "$tag" -f "$ROOT/$dockerfile" "$ROOT/$context" >/dev/null
     say "built $tag in $((SECONDS - started))s ($(image_size "$tag"))"
 }
 
 build_base
 build_agent
 if [ "$WITH_STACK" -eq 1 ]; then
-    build_stack_image paradyze/postgres:15 local_emulator/docker/postgres.Dockerfile
-    build_stack_image paradyze/platform:latest local_emulator/docker/platform.Dockerfile
+    build_stack_image paradyze/postgres:15 local_emulator/docker/postgres.Dockerfile local_emulator/docker
+    build_stack_image paradyze/platform:latest local_emulator/docker/platform.Dockerfile .
 fi
