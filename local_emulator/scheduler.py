@@ -78,6 +78,9 @@ class LocalScheduler:
         self._workers = workers
         self._file = FileJobSink(jobs_file, clock) if jobs_file is not None else None
         self._file_stamp: tuple[int, int] | None = None
+        # Instants before this scheduler existed are never fired: a restarted emulator must not
+        # replay last night's hibernate and this morning's wake at once.
+        self._born = self._now()
         self._lock = threading.Lock()
         self._jobs: dict[str, JobSpec] = {}
         self._checked: dict[str, datetime] = {}  # per job: instants up to here are dealt with
@@ -129,7 +132,7 @@ class LocalScheduler:
                 if self._jobs.get(name) != spec:
                     self._jobs[name] = spec
                     # From the moment it was written, not when this tick first saw it.
-                    self._checked[name] = min(changed_at, now)
+                    self._checked[name] = min(max(changed_at, self._born), now)
             self._file_stamp = stamp
 
     def jobs(self) -> list[JobSpec]:

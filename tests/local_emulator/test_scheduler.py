@@ -363,3 +363,15 @@ def wait_for(condition: object, timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.02)
+
+
+def test_jobs_file_from_an_earlier_run_does_not_replay_missed_instants(target: Target, tmp_path: Path) -> None:
+    path = tmp_path / "scheduler-jobs.json"
+    clock = Clock(utc(2026, 3, 1))
+    sync_agent(FileJobSink(path, clock), "local", AGENT, NIGHTS)  # written by last week's emulator
+
+    clock.now = utc(2026, 3, 9, 13)  # restarted after both of today's instants
+    scheduler = make_scheduler(target.url, clock, jobs_file=path)
+    assert scheduler.run_due() == []
+    clock.now = utc(2026, 3, 10, 4)
+    assert [f.job for f in scheduler.run_due()] == [f"paradyze-local-{AGENT}-hibernate"]
