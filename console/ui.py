@@ -38,21 +38,22 @@ def client() -> ParadyzeClient:
 
 
 def check_backend() -> None:
-    """Once per run (from app.py): show a banner on every page when the functions cannot be used."""
+    """Once per run (from app.py): remember whether the functions can be used with this token."""
     settings = get_console_settings()
-    problem: ApiError | None
     if settings.token() is None:
-        problem = ApiError(
-            "admin token",
-            401,
-            "no_token",
-            "No admin token is configured.",
-        )
+        problem: ApiError | None = ApiError("admin token", 401, "no_token", "No admin token is configured.")
     else:
         problem = client().reachable()
     st.session_state[_BACKEND_KEY] = problem
+
+
+def header(title: str) -> None:
+    """The page title, and under it the banner when the functions cannot be used (on every page)."""
+    st.title(title)
+    problem = st.session_state.get(_BACKEND_KEY)
     if problem is None:
         return
+    settings = get_console_settings()
     if isinstance(problem, BackendDown):
         st.error(
             f"**The Paradyze functions are not answering at {settings.api_url}.** {problem.message}\n\n"

@@ -12,7 +12,7 @@ from console import ui
 from console.characters import validate_character, validate_schedule
 from console.client import ApiError
 
-st.title("🔎 Agent detail")
+ui.header("🔎 Agent detail")
 ui.stop_if_backend_down()
 client = ui.client()
 

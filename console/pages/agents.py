@@ -12,7 +12,7 @@ from console.models import STATUSES, Agent
 _ACTIONS = {"Hibernate": "hibernate_agent", "Wake": "wake_agent", "Delete": "delete_agent"}
 _RESULTS_KEY = "agents_results"
 
-st.title("🤖 Agents")
+ui.header("🤖 Agents")
 ui.stop_if_backend_down()
 
 left, mid, right, refresh = st.columns([3, 2, 2, 1], vertical_alignment="bottom")

@@ -8,7 +8,7 @@ import streamlit as st
 from console import ui
 from console.client import ApiError
 
-st.title("💾 Backups")
+ui.header("💾 Backups")
 ui.stop_if_backend_down()
 client = ui.client()
 

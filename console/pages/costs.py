@@ -11,7 +11,7 @@ import streamlit as st
 from console import analytics, ui
 from console.client import ApiError
 
-st.title("💰 Costs")
+ui.header("💰 Costs")
 ui.stop_if_backend_down()
 client = ui.client()
 

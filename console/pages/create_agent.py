@@ -39,7 +39,7 @@ _LABELS = {
     "clients": "Clients (one per line)",
 }
 
-st.title("➕ Create agent")
+ui.header("➕ Create agent")
 settings = get_console_settings()
 
 

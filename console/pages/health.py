@@ -9,7 +9,7 @@ import streamlit as st
 from console import analytics, ui
 from console.client import ApiError
 
-st.title("🩺 Health")
+ui.header("🩺 Health")
 ui.stop_if_backend_down()
 client = ui.client()
 

@@ -19,7 +19,7 @@ def _now() -> str:
 
 
 class FakeApi:
-    """Serves the contract's shapes from memory; `fail_next[function] = (status, body, headers)` injects errors."""
+    """The contract's shapes from memory; `fail_next[name] = (status, body, headers)` injects an error."""
 
     def __init__(self) -> None:
         self.agents: dict[str, dict[str, Any]] = {}

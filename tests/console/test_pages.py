@@ -1,0 +1,293 @@
+"""Every console page driven with Streamlit's AppTest against the real local emulator."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from console.client import ParadyzeClient
+from console.models import Agent
+from console.settings import get_console_settings
+from tests.console.conftest import Backend
+from tests.console.fake_api import TOKEN, FakeServer
+
+APP = Path(__file__).resolve().parents[2] / "console" / "app.py"
+PAGES = ["agents", "create_agent", "agent_detail", "backups", "health", "costs"]
+FIXTURE = "eliza-default.character.json"
+# Creating or waking an agent waits for it to answer health.
+TIMEOUT = 120
+
+
+def _app() -> AppTest:
+    return AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+
+
+def _open(page: str, **query: str) -> AppTest:
+    at = _app()
+    at.query_params.update(query)
+    at.run()
+    if page != "agents":
+        at.switch_page(f"pages/{page}.py").run()
+    return at
+
+
+def _assert_clean(at: AppTest) -> None:
+    """No Streamlit exception and no error box: what an operator would call a broken page."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def _button(at: AppTest, label: str):  # noqa: ANN202 - AppTest's Button type is internal
+    return next(b for b in at.button if b.label == label)
+
+
+@pytest.fixture
+def api(console_env: Backend) -> ParadyzeClient:
+    return ParadyzeClient(console_env.url, console_env.token, timeout=TIMEOUT)
+
+
+@pytest.fixture
+def agent(api: ParadyzeClient) -> Iterator[Agent]:
+    """An agent made through the UI from a fixture file, deleted afterwards."""
+    before = {a.id for a in api.list_agents()}
+    at = _open("create_agent")
+    at.radio(key="cc_origin").set_value("Fixture").run()
+    at.selectbox(key="cc_fixture").set_value(FIXTURE).run()
+    assert at.text_input(key="cc_name").value == "Eliza"
+    at.button(key="cc_create").click().run()
+    _assert_clean(at)
+    assert "Created **Eliza**" in at.success[0].value
+    created = [a for a in api.list_agents() if a.id not in before]
+    assert [a.name for a in created] == ["Eliza"]
+    yield created[0]
+    try:
+        api.delete_agent(created[0].id)
+    except Exception:  # already deleted by the test
+        pass
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_cleanly(console_env: Backend, page: str) -> None:
+    at = _open(page)
+    _assert_clean(at)
+    assert at.title, f"{page} shows no title"
+
+
+def test_created_agent_is_in_the_table_running(agent: Agent) -> None:
+    at = _open("agents")
+    _assert_clean(at)
+    table = at.dataframe[0].value
+    row = table[table["ID"] == agent.id].iloc[0]
+    assert row["Name"] == "Eliza"
+    assert row["Status"] == "🟢 running"
+    assert row["Runtime"] == "process" and row["Version"] == 1
+
+
+def test_search_and_status_filter(agent: Agent) -> None:
+    at = _open("agents")
+    at.text_input(key="agents_q").set_value("no agent is called this").run()
+    assert not at.dataframe or agent.id not in set(at.dataframe[0].value["ID"])
+    at.text_input(key="agents_q").set_value("").run()
+    at.multiselect(key="agents_status").set_value(["hibernated"]).run()
+    assert agent.id not in set(at.dataframe[0].value["ID"])
+    at.multiselect(key="agents_status").set_value(["running"]).run()
+    assert agent.id in set(at.dataframe[0].value["ID"])
+
+
+def test_hibernate_then_wake_from_the_table(agent: Agent, api: ParadyzeClient) -> None:
+    at = _open("agents")
+    at.multiselect(key="agents_selected").set_value([agent.id]).run()
+    _button(at, "Hibernate").click().run()
+    _assert_clean(at)
+    assert at.success[0].value == "Hibernate: 1 of 1 agents succeeded."
+    assert api.get_agent(agent.id).status == "hibernated"
+    table = at.dataframe[-1].value
+    assert table[table["ID"] == agent.id].iloc[0]["Status"] == "💤 hibernated"
+
+    at.multiselect(key="agents_selected").set_value([agent.id]).run()
+    _button(at, "Wake").click().run()
+    _assert_clean(at)
+    assert at.success[0].value == "Wake: 1 of 1 agents succeeded."
+    assert api.get_agent(agent.id).status == "running"
+
+
+def test_agent_deleted_elsewhere_drops_out_of_the_selection(agent: Agent, api: ParadyzeClient) -> None:
+    at = _open("agents")
+    at.multiselect(key="agents_selected").set_value([agent.id]).run()
+    assert not _button(at, "Hibernate").disabled
+    api.delete_agent(agent.id)  # someone else deletes it while the operator looks at the table
+    at.run()
+    _assert_clean(at)
+    assert all(agent.id not in picker.value for picker in at.multiselect)
+    assert all(b.disabled for b in at.button if b.label in ("Hibernate", "Wake", "Delete"))
+
+
+def test_failed_action_is_reported_per_agent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure the emulator cannot be made to produce on demand, injected by the fake API."""
+    with FakeServer() as fake:
+        monkeypatch.setenv("PARADYZE_API_URL", fake.url)
+        monkeypatch.setenv("PARADYZE_ADMIN_TOKEN", TOKEN)
+        get_console_settings.cache_clear()
+        client = ParadyzeClient(fake.url, TOKEN)
+        first, second = (client.create_agent({"name": n, "bio": "b"}) for n in ("First", "Second"))
+        fake.api.fail_next["hibernate_agent"] = (
+            503,
+            {"error": {"code": "runtime_unavailable", "message": "the runtime is down"}},
+            {"Retry-After": "30"},
+        )
+        try:
+            at = _open("agents")
+            at.multiselect(key="agents_selected").set_value([first.id, second.id]).run()
+            _button(at, "Hibernate").click().run()
+        finally:
+            get_console_settings.cache_clear()
+    assert not at.exception
+    assert at.warning[0].value == "Hibernate: 1 of 2 agents succeeded."
+    results = at.dataframe[0].value.set_index("agent")
+    assert results.loc["First", "result"] == "❌ failed"
+    assert (
+        results.loc["First", "message"]
+        == "the runtime is down — A dependency is down or busy; try again in 30 seconds."
+    )
+    assert results.loc["Second", "result"] == "✅ 💤 hibernated"
+
+
+def test_delete_needs_confirmation(agent: Agent, api: ParadyzeClient) -> None:
+    at = _open("agents")
+    at.multiselect(key="agents_selected").set_value([agent.id]).run()
+    _button(at, "Delete").click().run()
+    assert "Tick **Yes, delete" in at.warning[0].value
+    assert api.get_agent(agent.id).status == "running"
+    at.checkbox(key="agents_confirm_delete").check().run()
+    _button(at, "Delete").click().run()
+    _assert_clean(at)
+    assert at.success[0].value == "Delete: 1 of 1 agents succeeded."
+    assert agent.id not in {a.id for a in api.list_agents()}
+
+
+def test_chat_wakes_a_hibernated_agent(agent: Agent, api: ParadyzeClient) -> None:
+    api.hibernate_agent(agent.id)
+    at = _open("agent_detail", agent_id=agent.id)
+    _assert_clean(at)
+    at.chat_input[0].set_value("Hello, who are you?").run()
+    _assert_clean(at)
+    said = [m.markdown[0].value for m in at.chat_message]
+    assert said[0] == "Hello, who are you?"
+    assert "_(woke up from hibernation)_" in said
+    assert len(said) >= 3 and said[-1].strip()
+    assert api.get_agent(agent.id).status == "running"
+
+
+def test_detail_shows_timeline_versions_diff_and_logs(agent: Agent, api: ParadyzeClient) -> None:
+    latest = api.character_versions(agent.id)[-1].character
+    api.update_character(agent.id, {**latest, "topics": [*latest.get("topics", []), "console testing"]})
+    at = _open("agent_detail", agent_id=agent.id)
+    _assert_clean(at)
+    timeline = at.dataframe[0].value
+    assert "🔵 provisioning → 🟢 running" in set(timeline["Change"])
+    diff = next(c.value for c in at.code if c.language == "diff")
+    assert '+    "console testing"' in diff and diff.startswith("--- v1\n+++ v2")
+    logs = next(c.value for c in at.code if c.language == "log")
+    assert logs.strip()
+
+
+def test_policy_editor_saves_idle_timeout(agent: Agent, api: ParadyzeClient) -> None:
+    at = _open("agent_detail", agent_id=agent.id)
+    at.number_input[0].set_value(15)
+    at.toggle[0].set_value(False)
+    _button(at, "Save policy").click().run()
+    _assert_clean(at)
+    policy = api.get_agent(agent.id).policy
+    assert (policy.idle_timeout_minutes, policy.auto_hibernate) == (15, False)
+
+
+def test_create_form_checks_fields_before_sending(api: ParadyzeClient) -> None:
+    count = len(api.list_agents())
+    at = _open("create_agent")
+    at.radio(key="cc_origin").set_value("Blank").run()
+    errors = [e.value for e in at.error]
+    assert "**name**: required" in errors and "**bio**: required" in errors
+    assert at.button(key="cc_create").disabled
+    at.text_input(key="cc_name").set_value("Blanky").run()
+    at.text_area(key="cc_bio").set_value("A test agent.").run()
+    at.text_area(key="cc_rest").set_value("{not json").run()
+    assert any("not valid JSON" in e.value for e in at.error)
+    assert at.button(key="cc_create").disabled
+    assert len(api.list_agents()) == count
+
+
+def test_upload_too_large_shows_the_servers_reason(api: ParadyzeClient) -> None:
+    count = len(api.list_agents())
+    big = {"name": "Big", "bio": "b", "knowledge": ["x" * 1000] * 1200}
+    at = _open("create_agent")
+    at.radio(key="cc_origin").set_value("Upload").run()
+    at.file_uploader(key="cc_upload").set_value(
+        ("big.character.json", json.dumps(big).encode(), "application/json")
+    )
+    at.run()
+    assert at.text_input(key="cc_name").value == "Big"
+    at.button(key="cc_create").click().run()
+    assert not at.exception
+    message = at.error[0].value
+    assert message.startswith("**Creating the agent failed:**") and "1 MiB" in message
+    assert "Traceback" not in message
+    assert len(api.list_agents()) == count
+
+
+def test_backup_and_restore_from_the_ui(agent: Agent, api: ParadyzeClient) -> None:
+    before = len(api.list_backups())
+    at = _open("backups")
+    at.button(key="backup_run").click().run()
+    _assert_clean(at)
+    assert at.success[0].value.startswith("Backup `")
+    backups = api.list_backups()
+    assert len(backups) == before + 1
+    newest = max(backups, key=lambda b: b.created_at or 0)
+    assert newest.agents >= 1 and newest.size_bytes > 0
+    listed = at.dataframe[0].value
+    assert newest.id in set(listed["ID"])
+
+    at.selectbox(key="restore_choice").set_value(newest.id).run()
+    assert at.button(key="restore_run").disabled
+    at.checkbox(key="restore_confirm").check().run()
+    at.button(key="restore_run").click().run()
+    _assert_clean(at)
+    assert at.success[-1].value.startswith(f"Restored backup `{newest.id}`")
+
+
+def test_health_and_costs_show_the_agent(agent: Agent) -> None:
+    at = _open("health")
+    _assert_clean(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Platform"] == "✅ ok" and metrics["Database"] == "✅ up"
+    rows = at.dataframe[0].value
+    assert "Eliza" in set(rows["Name"])
+
+    at = _open("costs")
+    _assert_clean(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Estimated / month"].startswith("$")
+    assert "Eliza" in set(at.dataframe[0].value["Agent"])
+
+
+def test_backend_down_shows_a_banner_on_every_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("PARADYZE_API_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("PARADYZE_ADMIN_TOKEN", "any-token")
+    get_console_settings.cache_clear()
+    try:
+        for page in PAGES:
+            at = _open(page)
+            assert not at.exception, page
+            banner = at.error[0].value
+            assert f"not answering at http://127.0.0.1:{port}" in banner, page
+            assert "python -m local_emulator" in banner
+    finally:
+        get_console_settings.cache_clear()
