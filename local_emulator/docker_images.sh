@@ -108,7 +108,7 @@ build_agent() {
     fi
     started=$SECONDS
     say "building $AGENT_IMAGE (sources $hash)"
-    docker build --quiet \
+    docker build --quiet --force-rm \
         --build-arg BASE_IMAGE="$BASE_IMAGE" \
         --label paradyze.source-hash="$hash" \
         -t "$AGENT_IMAGE" -f "$dockerfile" "$ROOT" >/dev/null
@@ -122,15 +122,28 @@ build_stack_image() {
     local tag="$1" dockerfile="$2" context="$3" started
     started=$SECONDS
     say "building $tag"
-    docker build --quiet --network host \
+    docker build --quiet --force-rm --network host \
         --build-arg BASE_IMAGE="$BASE_IMAGE" \
         -t "$tag" -f "$ROOT/$dockerfile" "$ROOT/$context" >/dev/null
     say "built $tag in $((SECONDS - started))s ($(image_size "$tag"))"
 }
 
+# The platform image installs its requirements from these wheels, downloaded by the host's pip:
+# it reaches the package index however this machine is set up to (mirror, proxy, CA).
+download_wheels() {
+    local pip="$ROOT/.venv/bin/pip" wheels="$ROOT/local_emulator/docker/.wheels" started=$SECONDS
+    [ -x "$pip" ] || pip="python3 -m pip"
+    say "downloading wheels for requirements.txt into $wheels"
+    mkdir -p "$wheels"
+    $pip download --quiet --only-binary=:all: -r "$ROOT/requirements.txt" -d "$wheels" 2>/dev/null \
+        || die "pip download failed; run: $pip download --only-binary=:all: -r requirements.txt -d $wheels"
+    say "wheels ready in $((SECONDS - started))s ($(du -sh "$wheels" | cut -f1))"
+}
+
 build_base
 build_agent
 if [ "$WITH_STACK" -eq 1 ]; then
+    download_wheels
     build_stack_image paradyze/postgres:15 local_emulator/docker/postgres.Dockerfile local_emulator/docker
     build_stack_image paradyze/platform:latest local_emulator/docker/platform.Dockerfile .
 fi

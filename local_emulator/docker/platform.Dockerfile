@@ -12,9 +12,16 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# Requirements first: the layer is reused while only the code changes.
-COPY requirements.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir -r /tmp/requirements.txt
+# Requirements first: the layer is reused while only the code changes. docker_images.sh
+# --with-stack fills local_emulator/docker/.wheels with the host's pip (which knows this
+# machine's package index and CA); without it, pip installs from PyPI as usual.
+COPY requirements.txt local_emulator/docker/.wheel[s] /tmp/build/
+RUN if ls /tmp/build/*.whl >/dev/null 2>&1; then \
+        pip install --no-cache-dir --no-index --find-links /tmp/build -r /tmp/build/requirements.txt; \
+    else \
+        pip install --no-cache-dir -r /tmp/build/requirements.txt; \
+    fi \
+    && rm -rf /tmp/build
 
 WORKDIR /app
 COPY functions /app/functions
