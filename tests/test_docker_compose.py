@@ -33,8 +33,14 @@ def compose() -> dict[str, Any]:
         pytest.skip("neither `docker compose` nor `docker-compose` exists; run local_emulator/docker_engine.sh")
     # Only the file's own defaults: no overrides, and no provider key from this shell in the output.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PARADYZE_", "OPENROUTER_"))}
-    result = subprocess.run([*command, "-f", str(REPO / "docker-compose.yml"), "config"], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*command, "-f", str(REPO / "docker-compose.yml"), "config"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, f"{' '.join(command)} config failed:\n{result.stderr}"
     config: dict[str, Any] = yaml.safe_load(result.stdout)
     return config

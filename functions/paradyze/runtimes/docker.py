@@ -68,8 +68,14 @@ class DockerRuntime:
                 environment=self._environment(spec),
                 # A --mount bind (unlike -v) fails when the file is missing instead of creating
                 # an empty directory in its place in the character store.
-                mounts=[Mount(target=self.settings.docker_character_path, source=str(spec.character_path),
-                              type="bind", read_only=True)],
+                mounts=[
+                    Mount(
+                        target=self.settings.docker_character_path,
+                        source=str(spec.character_path),
+                        type="bind",
+                        read_only=True,
+                    )
+                ],
                 ports={self._port_key: (PUBLISH_HOST, None)},
                 mem_limit=self.settings.docker_memory,
                 memswap_limit=self.settings.docker_memory,
@@ -123,7 +129,7 @@ class DockerRuntime:
         """The container's last `tail` lines (stdout and stderr); [] when it is gone."""
         try:
             with self._docker_errors("read agent container logs"):
-                raw = self._docker().containers.get(handle).logs(tail=tail, stdout=True, stderr=True)
+                raw: bytes = self._docker().containers.get(handle).logs(tail=tail, stdout=True, stderr=True)
         except _Missing:
             return []
         return raw.decode("utf-8", "replace").splitlines()
@@ -135,7 +141,9 @@ class DockerRuntime:
         """
         with self._docker_errors("list agent containers"):
             containers = self._docker().containers.list(
-                all=True, filters={"label": f"{LABEL_INSTANCE}={self.settings.instance}"}, ignore_removed=True,
+                all=True,
+                filters={"label": f"{LABEL_INSTANCE}={self.settings.instance}"},
+                ignore_removed=True,
             )
             owned = [
                 Owned(agent_id=c.labels[LABEL_AGENT], handle=str(c.id), url=self._url_of(c))
@@ -153,12 +161,14 @@ class DockerRuntime:
     def _environment(self, spec: AgentSpec) -> dict[str, str]:
         env = {k: v for k, v in spec.env.items() if v != ""}
         # Both names: the reference agent reads PORT, ElizaOS's server reads SERVER_PORT.
-        env.update({
-            "CHARACTER_PATH": self.settings.docker_character_path,
-            "PORT": str(self.settings.docker_agent_port),
-            "SERVER_PORT": str(self.settings.docker_agent_port),
-            "HOST": "0.0.0.0",
-        })
+        env.update(
+            {
+                "CHARACTER_PATH": self.settings.docker_character_path,
+                "PORT": str(self.settings.docker_agent_port),
+                "SERVER_PORT": str(self.settings.docker_agent_port),
+                "HOST": "0.0.0.0",
+            }
+        )
         return env
 
     def _docker(self) -> DockerClient:
@@ -170,8 +180,9 @@ class DockerRuntime:
         return self._client
 
     def _remove_by_name(self, name: str, spec: AgentSpec) -> None:
-        with contextlib.suppress(_Missing), self._docker_errors(
-            f"remove stale container of agent {spec.agent_id}", start=True
+        with (
+            contextlib.suppress(_Missing),
+            self._docker_errors(f"remove stale container of agent {spec.agent_id}", start=True),
         ):
             self._docker().containers.get(name).remove(force=True)
 
@@ -186,13 +197,10 @@ class DockerRuntime:
                     return int(binding["HostPort"])
             if container.status in ("exited", "dead"):
                 state = container.attrs.get("State") or {}
-                raise AgentStartFailed(
-                    f"agent container exited during start ({_detail(state)}); see its logs"
-                )
+                raise AgentStartFailed(f"agent container exited during start ({_detail(state)}); see its logs")
             if time.monotonic() >= deadline:
                 raise AgentStartFailed(
-                    f"Docker published no port for {self._port_key} within "
-                    f"{self.settings.agent_start_timeout:g}s"
+                    f"Docker published no port for {self._port_key} within {self.settings.agent_start_timeout:g}s"
                 )
             time.sleep(_PORT_POLL)
 
@@ -218,9 +226,7 @@ class DockerRuntime:
         return int(usage) - int(cache) if int(usage) >= int(cache) else int(usage)
 
     @contextlib.contextmanager
-    def _docker_errors(
-        self, action: str, *, start: bool = False, secrets: Iterable[str] = ()
-    ) -> Iterator[None]:
+    def _docker_errors(self, action: str, *, start: bool = False, secrets: Iterable[str] = ()) -> Iterator[None]:
         """The one place where docker-py's errors become domain errors.
 
         NotFound becomes _Missing (callers decide whether that is fine); an engine that does

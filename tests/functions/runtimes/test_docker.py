@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import requests
-
 from paradyze.errors import AgentStartFailed
 from paradyze.runtimes.base import AgentRuntime, AgentSpec
 from paradyze.runtimes.docker import LABEL_AGENT, LABEL_INSTANCE, LABEL_VERSION, DockerRuntime
@@ -21,8 +20,13 @@ from paradyze.settings import Settings
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(120)]
 
 SECRET = "sk-or-v1-test-" + "9f3c" * 8
-CHARACTER = {"name": "Dockerling", "bio": ["A test agent that lives in a container."], "lore": [],
-             "messageExamples": [], "style": {"all": ["brief"]}}
+CHARACTER = {
+    "name": "Dockerling",
+    "bio": ["A test agent that lives in a container."],
+    "lore": [],
+    "messageExamples": [],
+    "style": {"all": ["brief"]},
+}
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +51,12 @@ def docker_client() -> Iterator[Any]:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     # An instance name of its own: list_owned and cleanup never touch anyone else's containers.
-    return Settings(PARADYZE_HOME=tmp_path / "home", PARADYZE_INSTANCE=f"test-{uuid.uuid4().hex[:8]}",
-                    PARADYZE_DOCKER_MEMORY="256m", PARADYZE_DOCKER_CPUS=0.5)
+    return Settings(
+        PARADYZE_HOME=tmp_path / "home",
+        PARADYZE_INSTANCE=f"test-{uuid.uuid4().hex[:8]}",
+        PARADYZE_DOCKER_MEMORY="256m",
+        PARADYZE_DOCKER_CPUS=0.5,
+    )
 
 
 @pytest.fixture
@@ -67,10 +75,12 @@ def character(tmp_path: Path) -> Path:
     return path
 
 
-def spec_for(character: Path, agent_id: str | None = None, env: dict[str, str] | None = None,
-             version: int = 1) -> AgentSpec:
-    return AgentSpec(agent_id=agent_id or str(uuid.uuid4()), character_path=character,
-                     character_version=version, env=env or {})
+def spec_for(
+    character: Path, agent_id: str | None = None, env: dict[str, str] | None = None, version: int = 1
+) -> AgentSpec:
+    return AgentSpec(
+        agent_id=agent_id or str(uuid.uuid4()), character_path=character, character_version=version, env=env or {}
+    )
 
 
 def wait_healthy(url: str, timeout: float = 20.0) -> dict[str, Any]:
@@ -177,9 +187,7 @@ def test_status_of_a_running_agent_then_after_docker_kill(
     assert "exit code 137" in killed.detail
 
 
-def test_an_agent_that_crashes_shows_its_exit_code(
-    runtime: DockerRuntime, tmp_path: Path
-) -> None:
+def test_an_agent_that_crashes_shows_its_exit_code(runtime: DockerRuntime, tmp_path: Path) -> None:
     broken = tmp_path / "broken.character.json"
     broken.write_text("[1, 2, 3]")  # not a character: the reference agent exits with code 2
     broken.chmod(0o644)

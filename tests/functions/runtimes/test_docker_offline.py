@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from paradyze.errors import RuntimeUnavailable
 from paradyze.runtimes.base import AgentSpec
 from paradyze.runtimes.docker import DockerRuntime
@@ -24,8 +23,12 @@ def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DockerRuntime:
 
 
 def test_every_operation_says_the_runtime_is_unavailable(runtime: DockerRuntime, tmp_path: Path) -> None:
-    spec = AgentSpec(agent_id="a1", character_path=tmp_path / "c.json", character_version=1,
-                     env={"OPENROUTER_API_KEY": "sk-never-shown-1234"})
+    spec = AgentSpec(
+        agent_id="a1",
+        character_path=tmp_path / "c.json",
+        character_version=1,
+        env={"OPENROUTER_API_KEY": "sk-never-shown-1234"},
+    )
     calls = {
         "start": lambda: runtime.start(spec),
         "stop": lambda: runtime.stop("abc", grace=1),
@@ -44,6 +47,12 @@ def test_every_operation_says_the_runtime_is_unavailable(runtime: DockerRuntime,
 
 def test_importing_the_backend_does_not_load_docker_py() -> None:
     code = "import sys, paradyze.runtimes.docker; print('docker' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], cwd=FUNCTIONS, capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(FUNCTIONS), "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=FUNCTIONS,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(FUNCTIONS), "PATH": "/usr/bin:/bin"},
+    )
     assert out.stdout.strip() == "False"
