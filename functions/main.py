@@ -12,7 +12,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the paradyze package
 
 from paradyze import backup, health, lifecycle, messaging, openapi, sweeps  # noqa: E402
 from paradyze.agents import (  # noqa: E402
-    AgentCreate, AgentQuery, AgentRef, CharacterUpdate, EventsQuery, LogsQuery, MessageSend, PolicyUpdate,
+    AgentCreate,
+    AgentQuery,
+    AgentRef,
+    CharacterUpdate,
+    EventsQuery,
+    LogsQuery,
+    MessageSend,
+    PolicyUpdate,
 )
 from paradyze.auth import Caller  # noqa: E402
 from paradyze.backup import BackupRef  # noqa: E402

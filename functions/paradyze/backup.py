@@ -8,7 +8,7 @@ import os
 import tarfile
 import tempfile
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ def backup(caller: Caller) -> dict[str, Any]:
                         "sha256": sha256_hex(data), "created_at": v["created_at"].isoformat()})
     manifest = {
         "format": FORMAT,
-        "created_at": datetime.now(timezone.utc).isoformat(),
+        "created_at": datetime.now(UTC).isoformat(),
         "counts": {"characters": len(characters), "versions": len(versions), "agents": len(agents)},
         "characters": [{"id": str(c["id"]), "user_id": str(c["user_id"]), "name": c["name"],
                         "current_version": c["current_version"], "created_at": c["created_at"].isoformat()}
@@ -64,7 +64,7 @@ def backup(caller: Caller) -> dict[str, Any]:
     }
     target_dir = get_settings().backups_dir
     target_dir.mkdir(parents=True, exist_ok=True)
-    name = f"paradyze-backup-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}.tar.gz"
+    name = f"paradyze-backup-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.tar.gz"
     archive = _write_archive(target_dir / name, manifest, files)
     data = archive.read_bytes()
     with db.transaction(caller) as conn:
@@ -93,7 +93,7 @@ def _write_archive(path: Path, manifest: dict[str, Any], files: dict[str, bytes]
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
-    info.mtime = int(datetime.now(timezone.utc).timestamp())
+    info.mtime = int(datetime.now(UTC).timestamp())
     info.mode = 0o444
     tar.addfile(info, io.BytesIO(data))
 

@@ -6,8 +6,10 @@ import contextlib
 import hashlib
 import json
 import logging
+import random
 import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .auth import Caller
-from .errors import DatabaseUnavailable
+from .errors import DatabaseUnavailable, Unavailable
 from .settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -123,22 +125,42 @@ def _role(caller: Caller) -> str:
 
 
 @contextlib.contextmanager
-def agent_lock(agent_id: str) -> Iterator[None]:
+def agent_lock(agent_id: str, timeout: float = 180.0) -> Iterator[None]:
     """Serialise operations on one agent across every instance, on a session advisory lock.
 
     The lock outlives the short transactions inside an operation and is dropped by Postgres
-    if this process dies, so a crash never leaves an agent locked.
+    if this process dies, so a crash never leaves an agent locked. Waiters poll with try-lock
+    and give their connection back between tries: a crowd of waiters must not take the pool
+    connections that the holder needs to finish.
     """
     key = int.from_bytes(hashlib.sha256(agent_id.encode()).digest()[:8], "big", signed=True)
+    deadline = time.monotonic() + timeout
+    delay = 0.01
     try:
-        with pool().connection() as conn:
-            conn.execute("select pg_advisory_lock(%s)", (key,))
+        target = pool()
+        while True:
+            conn = target.getconn()
             try:
-                yield
-            finally:
-                conn.execute("select pg_advisory_unlock(%s)", (key,))
+                got = conn.execute("select pg_try_advisory_lock(%s) as got", (key,)).fetchone()
+            except BaseException:
+                target.putconn(conn)
+                raise
+            if got and got["got"]:
+                break
+            target.putconn(conn)
+            if time.monotonic() > deadline:
+                raise Unavailable(f"agent {agent_id} is busy with another operation; try again shortly")
+            time.sleep(delay + random.uniform(0, delay))
+            delay = min(delay * 2, 0.25)
     except (PoolTimeout, psycopg.OperationalError) as exc:
         raise DatabaseUnavailable("the database is not reachable") from exc
+    try:
+        yield
+    finally:
+        try:
+            conn.execute("select pg_advisory_unlock(%s)", (key,))
+        finally:
+            target.putconn(conn)
 
 
 @dataclass(frozen=True)

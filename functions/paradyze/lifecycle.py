@@ -13,7 +13,7 @@ import logging
 import os
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -68,7 +68,7 @@ def _public(conn: psycopg.Connection, row: Row) -> AgentPublic:
 def _schedules_by_agent(conn: psycopg.Connection, agent_ids: list[str]) -> dict[str, list[SchedulePublic]]:
     from .schedules import next_fire
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     out: dict[str, list[SchedulePublic]] = {}
     for s in repository.list_schedules(conn, agent_ids) if agent_ids else []:
         out.setdefault(str(s["agent_id"]), []).append(SchedulePublic(
@@ -209,8 +209,8 @@ def _start(agent_id: str, *, actor: str, reason: str) -> Row:
     return _set_status(
         agent_id, "running", actor=actor, reason=reason, duration_ms=int((time.monotonic() - began) * 1000),
         fields={"eliza_agent_id": info.get("id"), "running_version": version["version"],
-                "started_at": datetime.now(timezone.utc), "status_reason": None,
-                "transition_started_at": None, "last_activity_at": datetime.now(timezone.utc)},
+                "started_at": datetime.now(UTC), "status_reason": None,
+                "transition_started_at": None, "last_activity_at": datetime.now(UTC)},
     )
 
 
@@ -228,7 +228,7 @@ def _set_status(agent_id: str, status: str, *, actor: str, reason: str, duration
             check_transition(agent_id, row["status"], status)
         extra = dict(fields or {})
         if status in ("provisioning", "hibernating", "waking", "deleting"):
-            extra.setdefault("transition_started_at", datetime.now(timezone.utc))
+            extra.setdefault("transition_started_at", datetime.now(UTC))
         if status == "error":
             extra.setdefault("status_reason", reason)
         updated = repository.update_agent(conn, agent_id, status=status, **extra)

@@ -30,7 +30,7 @@ OPERATIONS: list[tuple[str, str, str, Any, str, str]] = [
     ("list_backups", "get", "admin", None, "Backups, newest first", "backups"),
     ("restore_backup", "post", "admin", BackupRef, "Restore what an archive has and the database lacks", "restore"),
     ("health_check", "get", "admin", None, "Platform and per-agent health; restarts crashed agents", "status"),
-    ("hibernate_idle", "post", "admin", None, "Hibernate agents idle past their policy (Cloud Scheduler)", "hibernated"),
+    ("hibernate_idle", "post", "admin", None, "Hibernate agents idle past their policy", "hibernated"),
 ]
 
 _ERRORS = {

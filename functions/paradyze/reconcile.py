@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import agent_client, db, repository
@@ -131,7 +131,7 @@ def _reconcile_row(agent_id: str, instances: list[Owned], actor: str, report: Re
         if row["status"] != "running" and row["url"] and agent_client.is_healthy(row["url"]):
             lifecycle._set_status(agent_id, "running", actor=actor, reason="found healthy by reconcile",
                                   fields={"transition_started_at": None, "running_version": row["current_version"],
-                                          "started_at": row["started_at"] or datetime.now(timezone.utc)})
+                                          "started_at": row["started_at"] or datetime.now(UTC)})
             report.adopted.append(agent_id)
         return
     _restart_dead(row, actor, report, lifecycle)
@@ -140,7 +140,7 @@ def _reconcile_row(agent_id: str, instances: list[Owned], actor: str, report: Re
 def _restart_dead(row: Row, actor: str, report: Report, lifecycle: Any) -> None:
     settings = get_settings()
     agent_id = str(row["id"])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     crashed = row["status"] == "running"
     if crashed:
         window = [t for t in row["crash_times"] if t > now - timedelta(seconds=settings.restart_window)]

@@ -9,7 +9,8 @@ from . import db, lifecycle, repository
 from .agents import AgentPublic, PolicyUpdate
 from .auth import SYSTEM, Caller
 from .errors import ParadyzeError
-from .scheduler_sync import get_job_sink, sync_agent as _sync_agent, sync_all
+from .scheduler_sync import get_job_sink, sync_all
+from .scheduler_sync import sync_agent as _sync_agent
 from .settings import get_settings
 
 log = logging.getLogger(__name__)

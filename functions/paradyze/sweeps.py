@@ -5,7 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import db, lifecycle, reconcile, repository
@@ -29,7 +29,7 @@ def hibernate_idle(caller: Caller, *, batch: int = 200, budget_s: float = 50.0, 
     seen: set[str] = set()
     while time.monotonic() - began < budget_s:
         with db.transaction(caller) as conn:
-            rows = [r for r in repository.idle_agents(conn, datetime.now(timezone.utc), batch)
+            rows = [r for r in repository.idle_agents(conn, datetime.now(UTC), batch)
                     if str(r["id"]) not in seen]
         if not rows:
             break
@@ -56,7 +56,7 @@ def _hibernate_one(caller: Caller, agent_id: str) -> bool:
 def finish_stuck(caller: Caller, *, older_than: timedelta = STUCK_AFTER) -> list[str]:
     """Roll forward or back every agent whose transition began longer ago than older_than."""
     with db.transaction(caller) as conn:
-        rows = repository.stuck_agents(conn, datetime.now(timezone.utc) - older_than)
+        rows = repository.stuck_agents(conn, datetime.now(UTC) - older_than)
     for row in rows:
         try:
             reconcile.reconcile_one(str(row["id"]), actor="sweep")

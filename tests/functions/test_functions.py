@@ -11,8 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import FIXTURES, Functions, User, agent_processes, fixture_characters
-
+from helpers import FIXTURES, Functions, User, agent_processes, fixture_characters
 from paradyze import db
 from paradyze.characters import sha256_hex
 from paradyze.settings import get_settings

@@ -15,7 +15,7 @@ _BACKENDS = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def get_runtime(kind: str) -> AgentRuntime:
     """The backend named kind; raises ValidationFailed for an unknown one."""
     if kind not in _BACKENDS:

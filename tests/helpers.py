@@ -1,0 +1,172 @@
+"""Test helpers shared by the suites: tokens, function clients, the emulator process, agent processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO.parent / "shared" / "fixtures" / "characters"
+SOURCE = str(REPO / "functions" / "main.py")
+
+
+def fixture_characters() -> dict[str, dict[str, Any]]:
+    return {p.name.removesuffix(".character.json"): json.loads(p.read_text())
+            for p in sorted(FIXTURES.glob("*.character.json"))}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class User:
+    id: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def make_user() -> User:
+    from paradyze.auth import USER_ROLE, mint_token
+    from paradyze.settings import get_settings
+
+    user_id = str(uuid.uuid4())
+    return User(user_id, mint_token(get_settings(), role=USER_ROLE, sub=user_id))
+
+
+class Functions:
+    """Every function through functions-framework's own test client, as Cloud Functions loads it."""
+
+    def __init__(self) -> None:
+        import functions_framework
+
+        self._clients: dict[str, Any] = {}
+        self._create = functions_framework.create_app
+
+    def client(self, name: str) -> Any:
+        if name not in self._clients:
+            self._clients[name] = self._create(name, SOURCE).test_client()
+        return self._clients[name]
+
+    def post(self, name: str, token: str | None, payload: Any = None, **kw: Any) -> Any:
+        headers = kw.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = kw.pop("data", None)
+        if data is None:
+            data = json.dumps(payload if payload is not None else {})
+        return self.client(name).post("/", data=data, headers=headers, content_type="application/json", **kw)
+
+    def get(self, name: str, token: str | None, **params: Any) -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return self.client(name).get("/", query_string=params, headers=headers)
+
+
+@dataclass
+class Emulator:
+    home: Path
+    port: int
+    extra_env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def token(self) -> str:
+        return (self.home / "admin-token").read_text().strip()
+
+    @property
+    def log(self) -> Path:
+        return self.home / "emulator.log"
+
+    def user(self) -> User:
+        """A new user with a token signed by this emulator's secret."""
+        from paradyze.auth import USER_ROLE, mint_token
+        from paradyze.settings import Settings
+
+        user_id = str(uuid.uuid4())
+        return User(user_id, mint_token(Settings(PARADYZE_HOME=self.home), role=USER_ROLE, sub=user_id))
+
+    def headers(self, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.token}"}
+
+    def start(self, **env: str) -> Emulator:
+        full_env = {**os.environ, "PARADYZE_HOME": str(self.home), "PYTHONUNBUFFERED": "1",
+                    "PARADYZE_INSTANCE": "e2e", **self.extra_env, **env}
+        token_file = self.home / "admin-token"
+        token_file.unlink(missing_ok=True)
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "local_emulator", "--port", str(self.port), "--no-console"],
+                cwd=str(REPO), env=full_env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"emulator exited with {self.proc.returncode}:\n{self.tail()}")
+            if token_file.exists() and "\nready" in self.log.read_bytes()[offset:].decode(errors="replace"):
+                try:
+                    if requests.get(f"{self.url}/", timeout=2).status_code == 200:
+                        return self
+                except requests.RequestException:
+                    pass
+            time.sleep(0.2)
+        raise RuntimeError(f"emulator did not start:\n{self.tail()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=60)
+        self.proc = None
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
+
+    def post(self, name: str, payload: Any = None, token: str | None = None, **kw: Any) -> requests.Response:
+        headers = {**self.headers(token), **kw.pop("headers", {})}
+        return requests.post(f"{self.url}/{name}", json=payload or {}, headers=headers, timeout=120, **kw)
+
+    def get(self, name: str, token: str | None = None, **params: Any) -> requests.Response:
+        return requests.get(f"{self.url}/{name}", params=params, headers=self.headers(token), timeout=120)
+
+
+def agent_processes(instance_key_prefix: str | None = None) -> dict[str, list[int]]:
+    """agent id -> pids of the agent processes that run on this machine (group leaders only)."""
+    found: dict[str, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "environ").read_bytes()
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        env = dict(item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+        agent = env.get(b"PARADYZE_AGENT_ID")
+        key = env.get(b"PARADYZE_INSTANCE_KEY", b"").decode()
+        if not agent or (instance_key_prefix and not key.startswith(instance_key_prefix)):
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if fields[0] in ("Z", "X") or int(fields[2]) != int(entry.name):
+            continue
+        found.setdefault(agent.decode(), []).append(int(entry.name))
+    return found
