@@ -74,6 +74,8 @@ else
     fi
     say "starting dockerd (log: $DOCKERD_LOG)"
     as_root mkdir -p "$(dirname "$DOCKERD_LOG")"
+    # A marker, so the lines shown on failure are this start's and not an older one's.
+    echo "=== docker_engine.sh starting dockerd at $(date -u +%FT%TZ)" | as_root tee -a "$DOCKERD_LOG" >/dev/null
     # setsid + nohup: dockerd must outlive this script and the shell that ran it.
     as_root setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
 fi
@@ -87,7 +89,7 @@ until engine_answers; do
     fi
     if ! pgrep -x dockerd >/dev/null 2>&1; then
         say "last lines of $DOCKERD_LOG:"
-        tail -n 20 "$DOCKERD_LOG" >&2 2>/dev/null || true
+        sed -n '/^=== docker_engine.sh starting/,$p' "$DOCKERD_LOG" | tail -n 20 >&2 || true
         die "dockerd exited during start-up"
     fi
     sleep 1
