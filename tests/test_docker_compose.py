@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-yaml = pytest.importorskip("yaml")
+yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read `compose config` output")
 
 REPO = Path(__file__).resolve().parents[1]
 STATE_DIR = "/var/lib/paradyze"
