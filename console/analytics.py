@@ -30,8 +30,8 @@ def _by_agent(events: Iterable[Event]) -> dict[str, list[Event]]:
     return grouped
 
 
-def states_over_time(events: Iterable[Event]) -> list[dict[str, object]]:
-    """After every event, how many agents were in each state: rows of {at, status, agents}."""
+def states_over_time(events: Iterable[Event], now: datetime | None = None) -> list[dict[str, object]]:
+    """After every event (and at `now`), how many agents were in each state: rows of {at, status, agents}."""
     ordered = sorted((e for e in events if e.agent_id and e.to_status), key=lambda e: _utc(e.at))
     current: dict[str, str] = {}
     rows: list[dict[str, object]] = []
@@ -41,6 +41,10 @@ def states_over_time(events: Iterable[Event]) -> list[dict[str, object]]:
         counts = Counter(current.values())
         seen = set(counts) | {r["status"] for r in rows}
         rows.extend({"at": _utc(event.at), "status": s, "agents": counts.get(s, 0)} for s in sorted(seen))
+    if rows and now is not None:
+        # Carry the last counts to the present, so the chart ends in today's state.
+        last = rows[-1]["at"]
+        rows.extend({**r, "at": _utc(now)} for r in rows if r["at"] == last)
     return rows
 
 

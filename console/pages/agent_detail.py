@@ -41,7 +41,7 @@ except ApiError as exc:
     st.stop()
 
 # -- status ----------------------------------------------------------------------------------
-m = st.columns(6)
+m = st.columns([2, 1, 1, 1, 1, 1])
 m[0].metric("Status", ui.badge(agent.status))
 m[1].metric("Desired", agent.desired_state or "—")
 m[2].metric("Runtime", agent.runtime or "—")

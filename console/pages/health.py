@@ -27,12 +27,14 @@ unhealthy = [a for a in report.agents if not a.ok]
 c = st.columns(4)
 c[0].metric("Platform", "✅ ok" if report.status == "ok" else f"⚠️ {report.status}")
 c[1].metric("Database", "✅ up" if database.get("ok") else "❌ down")
+applied, pending = migrations.get("applied"), migrations.get("pending") or []
+# The report may list migrations by name or just count them; show a count either way.
+applied_count = len(applied) if isinstance(applied, list) else applied
+pending_count = len(pending) if isinstance(pending, list) else int(pending)
 c[2].metric(
     "Migrations",
-    f"{len(migrations.get('applied') or [])} applied"
-    if isinstance(migrations.get("applied"), list)
-    else str(migrations.get("applied", "—")),
-    delta=f"{len(migrations.get('pending') or [])} pending" if migrations.get("pending") else None,
+    f"{applied_count} applied" if applied_count is not None else "—",
+    delta=f"{pending_count} pending" if pending_count else None,
     delta_color="inverse",
 )
 c[3].metric("Agents healthy", f"{len(report.agents) - len(unhealthy)} / {len(report.agents)}")
@@ -42,8 +44,9 @@ if report.status != "ok":
         if not database.get("ok")
         else []
     )
-    if migrations.get("pending"):
-        problems.append(f"- migrations pending: {', '.join(map(str, migrations['pending']))}")
+    if pending_count:
+        listed = ", ".join(map(str, pending)) if isinstance(pending, list) else str(pending_count)
+        problems.append(f"- migrations pending: {listed}")
     problems += [f"- {a.name or a.agent_id}: {a.detail or a.runtime_state or 'not ok'}" for a in unhealthy]
     st.warning("**The platform is degraded.**\n\n" + "\n".join(problems))
 with st.expander("Platform check details"):
@@ -83,7 +86,7 @@ except ApiError as exc:
     events = []
 
 st.subheader("Agents by state over time")
-states = analytics.states_over_time(events)
+states = analytics.states_over_time(events, now=ui.now())
 if states:
     frame = pd.DataFrame(states)
     colours = alt.Scale(domain=list(ui.STATUS_COLOURS), range=list(ui.STATUS_COLOURS.values()))

@@ -78,6 +78,8 @@ def test_states_over_time_counts_each_state_after_each_event() -> None:
     ]
     last = [r for r in analytics.states_over_time(events) if r["at"] == NOW - timedelta(hours=1)]
     assert {r["status"]: r["agents"] for r in last} == {"hibernated": 1, "running": 1}
+    carried = [r for r in analytics.states_over_time(events, now=NOW) if r["at"] == NOW]
+    assert {r["status"]: r["agents"] for r in carried} == {"hibernated": 1, "running": 1}
 
 
 def test_messages_per_agent_degrades_to_none() -> None:
