@@ -73,14 +73,14 @@ def _lifecycle(url: str, token: str, character: dict, runs: int, runtime: str) -
         return resp.json()
 
     for _ in range(runs):
-        t, agent = _timed(lambda: call("create_agent", {"character": character, "runtime": runtime})["agent"])
+        t, created = _timed(call, "create_agent", {"character": character, "runtime": runtime})
         samples["create"].append(t)
-        ref = {"agent_id": agent["id"]}
-        samples["message"].append(_timed(lambda: call("send_message", {**ref, "text": "hello"}))[0])
-        samples["hibernate"].append(_timed(lambda: call("hibernate_agent", ref))[0])
-        samples["wake"].append(_timed(lambda: call("wake_agent", ref))[0])  # returns once it answers health
+        ref = {"agent_id": created["agent"]["id"]}
+        samples["message"].append(_timed(call, "send_message", {**ref, "text": "hello"})[0])
+        samples["hibernate"].append(_timed(call, "hibernate_agent", ref)[0])
+        samples["wake"].append(_timed(call, "wake_agent", ref)[0])  # returns once it answers health
         call("hibernate_agent", ref)
-        t, result = _timed(lambda: call("send_message", {**ref, "text": "are you awake?"}))
+        t, result = _timed(call, "send_message", {**ref, "text": "are you awake?"})
         assert result["woke"] and result["replies"], result
         samples["wake_on_message"].append(t)
         call("delete_agent", ref)
@@ -88,9 +88,9 @@ def _lifecycle(url: str, token: str, character: dict, runs: int, runtime: str) -
     return samples
 
 
-def _timed(fn: Callable[[], object]) -> tuple[float, object]:
+def _timed(fn: Callable[..., dict], *args: object) -> tuple[float, dict]:
     began = time.perf_counter()
-    result = fn()
+    result = fn(*args)
     return (time.perf_counter() - began) * 1000, result
 
 

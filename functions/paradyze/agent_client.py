@@ -7,6 +7,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlparse
 
@@ -40,6 +41,16 @@ def is_healthy(url: str, timeout: float = 2.0) -> bool:
     except requests.RequestException:
         return False
     return response.ok
+
+
+def last_activity(url: str, timeout: float = 2.0) -> datetime | None:
+    """The agent's own report of its last activity (its heartbeat), when its health carries one."""
+    try:
+        response = requests.get(_join(url, get_settings().agent_health_path), timeout=timeout)
+        value = response.json().get("last_activity") if response.ok else None
+        return datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
+    except (requests.RequestException, ValueError, AttributeError):
+        return None
 
 
 def wait_healthy(url: str, deadline_s: float, is_alive: Callable[[], bool] | None = None) -> None:

@@ -214,6 +214,17 @@ def _start(agent_id: str, *, actor: str, reason: str) -> Row:
     )
 
 
+def _drain(agent_id: str) -> None:
+    """Wait, for a bounded time, for messages in flight to finish; new ones see `hibernating`."""
+    deadline = time.monotonic() + get_settings().drain_timeout
+    while time.monotonic() < deadline:
+        with db.transaction(SYSTEM) as conn:
+            if repository.inflight(conn, agent_id) == 0:
+                return
+        time.sleep(0.05)
+    log.warning("agent %s: messages still in flight after the drain timeout; stopping anyway", agent_id)
+
+
 def _stop(row: Row) -> None:
     if row["runtime_handle"]:
         get_runtime(row["runtime"]).stop(row["runtime_handle"], grace=get_settings().agent_stop_grace)
@@ -253,6 +264,7 @@ def hibernate(caller: Caller, agent_id: str, *, reason: str = "requested") -> Ag
                 _set_status(agent_id, "hibernating", actor=caller.actor, reason=reason,
                             fields={"desired_state": "hibernated"})
             crash_point("hibernate:marked")
+            _drain(agent_id)
             _stop(row)
             crash_point("hibernate:stopped")
             _set_status(agent_id, "hibernated", actor=caller.actor, reason=reason,

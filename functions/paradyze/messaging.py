@@ -2,50 +2,74 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from typing import Any
 
 from . import agent_client, db, lifecycle, repository
-from .agents import MessageSend
+from .agents import AgentPublic, MessageSend
 from .auth import SYSTEM, Caller
 from .errors import AgentUnreachable, InvalidTransition, Unavailable
 
-# A message to an agent in these states starts (or joins) a wake, then is delivered.
-_WAKEABLE = frozenset({"hibernated", "hibernating", "waking", "provisioning"})
+# Wakes run here so that a message can stop waiting for one without cancelling it: the agent
+# still comes up, and the next message finds it running.
+_wakes = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="wake-on-message")
 
 
 def send(caller: Caller, cmd: MessageSend) -> dict[str, Any]:
     """Deliver cmd.text and return the agent's replies: {"replies": [...], "woke": bool}.
 
-    The message is delivered once or reported undelivered (503 with Retry-After), never half:
-    it is sent only after the agent answers health, and a failed send is not retried.
-    Raises NotFound, InvalidTransition (agent in error), Unavailable.
+    A hibernated agent is woken first; messages arriving during one wake wait on the same wake
+    (the agent's lock), so they cause one start. The message is delivered once or reported
+    undelivered, never half: it is sent only to a running agent that answers health, and a
+    failed send is not retried. Raises NotFound, InvalidTransition (agent in error), and
+    Unavailable (the wake took longer than wake_timeout_s, or the agent did not answer).
     """
-    agent = lifecycle.get(caller, cmd.agent_id)
     deadline = time.monotonic() + cmd.wake_timeout_s
+    agent = lifecycle.get(caller, cmd.agent_id)
     woke = False
-    if agent.status in _WAKEABLE or (agent.status == "running" and not agent.url):
-        woke = True
-        # Concurrent messages queue on the agent's lock behind one wake; later ones find it running.
-        agent = lifecycle.wake(caller, cmd.agent_id, reason="message arrived")
-    elif agent.status == "error":
-        raise InvalidTransition(f"agent {cmd.agent_id} is in error ({agent.status_reason}); wake it first",
-                                details=[{"loc": ["agent_id"], "msg": "agent is in error"}])
-    if time.monotonic() > deadline:
-        raise Unavailable(f"agent {cmd.agent_id} took longer than {cmd.wake_timeout_s:.0f} s to wake;"
-                          " the message was not delivered, send it again")
-    with db.transaction(SYSTEM) as conn:
-        row = repository.get_agent(conn, cmd.agent_id)
-        repository.touch_activity(conn, cmd.agent_id, messages=1)
-    assert row is not None and row["url"]
+    while True:
+        if agent.status == "error":
+            raise InvalidTransition(f"agent {cmd.agent_id} is in error ({agent.status_reason}); wake it first",
+                                    details=[{"loc": ["agent_id"], "msg": "agent is in error"}])
+        if agent.status != "running" or not agent.url:
+            woke = True
+            agent = _wake_within(caller, cmd.agent_id, deadline)
+        with db.transaction(SYSTEM) as conn:
+            admitted = repository.begin_message(conn, cmd.agent_id)
+            row = repository.get_agent(conn, cmd.agent_id)
+        if admitted and row is not None:
+            break
+        if time.monotonic() > deadline:
+            raise _undelivered(cmd, "the agent did not stay running")
+        agent = lifecycle.get(caller, cmd.agent_id)  # hibernated again meanwhile: wake it again
+    replies: list[dict[str, Any]] = []
     try:
         replies = agent_client.send_message(row["url"], row["eliza_agent_id"] or row["name"], cmd.text,
                                             user_id=caller.user_id or "admin",
-                                            timeout=max(1.0, deadline - time.monotonic()))
+                                            timeout=max(5.0, deadline - time.monotonic()))
     except AgentUnreachable as exc:
         raise AgentUnreachable(f"agent {cmd.agent_id} did not answer; the message was not delivered"
                                f" ({exc.message})") from exc
-    with db.transaction(SYSTEM) as conn:
-        repository.touch_activity(conn, cmd.agent_id, messages=len(replies))
-    return {"replies": [{"text": r.get("text", ""), **{k: v for k, v in r.items() if k != "text"}} for r in replies],
-            "woke": woke, "agent_id": cmd.agent_id}
+    finally:
+        with db.transaction(SYSTEM) as conn:
+            repository.end_message(conn, cmd.agent_id, len(replies))
+    return {"replies": [{**r, "text": r.get("text", "")} for r in replies], "woke": woke,
+            "agent_id": cmd.agent_id}
+
+
+def _wake_within(caller: Caller, agent_id: str, deadline: float) -> AgentPublic:
+    future = _wakes.submit(lifecycle.wake, caller, agent_id, reason="message arrived")
+    try:
+        return future.result(timeout=max(0.0, deadline - time.monotonic()))
+    except concurrent.futures.TimeoutError:
+        raise _undelivered_id(agent_id, "it is still waking") from None
+
+
+def _undelivered(cmd: MessageSend, why: str) -> Unavailable:
+    return _undelivered_id(cmd.agent_id, why)
+
+
+def _undelivered_id(agent_id: str, why: str) -> Unavailable:
+    return Unavailable(f"the message to agent {agent_id} was not delivered: {why}; send it again shortly",
+                       details=[{"loc": ["agent_id"], "msg": why}])

@@ -20,7 +20,7 @@ _AGENT_SELECT = """
 _AGENT_COLUMNS = frozenset({
     "runtime_handle", "url", "eliza_agent_id", "status", "desired_state", "status_reason",
     "running_version", "transition_started_at", "last_activity_at", "restart_count", "crash_times",
-    "idle_timeout_minutes", "auto_hibernate", "started_at",
+    "idle_timeout_minutes", "auto_hibernate", "started_at", "inflight_messages",
 })
 
 
@@ -153,11 +153,34 @@ def update_agent(conn: psycopg.Connection, agent_id: str, **fields: Any) -> Row:
     return row
 
 
-def touch_activity(conn: psycopg.Connection, agent_id: str, *, messages: int = 0) -> None:
+def record_activity(conn: psycopg.Connection, agent_id: str, at: datetime) -> None:
+    """Activity the agent reports itself (a heartbeat): it only ever moves last_activity_at forward."""
     conn.execute(
-        "update public.agents set last_activity_at = now(), message_count = message_count + %s where id = %s",
-        (messages, agent_id),
+        "update public.agents set last_activity_at = greatest(last_activity_at, %s) where id = %s", (at, agent_id)
     )
+
+
+def begin_message(conn: psycopg.Connection, agent_id: str) -> bool:
+    """Count a message in flight, only while the agent is running; False when it is not."""
+    row = conn.execute(
+        "update public.agents set inflight_messages = inflight_messages + 1, last_activity_at = now(),"
+        " message_count = message_count + 1 where id = %s and status = 'running' and url is not null returning id",
+        (agent_id,),
+    ).fetchone()
+    return row is not None
+
+
+def end_message(conn: psycopg.Connection, agent_id: str, replies: int) -> None:
+    conn.execute(
+        "update public.agents set inflight_messages = greatest(inflight_messages - 1, 0),"
+        " last_activity_at = now(), message_count = message_count + %s where id = %s",
+        (replies, agent_id),
+    )
+
+
+def inflight(conn: psycopg.Connection, agent_id: str) -> int:
+    row = conn.execute("select inflight_messages from public.agents where id = %s", (agent_id,)).fetchone()
+    return int(row["inflight_messages"]) if row else 0
 
 
 def delete_character(conn: psycopg.Connection, character_id: str) -> None:
@@ -186,7 +209,7 @@ def list_events(conn: psycopg.Connection, agent_id: str | None, limit: int) -> l
 def idle_agents(conn: psycopg.Connection, now: datetime, limit: int) -> list[Row]:
     """Running agents idle past their own policy; served by agents_idle_sweep_idx."""
     return conn.execute(
-        "select id, user_id, last_activity_at, idle_timeout_minutes from public.agents"
+        "select id, user_id, url, last_activity_at, idle_timeout_minutes from public.agents"
         " where status = 'running' and auto_hibernate and desired_state = 'running'"
         " and last_activity_at < %(now)s - make_interval(mins => idle_timeout_minutes)"
         " order by last_activity_at limit %(limit)s",

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     agent_host: str = Field(default="127.0.0.1", alias="PARADYZE_AGENT_HOST")
     agent_start_timeout: float = Field(default=30.0, alias="PARADYZE_AGENT_START_TIMEOUT")
     agent_stop_grace: float = Field(default=5.0, alias="PARADYZE_AGENT_STOP_GRACE")
+    drain_timeout: float = Field(default=10.0, alias="PARADYZE_DRAIN_TIMEOUT")
     agent_health_path: str = Field(default="/api/server/health", alias="PARADYZE_AGENT_HEALTH_PATH")
 
     # Docker runtime

@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import db, lifecycle, reconcile, repository
+from . import agent_client, db, lifecycle, reconcile, repository
 from .auth import Caller
 from .errors import ParadyzeError
 
@@ -25,6 +25,7 @@ def hibernate_idle(caller: Caller, *, batch: int = 200, budget_s: float = 50.0, 
     began = time.monotonic()
     hibernated: list[str] = []
     failed: list[str] = []
+    active: list[str] = []  # idle by our count, but the agent reports activity of its own
     checked = 0
     seen: set[str] = set()
     while time.monotonic() - began < budget_s:
@@ -36,21 +37,35 @@ def hibernate_idle(caller: Caller, *, batch: int = 200, budget_s: float = 50.0, 
         checked += len(rows)
         seen.update(str(r["id"]) for r in rows)
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_hibernate_one, caller, str(r["id"])): str(r["id"]) for r in rows}
+            futures = {pool.submit(_hibernate_one, caller, r): str(r["id"]) for r in rows}
             for future in concurrent.futures.as_completed(futures):
-                (hibernated if future.result() else failed).append(futures[future])
-    return {"hibernated": sorted(hibernated), "failed": sorted(failed), "checked": checked,
+                outcome = future.result()
+                if outcome == "hibernated":
+                    hibernated.append(futures[future])
+                elif outcome == "failed":
+                    failed.append(futures[future])
+                else:
+                    active.append(futures[future])
+    return {"hibernated": sorted(hibernated), "failed": sorted(failed), "active": sorted(active), "checked": checked,
             "elapsed_ms": int((time.monotonic() - began) * 1000),
             "complete": time.monotonic() - began < budget_s}
 
 
-def _hibernate_one(caller: Caller, agent_id: str) -> bool:
+def _hibernate_one(caller: Caller, row: dict[str, Any]) -> str:
+    agent_id = str(row["id"])
+    cutoff = datetime.now(UTC) - timedelta(minutes=row["idle_timeout_minutes"])
+    # Messages may reach an agent without us (its own Twitter or Discord client): its heartbeat counts.
+    beat = agent_client.last_activity(row["url"]) if row["url"] else None
+    if beat is not None and beat > cutoff:
+        with db.transaction(caller) as conn:
+            repository.record_activity(conn, agent_id, beat)
+        return "active"
     try:
         lifecycle.hibernate(caller, agent_id, reason="idle past its policy")
-        return True
+        return "hibernated"
     except ParadyzeError as exc:
         log.warning("idle hibernate of %s failed: %s", agent_id, exc.message)
-        return False
+        return "failed"
 
 
 def finish_stuck(caller: Caller, *, older_than: timedelta = STUCK_AFTER) -> list[str]:

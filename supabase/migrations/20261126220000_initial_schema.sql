@@ -61,6 +61,7 @@ create table public.agents (
   last_activity_at     timestamptz not null default now(),
   restart_count        integer not null default 0,
   message_count        bigint not null default 0,
+  inflight_messages    integer not null default 0 check (inflight_messages >= 0),
   crash_times          timestamptz[] not null default '{}',
   idle_timeout_minutes integer not null default 60 check (idle_timeout_minutes between 1 and 525600),
   auto_hibernate       boolean not null default true,
