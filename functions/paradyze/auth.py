@@ -44,9 +44,12 @@ def caller_from_header(header: str | None, settings: Settings) -> Caller:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+    token = token.strip()
+    if settings.scheduler_service_account and _algorithm(token) == "RS256":
+        return _scheduler_caller(token, settings)
     try:
         claims = jwt.decode(
-            token.strip(),
+            token,
             settings.jwt_secret_value(),
             algorithms=["HS256"],
             options={"require": ["role"], "verify_aud": False},
@@ -67,6 +70,38 @@ def caller_from_header(header: str | None, settings: Settings) -> Caller:
     except ValueError as exc:
         raise Unauthenticated("the token's 'sub' must be the user's uuid") from exc
     return Caller(role=USER_ROLE, user_id=user_id, claims=claims)
+
+
+def _algorithm(token: str) -> str | None:
+    try:
+        return str(jwt.get_unverified_header(token).get("alg"))
+    except jwt.InvalidTokenError:
+        return None
+
+
+_GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
+
+
+def _scheduler_caller(token: str, settings: Settings) -> Caller:
+    """Cloud Scheduler's OIDC token: signed by Google, for our audience, of the configured account."""
+    import google.auth.exceptions
+    import google.auth.transport.requests
+    import google.oauth2.id_token
+
+    audience = settings.scheduler_oidc_audience or settings.public_url
+    try:
+        claims = google.oauth2.id_token.verify_token(
+            token, google.auth.transport.requests.Request(), audience=audience, certs_url=settings.google_certs_url,
+            clock_skew_in_seconds=30,
+        )
+    except (ValueError, google.auth.exceptions.GoogleAuthError) as exc:
+        raise Unauthenticated(f"invalid OIDC token: {exc}") from exc
+    if claims.get("iss") not in _GOOGLE_ISSUERS:
+        raise Unauthenticated("the OIDC token was not issued by Google")
+    if claims.get("email") != settings.scheduler_service_account or not claims.get("email_verified"):
+        raise Forbidden("the OIDC token is not the scheduler's service account")
+    return Caller(role=ADMIN_ROLE, user_id=None,
+                  claims={"role": ADMIN_ROLE, "actor": f"scheduler:{claims['email']}"})
 
 
 def mint_token(settings: Settings, *, role: str, sub: str | None = None, ttl: int = 3600,

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     scheduler_backend: Literal["local", "cloud"] = Field(default="local", alias="PARADYZE_SCHEDULER")
     scheduler_api_endpoint: str | None = Field(default=None, alias="PARADYZE_SCHEDULER_API_ENDPOINT")
     scheduler_service_account: str | None = Field(default=None, alias="PARADYZE_SCHEDULER_SERVICE_ACCOUNT")
+    # Cloud Scheduler calls with a Google-signed OIDC token of this service account.
+    scheduler_oidc_audience: str | None = Field(default=None, alias="PARADYZE_SCHEDULER_OIDC_AUDIENCE")
+    google_certs_url: str = Field(
+        default="https://www.googleapis.com/oauth2/v1/certs", alias="PARADYZE_GOOGLE_CERTS_URL"
+    )
     scheduler_tick_seconds: float = Field(default=15.0, alias="PARADYZE_SCHEDULER_TICK")
     idle_sweep_cron: str = Field(default="*/5 * * * *", alias="PARADYZE_IDLE_SWEEP_CRON")
     backup_cron: str = Field(default="0 3 * * 0", alias="PARADYZE_BACKUP_CRON")

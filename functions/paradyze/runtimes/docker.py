@@ -42,7 +42,7 @@ class DockerRuntime:
         self._client: DockerClient | None = None
 
     def container_name(self, agent_id: str) -> str:
-        return f"paradyze-{self.settings.instance}-{agent_id}"
+        return f"paradyze-{self.settings.instance_key}-{agent_id}"
 
     def start(self, spec: AgentSpec) -> Started:
         """Run the agent's container and return once Docker has published its port.
@@ -62,7 +62,7 @@ class DockerRuntime:
                 name=name,
                 labels={
                     LABEL_AGENT: spec.agent_id,
-                    LABEL_INSTANCE: self.settings.instance,
+                    LABEL_INSTANCE: self.settings.instance_key,
                     LABEL_VERSION: str(spec.character_version),
                 },
                 environment=self._environment(spec),
@@ -142,7 +142,7 @@ class DockerRuntime:
         with self._docker_errors("list agent containers"):
             containers = self._docker().containers.list(
                 all=True,
-                filters={"label": f"{LABEL_INSTANCE}={self.settings.instance}"},
+                filters={"label": f"{LABEL_INSTANCE}={self.settings.instance_key}"},
                 ignore_removed=True,
             )
             owned = [

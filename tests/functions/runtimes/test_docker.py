@@ -62,7 +62,7 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def runtime(settings: Settings, docker_client: Any) -> Iterator[DockerRuntime]:
     yield DockerRuntime(settings)
-    leftovers = docker_client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={settings.instance}"})
+    leftovers = docker_client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={settings.instance_key}"})
     for container in leftovers:
         container.remove(force=True)
 
@@ -117,9 +117,9 @@ def test_start_runs_a_named_labelled_limited_container_that_answers(
     started = runtime.start(spec)
 
     container = docker_client.containers.get(started.handle)
-    assert container.name == f"paradyze-{settings.instance}-{spec.agent_id}"
+    assert container.name == f"paradyze-{settings.instance_key}-{spec.agent_id}"
     assert container.labels[LABEL_AGENT] == spec.agent_id
-    assert container.labels[LABEL_INSTANCE] == settings.instance
+    assert container.labels[LABEL_INSTANCE] == settings.instance_key
     assert container.labels[LABEL_VERSION] == "7"
     host = container.attrs["HostConfig"]
     assert host["Memory"] == 256 * 1024 * 1024
@@ -227,7 +227,7 @@ def test_list_owned_finds_this_instances_agents_only(
     assert owned[first.agent_id].handle == started[first.agent_id].handle
     assert owned[first.agent_id].url == started[first.agent_id].url
     assert owned[second.agent_id].handle == started[second.agent_id].handle  # exited ones too
-    other = DockerRuntime(settings.model_copy(update={"instance": f"{settings.instance}-other"}))
+    other = DockerRuntime(settings.model_copy(update={"instance": f"{settings.instance_key}-other"}))
     assert other.list_owned() == []
 
 
