@@ -12,7 +12,6 @@ from console.models import (
     Backup,
     CharacterVersion,
     Event,
-    FiredSchedule,
     HealthReport,
     MessageResult,
     Restore,
@@ -217,10 +216,6 @@ class ParadyzeClient:
 
     def hibernate_idle(self) -> list[str]:
         return [str(a) for a in self.call("POST", "hibernate_idle", body={}).get("hibernated", [])]
-
-    def run_schedules(self) -> list[FiredSchedule]:
-        data = self.call("POST", "run_schedules", body={})
-        return [FiredSchedule.model_validate(f) for f in data.get("fired", [])]
 
 
 def _decode(function: str, resp: requests.Response) -> dict[str, Any]:

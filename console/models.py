@@ -113,7 +113,3 @@ class HealthReport(_Lenient):
     agents: list[AgentHealth] = Field(default_factory=list)
 
 
-class FiredSchedule(_Lenient):
-    agent_id: str
-    action: str
-    schedule_id: str | None = None

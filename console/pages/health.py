@@ -122,22 +122,10 @@ with right:
 
 st.subheader("Scheduler jobs")
 st.caption("Cloud Scheduler runs these on its own; run them now to test a policy or clear idle agents.")
-j1, j2 = st.columns(2)
-if j1.button("Hibernate idle agents now", key="job_idle"):
+if st.button("Hibernate idle agents now", key="job_idle"):
     try:
         hibernated = client.hibernate_idle()
     except ApiError as exc:
         ui.show_error(exc, "Hibernating idle agents")
     else:
         st.success(f"Hibernated {len(hibernated)} idle agents.")
-if j2.button("Run due schedules now", key="job_schedules"):
-    try:
-        fired = client.run_schedules()
-    except ApiError as exc:
-        ui.show_error(exc, "Running the schedules")
-    else:
-        st.success(
-            f"Fired {len(fired)} schedules: " + ", ".join(f"{f.action} {f.agent_id[:8]}" for f in fired)
-            if fired
-            else "No schedule was due."
-        )

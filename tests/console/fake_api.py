@@ -251,9 +251,6 @@ class FakeApi:
     def do_hibernate_idle(self, body: dict[str, Any]) -> Any:
         return {"hibernated": [], "checked": len(self.agents)}
 
-    def do_run_schedules(self, body: dict[str, Any]) -> Any:
-        return {"fired": []}
-
 
 def _error(
     status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
