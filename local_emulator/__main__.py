@@ -14,13 +14,12 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "functions"))
 
+from local_emulator.app import FUNCTIONS, build_app  # noqa: E402
+from local_emulator.scheduler import LocalScheduler  # noqa: E402
 from paradyze import db, lifecycle, reconcile, repository  # noqa: E402
 from paradyze.auth import ADMIN_ROLE, SYSTEM, mint_token  # noqa: E402
 from paradyze.logs import configure_logging  # noqa: E402
 from paradyze.settings import get_settings  # noqa: E402
-
-from local_emulator.app import FUNCTIONS, build_app  # noqa: E402
-from local_emulator.scheduler import LocalScheduler  # noqa: E402
 
 log = logging.getLogger("local_emulator")
 

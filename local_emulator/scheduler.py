@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
+
 from paradyze.scheduler_file import FileJobSink, reconcile
 from paradyze.scheduler_sync import SyncResult
 from paradyze.schedules import JobSpec, last_due

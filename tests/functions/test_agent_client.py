@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+
 from paradyze import agent_client
 from paradyze.errors import AgentStartFailed, AgentUnreachable, BadRequest
 

@@ -6,10 +6,11 @@ import copy
 import json
 
 import pytest
+from pydantic import ValidationError
+
 from helpers import fixture_characters
 from paradyze.characters import Character, canonical_bytes, split_secrets
 from paradyze.http import validation_error
-from pydantic import ValidationError
 
 FIXTURES = fixture_characters()
 

@@ -6,6 +6,7 @@ import json
 
 import jwt
 import pytest
+
 from helpers import Functions, User, fixture_characters
 from paradyze import db
 from paradyze.runtimes import get_runtime

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from helpers import FIXTURES, Functions, User, agent_processes, fixture_characters
 from paradyze import db
 from paradyze.characters import sha256_hex

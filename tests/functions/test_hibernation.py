@@ -11,8 +11,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from helpers import Functions, User, fixture_characters
 
+from helpers import Functions, User, fixture_characters
 from paradyze import db, reconcile, sweeps
 from paradyze.auth import SYSTEM
 from paradyze.settings import get_settings

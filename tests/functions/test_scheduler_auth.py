@@ -15,8 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from helpers import Functions, User
 
+from helpers import Functions, User
 from paradyze.settings import get_settings
 
 ACCOUNT = "scheduler@paradyze-test.iam.gserviceaccount.com"

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from google.api_core import retry as retries
+
 from paradyze.errors import Unavailable
 from paradyze.scheduler_file import FileJobSink
 from paradyze.scheduler_sync import CloudSchedulerSink, JobSink, get_job_sink, sync_agent, sync_all
 from paradyze.schedules import JobSpec
 from paradyze.settings import Settings
-
 from tests.fakes.cloud_scheduler import FakeCloudScheduler
 
 NY = "America/New_York"

@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import BaseModel, ValidationError
+
 from paradyze.errors import ValidationFailed
 from paradyze.schedules import (
     ScheduleIn,
@@ -17,7 +19,6 @@ from paradyze.schedules import (
     platform_jobs,
 )
 from paradyze.settings import Settings
-from pydantic import BaseModel, ValidationError
 
 NY = "America/New_York"
 AGENT = "6f1c2b7e-8d9a-4c3b-9e2f-1a2b3c4d5e6f"

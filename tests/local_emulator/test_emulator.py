@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import requests
+
 from helpers import REPO, Emulator, agent_processes, fixture_characters
 
 pytestmark = pytest.mark.e2e

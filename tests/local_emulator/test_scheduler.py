@@ -13,12 +13,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from local_emulator.scheduler import LocalScheduler
 from paradyze.scheduler_file import FileJobSink
 from paradyze.scheduler_sync import JobSink, sync_agent
 from paradyze.schedules import JobSpec, agent_scope, platform_jobs
 from paradyze.settings import Settings
-
-from local_emulator.scheduler import LocalScheduler
 
 NY = "America/New_York"
 AGENT = "6f1c2b7e-8d9a-4c3b-9e2f-1a2b3c4d5e6f"

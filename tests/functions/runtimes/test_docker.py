@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import requests
+
 from paradyze.errors import AgentStartFailed
 from paradyze.runtimes.base import AgentRuntime, AgentSpec
 from paradyze.runtimes.docker import LABEL_AGENT, LABEL_INSTANCE, LABEL_VERSION, DockerRuntime

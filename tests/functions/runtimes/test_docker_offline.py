@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from paradyze.errors import RuntimeUnavailable
 from paradyze.runtimes.base import AgentSpec
 from paradyze.runtimes.docker import DockerRuntime
