@@ -197,7 +197,7 @@ def _start(agent_id: str, *, actor: str, reason: str) -> Row:
     crash_point("start:recorded")
     try:
         agent_client.wait_healthy(started.url, settings.agent_start_timeout,
-                                  is_alive=lambda: runtime.status(started.handle).alive)
+                                  is_alive=lambda: runtime.alive(started.handle))
         info = agent_client.agent_info(started.url)
     except ParadyzeError as exc:
         tail = runtime.logs(started.handle, tail=20)
@@ -320,7 +320,7 @@ def _alive(row: Row) -> bool:
     if not row["runtime_handle"]:
         return False
     try:
-        return get_runtime(row["runtime"]).status(row["runtime_handle"]).alive
+        return get_runtime(row["runtime"]).alive(row["runtime_handle"])
     except RuntimeUnavailable:
         return False
 

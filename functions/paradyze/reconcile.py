@@ -111,7 +111,7 @@ def _reconcile_row(agent_id: str, instances: list[Owned], actor: str, report: Re
         return
 
     # desired running
-    alive = bool(row["runtime_handle"]) and runtime.status(row["runtime_handle"]).alive
+    alive = bool(row["runtime_handle"]) and runtime.alive(row["runtime_handle"])
     if not alive and extras:
         # Started before a crash that came ahead of recording its handle: adopt the newest.
         adopt, extras = extras[-1], extras[:-1]

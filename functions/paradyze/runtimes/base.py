@@ -57,7 +57,11 @@ class AgentRuntime(Protocol):
     def stop(self, handle: str, grace: float) -> None:
         """Stop gracefully (SIGTERM, grace seconds, then kill) and release it. Idempotent."""
 
-    def status(self, handle: str) -> RuntimeStatus: ...
+    def status(self, handle: str) -> RuntimeStatus:
+        """State, exit code and memory use; may take a moment (memory statistics)."""
+
+    def alive(self, handle: str) -> bool:
+        """Whether the instance runs: the cheap check used while waiting and reconciling."""
 
     def logs(self, handle: str, tail: int = 200) -> list[str]: ...
 

@@ -125,6 +125,14 @@ class DockerRuntime:
             detail=_detail(state),
         )
 
+    def alive(self, handle: str) -> bool:
+        """Raises RuntimeUnavailable when the engine does not answer."""
+        try:
+            with self._docker_errors("read agent container status"):
+                return bool(self._docker().containers.get(handle).status == "running")
+        except _Missing:
+            return False
+
     def logs(self, handle: str, tail: int = 200) -> list[str]:
         """The container's last `tail` lines (stdout and stderr); [] when it is gone."""
         try:

@@ -98,6 +98,9 @@ class ProcessRuntime:
         return RuntimeStatus(state="running", alive=True, memory_bytes=_rss_bytes(info["pid"]),
                              detail=f"pid {info['pid']}")
 
+    def alive(self, handle: str) -> bool:
+        return self._is_ours(json.loads(handle))
+
     def logs(self, handle: str, tail: int = 200) -> list[str]:
         path = Path(json.loads(handle)["log"])
         if not path.exists():

@@ -67,6 +67,7 @@ def test_start_runs_an_agent_that_answers_as_its_character(runtime: AgentRuntime
     assert [a["name"] for a in agents] == ["Contracta"]
     status = runtime.status(started.handle)
     assert status.alive and status.state == "running"
+    assert runtime.alive(started.handle)
     assert [o.agent_id for o in runtime.list_owned()] == [spec.agent_id]
     assert runtime.list_owned()[0].url == started.url
 
@@ -76,6 +77,7 @@ def test_stop_is_graceful_final_and_idempotent(runtime: AgentRuntime, spec: Agen
     health(started.url)
     runtime.stop(started.handle, grace=5.0)
     assert not runtime.status(started.handle).alive
+    assert not runtime.alive(started.handle)
     assert runtime.list_owned() == []
     with pytest.raises(requests.RequestException):
         requests.get(f"{started.url}/api/server/health", timeout=1)
