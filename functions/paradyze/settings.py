@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     restart_window: float = Field(default=600.0, alias="PARADYZE_RESTART_WINDOW")
 
     store: StoreKind = Field(default="local", alias="PARADYZE_STORE")
+    # Character stores: GCS (an endpoint override points the client at an emulator or fake and
+    # sends no credentials) and Supabase Storage (the service role key bypasses storage RLS).
+    gcs_bucket: str | None = Field(default=None, alias="PARADYZE_GCS_BUCKET")
+    gcs_prefix: str = Field(default="", alias="PARADYZE_GCS_PREFIX")
+    gcs_api_endpoint: str | None = Field(default=None, alias="PARADYZE_GCS_API_ENDPOINT")
+    supabase_url: str | None = Field(default=None, alias="SUPABASE_URL")
+    supabase_service_key: SecretStr | None = Field(default=None, alias="SUPABASE_SERVICE_ROLE_KEY")
+    supabase_bucket: str = Field(default="character-files", alias="PARADYZE_SUPABASE_BUCKET")
     backup_dir: Path | None = Field(default=None, alias="PARADYZE_BACKUP_DIR")
 
     # Google Cloud (Cloud Run runtime, Cloud Scheduler sync, GCS store)
