@@ -120,7 +120,8 @@ def _start_console(port: int, base_url: str, token: str) -> subprocess.Popen[byt
     env = {**os.environ, "PARADYZE_API_URL": base_url, "PARADYZE_ADMIN_TOKEN": token}
     return subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+         "--client.toolbarMode", "minimal"],
         env=env, cwd=str(REPO_ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
 

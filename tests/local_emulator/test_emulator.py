@@ -96,7 +96,8 @@ def test_crash_during_create_leaves_exactly_one_agent(emulator: Emulator, step: 
 
 @pytest.mark.parametrize("step,operation", [("hibernate:marked", "hibernate_agent"),
                                             ("hibernate:stopped", "hibernate_agent"),
-                                            ("wake:marked", "wake_agent"), ("start:launched", "wake_agent")])
+                                            ("wake:marked", "wake_agent"), ("start:launched", "wake_agent"),
+                                            ("start:recorded", "wake_agent"), ("delete:marked", "delete_agent")])
 def test_crash_during_hibernate_or_wake_is_finished_by_the_restart(
         emulator: Emulator, step: str, operation: str) -> None:
     agent = create(emulator)
@@ -109,8 +110,15 @@ def test_crash_during_hibernate_or_wake_is_finished_by_the_restart(
     emulator.proc.wait(timeout=30)
     emulator.start()
     emulator.post("hibernate_idle")  # the sweep
-    after = emulator.get("get_agent", agent_id=agent["id"]).json()["agent"]
+    after = emulator.get("get_agent", agent_id=agent["id"])
     running = processes_of(emulator).get(agent["id"], [])
+    if operation == "delete_agent":
+        # The interrupted delete was finished at start-up: nothing of the agent is left.
+        assert emulator.get("get_agent", agent_id=agent["id"]).status_code == 404
+        assert running == []
+        assert emulator.post(operation, {"agent_id": agent["id"]}).status_code == 404
+        return
+    after = after.json()["agent"]
     if operation == "hibernate_agent":
         assert after["status"] == "hibernated" and running == []
     else:
