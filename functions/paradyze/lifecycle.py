@@ -129,7 +129,7 @@ def create(caller: Caller, cmd: AgentCreate, idempotency_key: str | None = None)
     if cmd.policy.schedules:
         _sync_schedules(agent_id)
     with db.agent_lock(agent_id):
-        _start(agent_id, actor=caller.actor, reason="created")
+        _start_if_provisioning(agent_id, actor=caller.actor)
     return get(caller, agent_id), True
 
 
@@ -141,12 +141,24 @@ def _existing_for_key(caller: Caller, user_id: str, key: str, request_sha: str |
     if row["request_sha256"] != request_sha:
         raise Conflict("this Idempotency-Key was used for a different request",
                        details=[{"loc": ["headers", "Idempotency-Key"], "msg": "reused with another body"}])
-    # The first request may still be starting the agent: wait for it, then answer as it did.
+    # The first request may still be starting the agent: wait for it, then answer as it did. If
+    # it died before the agent ran, whoever holds the lock first finishes the start.
     with db.agent_lock(str(row["id"])):
-        pass
-    if row["status"] == "provisioning":
-        reconcile_one(str(row["id"]), actor=caller.actor)
+        _start_if_provisioning(str(row["id"]), actor=caller.actor)
     return get(caller, str(row["id"]))
+
+
+def _start_if_provisioning(agent_id: str, *, actor: str) -> None:
+    """Under the agent's lock: start a freshly created agent unless someone already did."""
+    with db.transaction(SYSTEM) as conn:
+        row = _visible(conn, agent_id)
+    if row["status"] != "provisioning":
+        return
+    launched = any(o.agent_id == agent_id for o in get_runtime(row["runtime"]).list_owned())
+    if row["runtime_handle"] or launched:
+        reconcile_locked(agent_id, actor=actor)  # launched before a crash: adopt, never start twice
+    else:
+        _start(agent_id, actor=actor, reason="created")
 
 
 def _request_fingerprint(cmd: AgentCreate) -> str:
@@ -385,4 +397,4 @@ def _sync_schedules(agent_id: str, *, removed: bool = False) -> None:
     schedules_service.sync_agent(agent_id, removed=removed)
 
 
-from .reconcile import reconcile_one  # noqa: E402  (reconcile builds on the services above)
+from .reconcile import reconcile_locked  # noqa: E402  (reconcile builds on the services above)

@@ -71,6 +71,12 @@ def kinds_skipped(report: Report, kind: str) -> bool:
 
 
 def reconcile_one(agent_id: str, actor: str = "reconcile") -> None:
+    with db.agent_lock(agent_id):
+        reconcile_locked(agent_id, actor)
+
+
+def reconcile_locked(agent_id: str, actor: str = "reconcile") -> None:
+    """reconcile_one for a caller that already holds the agent's lock."""
     from . import lifecycle
 
     with db.transaction(SYSTEM) as conn:
@@ -78,8 +84,7 @@ def reconcile_one(agent_id: str, actor: str = "reconcile") -> None:
     if row is None:
         return
     instances = [i for i in get_runtime(row["runtime"]).list_owned() if i.agent_id == agent_id]
-    with db.agent_lock(agent_id):
-        _reconcile_row(agent_id, instances, actor, Report(), lifecycle)
+    _reconcile_row(agent_id, instances, actor, Report(), lifecycle)
 
 
 def _reconcile_row(agent_id: str, instances: list[Owned], actor: str, report: Report, lifecycle: Any) -> None:

@@ -282,3 +282,22 @@ def test_cors_preflight_and_headers(functions: Functions, alice: User) -> None:
 
 def test_fixtures_dir_is_present() -> None:
     assert len(list(FIXTURES.glob("*.character.json"))) >= 3
+
+
+def test_concurrent_retries_with_one_key_make_one_agent(
+        functions: Functions, alice: User, cleanup_agents: list[str]) -> None:
+    import concurrent.futures
+
+    payload = {"character": CHARACTERS["eliza-default"]}
+
+    def attempt(_: int) -> object:
+        return functions.post("create_agent", alice.token, payload, headers={"Idempotency-Key": "same-click"})
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(attempt, range(6)))
+    assert sorted(r.status_code for r in results) == [200] * 5 + [201]
+    ids = {r.get_json()["agent"]["id"] for r in results}
+    assert len(ids) == 1
+    cleanup_agents.extend(ids)
+    assert {r.get_json()["agent"]["status"] for r in results} == {"running"}
+    assert len(agent_processes().get(ids.pop(), [])) == 1
