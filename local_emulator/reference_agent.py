@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import hashlib
 import json
 import os
@@ -561,16 +563,35 @@ class Handler(BaseHTTPRequestHandler):
         return 200
 
 
+def load_character(character_path: str, env: dict[str, str]) -> dict[str, Any]:
+    """The character from CHARACTER_JSON (base64 of the file) when set, else from the file.
+
+    Cloud Run cannot bind-mount a host file, so there the platform passes the file in the
+    environment; it wins over CHARACTER_PATH, which an image may set as a default.
+    Raises ValueError (or OSError for the file) saying what is wrong.
+    """
+    encoded = env.get("CHARACTER_JSON", "").strip()
+    if encoded:
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"CHARACTER_JSON is not base64: {exc}") from exc
+    else:
+        with open(character_path, "rb") as fh:
+            raw = fh.read()
+    character = json.loads(raw.decode("utf-8"))
+    if not isinstance(character, dict):
+        raise ValueError("not a JSON object")
+    return character
+
+
 def serve(character_path: str, host: str, port: int, env: dict[str, str]) -> int:
     """Serve until SIGTERM or SIGINT; returns the exit code."""
+    source = "CHARACTER_JSON" if env.get("CHARACTER_JSON", "").strip() else character_path
     try:
-        with open(character_path, encoding="utf-8") as fh:
-            character = json.load(fh)
+        character = load_character(character_path, env)
     except (OSError, ValueError) as exc:
-        log(f"cannot load character {character_path}: {exc}")
-        return 2
-    if not isinstance(character, dict):
-        log(f"cannot load character {character_path}: not a JSON object")
+        log(f"cannot load character {source}: {exc}")
         return 2
     agent = Agent(Persona(character), env)
     handler = type("BoundHandler", (Handler,), {"agent": agent})

@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     # Google Cloud (Cloud Run runtime, Cloud Scheduler sync, GCS store)
     gcp_project: str | None = Field(default=None, alias="GOOGLE_CLOUD_PROJECT")
     gcp_region: str = Field(default="us-central1", alias="PARADYZE_GCP_REGION")
+    # Points the Cloud Run Admin API client at another endpoint (a local fake) with anonymous credentials.
+    cloud_run_api_endpoint: str | None = Field(default=None, alias="PARADYZE_CLOUD_RUN_API_ENDPOINT")
     scheduler_backend: Literal["local", "cloud"] = Field(default="local", alias="PARADYZE_SCHEDULER")
     scheduler_api_endpoint: str | None = Field(default=None, alias="PARADYZE_SCHEDULER_API_ENDPOINT")
     scheduler_service_account: str | None = Field(default=None, alias="PARADYZE_SCHEDULER_SERVICE_ACCOUNT")
