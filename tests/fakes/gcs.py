@@ -102,7 +102,11 @@ class FakeGcs:
         self.stop()
 
     def fail_next(self, status: int, times: int = 1) -> None:
-        """Answer the next `times` requests with `status` (e.g. 503) without touching any object."""
+        """Answer the next `times` object requests with `status` (e.g. 503) without touching any object.
+
+        Bucket metadata requests are spared: the client sends them from a background thread at
+        times of its own choosing, and one of them taking the failure would make tests flaky.
+        """
         with self._lock:
             self._fail.extend([status] * times)
 
@@ -139,7 +143,8 @@ class FakeGcs:
         def record() -> Response | None:
             with self._lock:
                 self.calls.append(Call(request.method, request.path, dict(request.args)))
-                status = self._fail.pop(0) if self._fail else None
+                is_object = re.search(r"/b/[^/]+/o(/|$)", request.path) is not None
+                status = self._fail.pop(0) if self._fail and is_object else None
             return _error(status, "injected failure") if status else None
 
         @app.get("/storage/v1/b/<bucket>")
@@ -257,26 +262,36 @@ class FakeGcs:
 
 
 def _multipart(content_type: str, body: bytes) -> tuple[dict[str, Any], bytes] | None:
-    """(metadata, media) of a multipart/related upload: a JSON part, then the bytes."""
+    """(metadata, media) of a multipart/related upload: a JSON part, then the bytes.
+
+    As GCS does, the media part's own Content-Type stands in when the metadata names none.
+    """
     match = re.search(r'boundary="?([^";]+)"?', content_type)
     if not content_type.startswith("multipart/related") or not match:
         return None
     delimiter = b"--" + match.group(1).encode()
     parts = body.split(delimiter)
     # ["", part1, part2, "--\r\n"]: each part is headers, a blank line, content, then CRLF.
-    if len(parts) < 4 or not parts[-1].startswith(b"--"):
+    if len(parts) != 4 or not parts[-1].startswith(b"--"):
         return None
-    contents = []
+    split = []
     for part in parts[1:-1]:
-        _, sep, content = part.partition(b"\r\n\r\n")
+        head, sep, content = part.partition(b"\r\n\r\n")
         if not sep or not content.endswith(b"\r\n"):
             return None
-        contents.append(content[:-2])
+        headers = dict(
+            (k.strip().lower(), v.strip())
+            for k, _, v in (line.decode("latin-1").partition(":") for line in head.split(b"\r\n") if line)
+        )
+        split.append((headers, content[:-2]))
     try:
-        meta = json.loads(contents[0])
+        meta = json.loads(split[0][1])
     except ValueError:
         return None
-    return meta, contents[1]
+    media_headers, data = split[1]
+    if not meta.get("contentType") and media_headers.get("content-type"):
+        meta["contentType"] = media_headers["content-type"]
+    return meta, data
 
 
 def _checksum_problem(meta: dict[str, Any], data: bytes) -> str | None:

@@ -17,6 +17,16 @@ GCS_BUCKET = "paradyze-test"
 SERVICE_KEY = "sb-service-role-key-4f9c2e7d1a"  # distinctive, so a leak is easy to spot
 
 
+@pytest.fixture
+def gcs_bucket() -> str:
+    return GCS_BUCKET
+
+
+@pytest.fixture
+def service_key() -> str:
+    return SERVICE_KEY
+
+
 @pytest.fixture(scope="module")
 def fake_gcs() -> Iterator[FakeGcs]:
     with FakeGcs(buckets=(GCS_BUCKET,)) as fake:
