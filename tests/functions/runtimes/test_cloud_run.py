@@ -1,0 +1,282 @@
+"""The cloud_run backend against a local fake of the Cloud Run Admin API whose services really run."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from paradyze.errors import AgentStartFailed, RuntimeUnavailable
+from paradyze.runtimes.base import AgentRuntime, AgentSpec
+from paradyze.runtimes.cloud_run import CloudRunRuntime, cloud_run_cpu, cloud_run_memory, label_value
+from paradyze.settings import Settings
+from tests.fakes.cloud_run import FakeCloudRun
+
+PROJECT = "paradyze-test"
+SECRET = "sk-or-v1-do-not-leak-0123456789"
+SECRET_REF = f"sm://projects/{PROJECT}/secrets/openrouter/versions/3"
+
+
+def character(name: str) -> dict[str, Any]:
+    return {"name": name, "bio": f"{name} runs on Cloud Run.",
+            "messageExamples": [[{"user": "{{user1}}", "content": {"text": "ping"}},
+                                 {"user": name, "content": {"text": f"pong from {name}"}}]]}
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeCloudRun]:
+    with FakeCloudRun(grace=2.0) as api:
+        yield api
+
+
+def make_runtime(tmp_path: Path, endpoint: str, instance: str = "cr", **overrides: Any) -> CloudRunRuntime:
+    settings = Settings(PARADYZE_HOME=tmp_path / "home", PARADYZE_INSTANCE=instance)
+    update = {"gcp_project": PROJECT, "cloud_run_api_endpoint": endpoint, **overrides}
+    return CloudRunRuntime(settings.model_copy(update=update))
+
+
+@pytest.fixture
+def runtime(fake: FakeCloudRun, tmp_path: Path) -> Iterator[CloudRunRuntime]:
+    backend = make_runtime(tmp_path, fake.endpoint)
+    yield backend
+    for owned in backend.list_owned():
+        backend.stop(owned.handle, grace=1.0)
+
+
+def write_spec(tmp_path: Path, name: str = "Cirrus", version: int = 1, agent_id: str | None = None,
+               env: dict[str, str] | None = None) -> AgentSpec:
+    path = tmp_path / f"{name}-v{version}.character.json"
+    path.write_text(json.dumps(character(name)))
+    return AgentSpec(agent_id=agent_id or str(uuid.uuid4()), character_path=path, character_version=version,
+                     env=env or {})
+
+
+def agent_names(url: str) -> list[str]:
+    return [a["name"] for a in requests.get(f"{url}/api/agents", timeout=5).json()["data"]["agents"]]
+
+
+def env_of(service: dict[str, Any]) -> dict[str, Any]:
+    container = service["template"]["containers"][0]
+    return {e["name"]: e.get("value", e.get("valueSource")) for e in container.get("env", [])}
+
+
+def process_environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.decode().split("=", 1) for item in raw.split(b"\0") if b"=" in item)
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_deployed_service_is_one_always_on_instance_with_labels_limits_and_env(
+    runtime: CloudRunRuntime, fake: FakeCloudRun, tmp_path: Path
+) -> None:
+    fake.secrets[f"projects/{PROJECT}/secrets/openrouter/versions/3"] = SECRET
+    spec = write_spec(tmp_path, env={"OPENROUTER_API_KEY": SECRET_REF, "PLAIN_SETTING": "blue", "EMPTY": "",
+                                     "PORT": "1234", "CHARACTER_PATH": "/nowhere.json"})
+    started = runtime.start(spec)
+    service_id = runtime.service_id(spec.agent_id)
+    assert started.handle == f"projects/{PROJECT}/locations/us-central1/services/{service_id}"
+    service = fake.service(service_id)
+
+    assert service["labels"] == {"paradyze-agent-id": spec.agent_id, "paradyze-instance": runtime.instance_label,
+                                 "paradyze-character-version": "1"}
+    assert service["ingress"] == "INGRESS_TRAFFIC_ALL"
+    assert service["invokerIamDisabled"] is True
+    template = service["template"]
+    assert template["scaling"] == {"minInstanceCount": 1, "maxInstanceCount": 1}
+    container = template["containers"][0]
+    assert container["image"] == "paradyze/reference-agent:latest"
+    assert container["ports"] == [{"containerPort": 3000}]
+    assert container["resources"]["limits"] == {"memory": "512Mi", "cpu": "1"}
+    assert not container["resources"].get("cpuIdle")  # CPU always allocated
+
+    env = env_of(service)
+    assert env["OPENROUTER_API_KEY"] == {
+        "secretKeyRef": {"secret": f"projects/{PROJECT}/secrets/openrouter", "version": "3"}}
+    assert env["PLAIN_SETTING"] == "blue"
+    assert base64.b64decode(env["CHARACTER_JSON"]) == spec.character_path.read_bytes()
+    assert env["SERVER_PORT"] == "3000"
+    for absent in ("EMPTY", "PORT", "CHARACTER_PATH"):
+        assert absent not in env
+    assert SECRET not in json.dumps(service)  # the secret itself never enters the service spec
+
+    # The agent really runs from CHARACTER_JSON, with the secret resolved at its start.
+    assert agent_names(started.url) == ["Cirrus"]
+    running = process_environ(fake.instances[started.handle].process.pid)  # type: ignore[union-attr]
+    assert running["OPENROUTER_API_KEY"] == SECRET
+    assert "CHARACTER_PATH" not in running
+
+
+def test_service_ids_are_deterministic_valid_and_per_instance(fake: FakeCloudRun, tmp_path: Path) -> None:
+    one, other = make_runtime(tmp_path, fake.endpoint, "one"), make_runtime(tmp_path, fake.endpoint, "Other Inst")
+    agent_id = "6f1c1e5a-8a3b-4b6e-9d2f-0c1d2e3f4a5b"
+    ids = [one.service_id(agent_id), one.service_id(agent_id), other.service_id(agent_id),
+           one.service_id("not-a-uuid" * 10)]
+    assert ids[0] == ids[1] != ids[2]
+    assert ids[0].endswith("-6f1c1e5a8a3b4b6e9d2f0c1d2e3f4a5b")
+    for service_id in ids:
+        assert re.fullmatch(r"[a-z][a-z0-9-]{0,47}[a-z0-9]", service_id), service_id
+    assert label_value("Other Inst-" + "x" * 80) == label_value("Other Inst-" + "x" * 80)
+    assert re.fullmatch(r"[a-z0-9_-]{1,63}", label_value("Other Inst-" + "x" * 80))
+
+
+@pytest.mark.parametrize(("docker", "cloud_run"), [("512m", "512Mi"), ("1g", "1Gi"), ("2GB", "2Gi"),
+                                                    ("262144k", "262144Ki"), ("536870912", "536870912")])
+def test_memory_limits_translate_from_docker_sizes(docker: str, cloud_run: str) -> None:
+    assert cloud_run_memory(docker) == cloud_run
+
+
+def test_cpu_limits_and_bad_sizes() -> None:
+    assert [cloud_run_cpu(c) for c in (1.0, 2.0, 0.5, 0.25)] == ["1", "2", "500m", "250m"]
+    with pytest.raises(AgentStartFailed, match="PARADYZE_DOCKER_MEMORY"):
+        cloud_run_memory("lots")
+
+
+def test_start_again_updates_the_same_service_in_place(
+    runtime: CloudRunRuntime, fake: FakeCloudRun, tmp_path: Path
+) -> None:
+    spec = write_spec(tmp_path)
+    first = runtime.start(spec)
+    again = runtime.start(spec)  # a retry: the service exists
+    assert again == first
+    assert [c.method for c in fake.calls if c.method != "GET"] == ["POST", "POST", "PATCH"]
+    assert agent_names(again.url) == ["Cirrus"]
+
+    newer = write_spec(tmp_path, name="Stratus", version=2, agent_id=spec.agent_id)
+    third = runtime.start(newer)  # a new version deploys a new revision behind the same URL
+    assert third == first
+    assert agent_names(third.url) == ["Stratus"]
+    assert fake.service(runtime.service_id(spec.agent_id))["generation"] == "3"
+    assert [o.agent_id for o in runtime.list_owned()] == [spec.agent_id]
+
+
+def test_stop_of_a_missing_service_is_fine(runtime: CloudRunRuntime, tmp_path: Path) -> None:
+    handle = runtime.service_name(str(uuid.uuid4()))
+    runtime.stop(handle, grace=1.0)
+    assert runtime.status(handle).state == "missing"
+    assert not runtime.alive(handle)
+
+
+def test_a_crashed_instance_is_replaced_as_cloud_run_does(
+    runtime: CloudRunRuntime, fake: FakeCloudRun, tmp_path: Path
+) -> None:
+    started = runtime.start(write_spec(tmp_path))
+    instance = fake.instances[started.handle]
+    assert instance.process is not None
+    os.killpg(instance.process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            if instance.restarts and agent_names(started.url) == ["Cirrus"]:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    else:
+        pytest.fail("the crashed instance was not replaced")
+    status = runtime.status(started.handle)
+    assert status.alive and status.state == "running" and status.memory_bytes is None
+
+
+def test_an_agent_that_never_becomes_ready_fails_start_and_leaves_nothing(tmp_path: Path) -> None:
+    with FakeCloudRun(grace=1.0, health_path="/never-answers") as api:
+        backend = make_runtime(tmp_path, api.endpoint, agent_start_timeout=1.5)
+        began = time.monotonic()
+        with pytest.raises(AgentStartFailed, match="in time"):
+            backend.start(write_spec(tmp_path))
+        assert time.monotonic() - began < 15
+        assert backend.list_owned() == []
+
+
+def test_a_secret_that_does_not_exist_fails_start_without_leaking(
+    runtime: CloudRunRuntime, tmp_path: Path
+) -> None:
+    spec = write_spec(tmp_path, env={"OPENROUTER_API_KEY": SECRET_REF, "OTHER_KEY": SECRET})
+    with pytest.raises(AgentStartFailed, match="openrouter/versions/3 was not found") as failed:
+        runtime.start(spec)
+    assert SECRET not in str(failed.value)
+    assert runtime.list_owned() == []
+
+
+def test_a_malformed_secret_reference_names_the_variable(runtime: CloudRunRuntime, tmp_path: Path) -> None:
+    with pytest.raises(AgentStartFailed, match="env OPENROUTER_API_KEY: a secret reference") as failed:
+        runtime.start(write_spec(tmp_path, env={"OPENROUTER_API_KEY": "sm://" + SECRET}))
+    assert SECRET not in str(failed.value)
+
+
+def test_a_refusal_that_echoes_the_request_is_scrubbed(
+    runtime: CloudRunRuntime, fake: FakeCloudRun, tmp_path: Path
+) -> None:
+    fake.fail_next(400, message=f"env OTHER_KEY={SECRET} is not allowed")
+    with pytest.raises(AgentStartFailed, match="BadRequest") as failed:
+        runtime.start(write_spec(tmp_path, env={"OTHER_KEY": SECRET}))
+    assert SECRET not in str(failed.value) and "***" in str(failed.value)
+
+
+def test_an_api_that_does_not_answer_is_runtime_unavailable(tmp_path: Path) -> None:
+    backend: AgentRuntime = make_runtime(tmp_path, f"http://127.0.0.1:{closed_port()}")
+    handle = "projects/p/locations/l/services/s"
+    with pytest.raises(RuntimeUnavailable) as failed:
+        backend.start(write_spec(tmp_path, env={"OTHER_KEY": SECRET}))
+    assert SECRET not in str(failed.value)
+    for call in (lambda: backend.status(handle), lambda: backend.alive(handle),
+                 lambda: backend.stop(handle, 1.0), backend.list_owned):
+        with pytest.raises(RuntimeUnavailable, match="unreachable"):
+            call()
+
+
+def test_an_api_answering_503_is_runtime_unavailable(
+    runtime: CloudRunRuntime, fake: FakeCloudRun, tmp_path: Path
+) -> None:
+    fake.fail_next(503)
+    with pytest.raises(RuntimeUnavailable, match="does not answer"):
+        runtime.start(write_spec(tmp_path))
+    fake.fail_next(503, times=1000)
+    with pytest.raises(RuntimeUnavailable, match="does not answer"):
+        runtime.status(runtime.service_name(str(uuid.uuid4())))
+    fake.clear_failures()
+
+
+def test_list_owned_pages_through_and_keeps_to_this_instance(fake: FakeCloudRun, tmp_path: Path) -> None:
+    ours, theirs = make_runtime(tmp_path, fake.endpoint, "ours"), make_runtime(tmp_path, fake.endpoint, "theirs")
+    try:
+        specs = [write_spec(tmp_path, name=f"Agent{i}") for i in range(3)]
+        started = {s.agent_id: ours.start(s) for s in specs}
+        foreign = theirs.start(write_spec(tmp_path, name="Foreign"))
+        owned = ours.list_owned()
+        assert {o.agent_id: (o.handle, o.url) for o in owned} == {
+            agent_id: (s.handle, s.url) for agent_id, s in started.items()}
+        assert len([c for c in fake.calls if c.method == "GET" and c.path.endswith("/services")]) >= 2  # paged
+        assert [o.handle for o in theirs.list_owned()] == [foreign.handle]
+    finally:
+        for backend in (ours, theirs):
+            for o in backend.list_owned():
+                backend.stop(o.handle, grace=1.0)
+
+
+def test_logs_say_where_cloud_run_keeps_them(runtime: CloudRunRuntime) -> None:
+    handle = runtime.service_name(str(uuid.uuid4()))
+    [line] = runtime.logs(handle, tail=50)
+    service_id = handle.rsplit("/", 1)[-1]
+    assert f"resource.labels.service_name={service_id}" in line and "--limit 50" in line and PROJECT in line
+
+
+def test_without_a_project_the_runtime_is_unavailable(tmp_path: Path) -> None:
+    backend = make_runtime(tmp_path, "http://127.0.0.1:9", gcp_project=None)
+    with pytest.raises(RuntimeUnavailable, match="GOOGLE_CLOUD_PROJECT"):
+        backend.list_owned()
