@@ -49,8 +49,9 @@ class SupabaseStore:
         self._cache = FileCache(settings, SCHEME)
         key = settings.supabase_service_key.get_secret_value()
         self._redact = key
-        # storage3 directly rather than supabase.create_client: the full client also builds auth
-        # and realtime clients this store never uses, and insists on HTTP/2 (the h2 package).
+        # storage3 (the supabase package's storage client) directly rather than create_client:
+        # the full client also builds auth and realtime clients this store never uses, and this
+        # way the HTTP client carries our timeout and retries refused connections.
         http = httpx.Client(timeout=timeout, transport=httpx.HTTPTransport(retries=2))
         client = SyncStorageClient(
             url=f"{settings.supabase_url.rstrip('/')}/storage/v1/",
