@@ -12,6 +12,7 @@
     └── Unavailable           code "unavailable"         a dependency is down; retry later
         ├── DatabaseUnavailable
         ├── RuntimeUnavailable   the runtime backend itself (dockerd, Cloud Run API) is down
+        ├── StoreUnavailable     the character store (GCS, Supabase Storage) is down
         ├── AgentStartFailed     the agent did not come up healthy
         └── AgentUnreachable     the agent did not answer a message
 """
@@ -73,6 +74,10 @@ class DatabaseUnavailable(Unavailable):
 
 class RuntimeUnavailable(Unavailable):
     code = "runtime_unavailable"
+
+
+class StoreUnavailable(Unavailable):
+    code = "store_unavailable"
 
 
 class AgentStartFailed(Unavailable):

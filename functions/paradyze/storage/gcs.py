@@ -15,7 +15,7 @@ from google.cloud import storage
 from google.cloud.storage import exceptions as storage_errors
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from ..errors import Conflict, NotFound, Unavailable
+from ..errors import Conflict, NotFound, StoreUnavailable
 from ..settings import Settings
 from .base import version_key
 from .cache import FileCache, character_folder, make_uri, split_uri
@@ -25,10 +25,8 @@ log = logging.getLogger(__name__)
 SCHEME = "gs"
 
 
-class GcsUnavailable(Unavailable):
+class GcsUnavailable(StoreUnavailable):
     """Google Cloud Storage did not answer, refused our credentials, or failed the request."""
-
-    code = "store_unavailable"
 
 
 class GcsStore:

@@ -12,7 +12,7 @@ from storage3 import SyncStorageClient
 from storage3.exceptions import StorageApiError
 from storage3.utils import StorageException
 
-from ..errors import Conflict, NotFound, Unavailable
+from ..errors import Conflict, NotFound, StoreUnavailable
 from ..settings import Settings
 from .base import version_key
 from .cache import FileCache, character_folder, make_uri, split_uri
@@ -24,10 +24,8 @@ SCHEME = "supabase"
 _PAGE = 100
 
 
-class SupabaseStorageUnavailable(Unavailable):
+class SupabaseStorageUnavailable(StoreUnavailable):
     """Supabase Storage did not answer, refused the service key, or failed the request."""
-
-    code = "store_unavailable"
 
 
 class SupabaseStore:
