@@ -301,3 +301,40 @@ def test_concurrent_retries_with_one_key_make_one_agent(
     cleanup_agents.extend(ids)
     assert {r.get_json()["agent"]["status"] for r in results} == {"running"}
     assert len(agent_processes().get(ids.pop(), [])) == 1
+
+
+def test_restore_brings_back_a_deleted_agent_with_its_versions_and_secrets(
+        functions: Functions, alice: User, admin_token: str, cleanup_agents: list[str]) -> None:
+    character = json.loads(json.dumps(CHARACTERS["chatdkg"]))
+    character["settings"]["secrets"]["ANTHROPIC_API_KEY"] = SECRET
+    agent = create(functions, alice.token, character, [])
+    changed = {**character, "bio": ["Second version."]}
+    functions.post("update_character", alice.token, {"agent_id": agent["id"], "character": changed})
+    backup = functions.post("backup_agents", admin_token).get_json()["backup"]
+    functions.post("delete_agent", alice.token, {"agent_id": agent["id"]})
+    assert functions.get("get_agent", alice.token, agent_id=agent["id"]).status_code == 404
+
+    resp = functions.post("restore_backup", admin_token, {"backup_id": backup["id"]})
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["restore"]["agents"] == 1
+    cleanup_agents.append(agent["id"])
+    restored = functions.get("get_agent", alice.token, agent_id=agent["id"]).get_json()["agent"]
+    assert restored["status"] == "hibernated" and restored["character_version"] == 2 and restored["owner"] == alice.id
+    versions = functions.get("character_versions", alice.token, agent_id=agent["id"]).get_json()["versions"]
+    assert [v["character"]["bio"] for v in versions] == [character["bio"], ["Second version."]]
+    # Again: nothing doubles.
+    again = functions.post("restore_backup", admin_token, {"backup_id": backup["id"]}).get_json()["restore"]
+    assert again["agents"] == again["versions"] == 0
+    woke = functions.post("wake_agent", alice.token, {"agent_id": agent["id"]}).get_json()["agent"]
+    assert woke["status"] == "running"
+    assert f"ANTHROPIC_API_KEY={SECRET}".encode() in Path(f"/proc/{pid_of(agent['id'])}/environ").read_bytes()
+
+
+def test_restore_refuses_an_archive_that_changed(functions: Functions, admin_token: str, alice: User,
+                                                 cleanup_agents: list[str]) -> None:
+    create(functions, alice.token, CHARACTERS["sam-altman"], cleanup_agents)
+    backup = functions.post("backup_agents", admin_token).get_json()["backup"]
+    path = Path(backup["location"].removeprefix("file://"))
+    path.write_bytes(path.read_bytes() + b"tampered")
+    resp = functions.post("restore_backup", admin_token, {"backup_id": backup["id"]})
+    assert resp.status_code == 400 and "changed" in resp.get_json()["error"]["message"]
