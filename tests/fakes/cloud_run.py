@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -109,7 +110,7 @@ class Instance:
     restarts: int = 0
     process: subprocess.Popen[bytes] | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
-    stopped: threading.Event = field(default_factory=threading.Event)
+    stopped: threading.Event = field(default_factory=threading.Event)  # set once failed or retired for good
 
     def launch(self) -> None:
         with open(self.log_path, "ab") as log:
@@ -231,6 +232,7 @@ class FakeCloudRun:
             self.instances.clear()
         for instance in instances:
             instance.terminate(1.0)
+        shutil.rmtree(self.log_dir, ignore_errors=True)
 
     def __enter__(self) -> FakeCloudRun:
         return self.start()

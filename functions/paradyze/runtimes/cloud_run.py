@@ -62,6 +62,10 @@ class CloudRunRuntime:
     CHARACTER_JSON, which the agent reads instead of CHARACTER_PATH. Agent env values of the
     form `sm://projects/P/secrets/NAME/versions/V` become Secret Manager references.
 
+    settings.docker_image must name an image Cloud Run can pull (Artifact Registry, e.g.
+    REGION-docker.pkg.dev/PROJECT/paradyze/agent:latest). A deployment takes tens of seconds,
+    so PARADYZE_AGENT_START_TIMEOUT wants raising (e.g. 300) with this backend.
+
     The handle is the service's full resource name.
     """
 
