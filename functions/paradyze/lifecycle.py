@@ -22,6 +22,7 @@ from . import agent_client, db, repository, vault
 from .agents import AgentCreate, AgentPublic, CharacterUpdate, SchedulePublic, check_transition
 from .auth import SYSTEM, Caller
 from .characters import canonical_bytes, sha256_hex, split_secrets
+from .db import Conn
 from .errors import AgentStartFailed, Conflict, NotFound, ParadyzeError, RuntimeUnavailable
 from .runtimes import get_runtime
 from .runtimes.base import AgentSpec
@@ -54,18 +55,18 @@ def list_all(caller: Caller, *, status: str | None, q: str | None, limit: int) -
         return [AgentPublic.from_row(r, schedules.get(str(r["id"]), [])) for r in rows]
 
 
-def _visible(conn: psycopg.Connection, agent_id: str, *, for_update: bool = False) -> Row:
+def _visible(conn: Conn, agent_id: str, *, for_update: bool = False) -> Row:
     row = repository.get_agent(conn, agent_id, for_update=for_update)
     if row is None:
         raise NotFound(f"agent {agent_id} not found", details=[{"loc": ["agent_id"], "msg": "no such agent"}])
     return row
 
 
-def _public(conn: psycopg.Connection, row: Row) -> AgentPublic:
+def _public(conn: Conn, row: Row) -> AgentPublic:
     return AgentPublic.from_row(row, _schedules_by_agent(conn, [str(row["id"])]).get(str(row["id"]), []))
 
 
-def _schedules_by_agent(conn: psycopg.Connection, agent_ids: list[str]) -> dict[str, list[SchedulePublic]]:
+def _schedules_by_agent(conn: Conn, agent_ids: list[str]) -> dict[str, list[SchedulePublic]]:
     from .schedules import next_fire
 
     now = datetime.now(UTC)
@@ -174,7 +175,7 @@ def _owner_of(caller: Caller) -> str:
     return str(uuid.UUID(int=0))
 
 
-def _put_secrets(conn: psycopg.Connection, character_id: str, user_id: str, secrets: dict[str, str]) -> None:
+def _put_secrets(conn: Conn, character_id: str, user_id: str, secrets: dict[str, str]) -> None:
     # Users may write secrets but never read them; the upsert needs the service role's rights.
     with db.as_service_role(conn):
         repository.put_secrets(conn, character_id, user_id, sorted(secrets), vault.seal(secrets))

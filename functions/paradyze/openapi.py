@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import flask
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from .agents import AgentCreate, AgentPublic, AgentRef, CharacterUpdate, MessageSend, PolicyUpdate
@@ -41,7 +42,8 @@ _ERRORS = {
 
 
 def document() -> dict[str, Any]:
-    models = [AgentCreate, AgentPublic, AgentRef, CharacterUpdate, MessageSend, PolicyUpdate, BackupRef]
+    models: list[type[BaseModel]] = [AgentCreate, AgentPublic, AgentRef, CharacterUpdate, MessageSend, PolicyUpdate,
+                                     BackupRef]
     _, defs = models_json_schema([(m, "validation") for m in models], ref_template="#/components/schemas/{model}")
     schemas = defs.get("$defs", {})
     schemas["Error"] = {

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
+
+from .db import Conn
 
 Row = dict[str, Any]
 
@@ -24,13 +25,13 @@ _AGENT_COLUMNS = frozenset({
 })
 
 
-def insert_character_with_id(conn: psycopg.Connection, character_id: str, user_id: str, name: str) -> None:
+def insert_character_with_id(conn: Conn, character_id: str, user_id: str, name: str) -> None:
     conn.execute(
         "insert into public.characters (id, user_id, name) values (%s, %s, %s)", (character_id, user_id, name)
     )
 
 
-def next_version(conn: psycopg.Connection, character_id: str) -> int:
+def next_version(conn: Conn, character_id: str) -> int:
     """Locks the character and returns the version number a new version gets."""
     row = conn.execute(
         "select current_version from public.characters where id = %s for update", (character_id,)
@@ -39,7 +40,7 @@ def next_version(conn: psycopg.Connection, character_id: str) -> int:
     return int(row["current_version"]) + 1
 
 
-def insert_version(conn: psycopg.Connection, *, character_id: str, version: int, user_id: str,
+def insert_version(conn: Conn, *, character_id: str, version: int, user_id: str,
                    config: dict[str, Any], sha256: str, storage_uri: str) -> None:
     conn.execute(
         "insert into public.character_versions (character_id, version, user_id, config, sha256, storage_uri)"
@@ -52,31 +53,31 @@ def insert_version(conn: psycopg.Connection, *, character_id: str, version: int,
     )
 
 
-def get_version(conn: psycopg.Connection, character_id: str, version: int) -> Row | None:
+def get_version(conn: Conn, character_id: str, version: int) -> Row | None:
     return conn.execute(
         "select * from public.character_versions where character_id = %s and version = %s",
         (character_id, version),
     ).fetchone()
 
 
-def list_versions(conn: psycopg.Connection, character_id: str) -> list[Row]:
+def list_versions(conn: Conn, character_id: str) -> list[Row]:
     return conn.execute(
         "select * from public.character_versions where character_id = %s order by version", (character_id,)
     ).fetchall()
 
 
-def all_versions(conn: psycopg.Connection) -> list[Row]:
+def all_versions(conn: Conn) -> list[Row]:
     return conn.execute(
         "select v.*, c.name from public.character_versions v join public.characters c on c.id = v.character_id"
         " order by v.character_id, v.version"
     ).fetchall()
 
 
-def all_characters(conn: psycopg.Connection) -> list[Row]:
+def all_characters(conn: Conn) -> list[Row]:
     return conn.execute("select * from public.characters order by created_at").fetchall()
 
 
-def put_secrets(conn: psycopg.Connection, character_id: str, user_id: str, names: list[str],
+def put_secrets(conn: Conn, character_id: str, user_id: str, names: list[str],
                 ciphertext: str) -> None:
     conn.execute(
         "insert into public.character_secrets (character_id, user_id, names, ciphertext) values (%s, %s, %s, %s)"
@@ -86,17 +87,17 @@ def put_secrets(conn: psycopg.Connection, character_id: str, user_id: str, names
     )
 
 
-def get_secrets(conn: psycopg.Connection, character_id: str) -> Row | None:
+def get_secrets(conn: Conn, character_id: str) -> Row | None:
     return conn.execute(
         "select * from public.character_secrets where character_id = %s", (character_id,)
     ).fetchone()
 
 
-def all_secrets(conn: psycopg.Connection) -> list[Row]:
+def all_secrets(conn: Conn) -> list[Row]:
     return conn.execute("select * from public.character_secrets").fetchall()
 
 
-def insert_agent(conn: psycopg.Connection, *, user_id: str, character_id: str, name: str, runtime: str,
+def insert_agent(conn: Conn, *, user_id: str, character_id: str, name: str, runtime: str,
                  idle_timeout_minutes: int, auto_hibernate: bool, idempotency_key: str | None,
                  request_sha256: str | None, agent_id: str | None = None, status: str = "provisioning",
                  desired_state: str = "running") -> Row:
@@ -113,18 +114,18 @@ def insert_agent(conn: psycopg.Connection, *, user_id: str, character_id: str, n
     return agent
 
 
-def get_agent(conn: psycopg.Connection, agent_id: str, *, for_update: bool = False) -> Row | None:
+def get_agent(conn: Conn, agent_id: str, *, for_update: bool = False) -> Row | None:
     query = _AGENT_SELECT + " where a.id = %s" + (" for update of a" if for_update else "")
     return conn.execute(query, (agent_id,)).fetchone()
 
 
-def find_by_idempotency_key(conn: psycopg.Connection, user_id: str, key: str) -> Row | None:
+def find_by_idempotency_key(conn: Conn, user_id: str, key: str) -> Row | None:
     return conn.execute(
         _AGENT_SELECT + " where a.user_id = %s and a.idempotency_key = %s", (user_id, key)
     ).fetchone()
 
 
-def list_agents(conn: psycopg.Connection, *, status: str | None = None, q: str | None = None,
+def list_agents(conn: Conn, *, status: str | None = None, q: str | None = None,
                 limit: int = 500) -> list[Row]:
     return conn.execute(
         _AGENT_SELECT
@@ -135,7 +136,7 @@ def list_agents(conn: psycopg.Connection, *, status: str | None = None, q: str |
     ).fetchall()
 
 
-def update_agent(conn: psycopg.Connection, agent_id: str, **fields: Any) -> Row:
+def update_agent(conn: Conn, agent_id: str, **fields: Any) -> Row:
     unknown = set(fields) - _AGENT_COLUMNS
     if unknown:
         raise ValueError(f"not agent columns: {sorted(unknown)}")
@@ -153,14 +154,14 @@ def update_agent(conn: psycopg.Connection, agent_id: str, **fields: Any) -> Row:
     return row
 
 
-def record_activity(conn: psycopg.Connection, agent_id: str, at: datetime) -> None:
+def record_activity(conn: Conn, agent_id: str, at: datetime) -> None:
     """Activity the agent reports itself (a heartbeat): it only ever moves last_activity_at forward."""
     conn.execute(
         "update public.agents set last_activity_at = greatest(last_activity_at, %s) where id = %s", (at, agent_id)
     )
 
 
-def begin_message(conn: psycopg.Connection, agent_id: str) -> bool:
+def begin_message(conn: Conn, agent_id: str) -> bool:
     """Count a message in flight, only while the agent is running; False when it is not."""
     row = conn.execute(
         "update public.agents set inflight_messages = inflight_messages + 1, last_activity_at = now(),"
@@ -170,7 +171,7 @@ def begin_message(conn: psycopg.Connection, agent_id: str) -> bool:
     return row is not None
 
 
-def end_message(conn: psycopg.Connection, agent_id: str, replies: int) -> None:
+def end_message(conn: Conn, agent_id: str, replies: int) -> None:
     conn.execute(
         "update public.agents set inflight_messages = greatest(inflight_messages - 1, 0),"
         " last_activity_at = now(), message_count = message_count + %s where id = %s",
@@ -178,17 +179,17 @@ def end_message(conn: psycopg.Connection, agent_id: str, replies: int) -> None:
     )
 
 
-def inflight(conn: psycopg.Connection, agent_id: str) -> int:
+def inflight(conn: Conn, agent_id: str) -> int:
     row = conn.execute("select inflight_messages from public.agents where id = %s", (agent_id,)).fetchone()
     return int(row["inflight_messages"]) if row else 0
 
 
-def delete_character(conn: psycopg.Connection, character_id: str) -> None:
+def delete_character(conn: Conn, character_id: str) -> None:
     """Deletes the character with its versions, secrets, agents and schedules (cascade)."""
     conn.execute("delete from public.characters where id = %s", (character_id,))
 
 
-def insert_event(conn: psycopg.Connection, *, agent_id: str, user_id: str, from_status: str | None,
+def insert_event(conn: Conn, *, agent_id: str, user_id: str, from_status: str | None,
                  to_status: str | None, actor: str, reason: str, duration_ms: int | None = None,
                  details: dict[str, Any] | None = None) -> None:
     conn.execute(
@@ -198,7 +199,7 @@ def insert_event(conn: psycopg.Connection, *, agent_id: str, user_id: str, from_
     )
 
 
-def list_events(conn: psycopg.Connection, agent_id: str | None, limit: int) -> list[Row]:
+def list_events(conn: Conn, agent_id: str | None, limit: int) -> list[Row]:
     return conn.execute(
         "select * from public.agent_events where (%(agent_id)s::uuid is null or agent_id = %(agent_id)s)"
         " order by at desc, id desc limit %(limit)s",
@@ -206,7 +207,7 @@ def list_events(conn: psycopg.Connection, agent_id: str | None, limit: int) -> l
     ).fetchall()
 
 
-def idle_agents(conn: psycopg.Connection, now: datetime, limit: int) -> list[Row]:
+def idle_agents(conn: Conn, now: datetime, limit: int) -> list[Row]:
     """Running agents idle past their own policy; served by agents_idle_sweep_idx."""
     return conn.execute(
         "select id, user_id, url, last_activity_at, idle_timeout_minutes from public.agents"
@@ -217,7 +218,7 @@ def idle_agents(conn: psycopg.Connection, now: datetime, limit: int) -> list[Row
     ).fetchall()
 
 
-def stuck_agents(conn: psycopg.Connection, older_than: datetime) -> list[Row]:
+def stuck_agents(conn: Conn, older_than: datetime) -> list[Row]:
     return conn.execute(
         _AGENT_SELECT + " where a.status in ('provisioning', 'hibernating', 'waking', 'deleting')"
         " and a.transition_started_at < %s",
@@ -225,18 +226,18 @@ def stuck_agents(conn: psycopg.Connection, older_than: datetime) -> list[Row]:
     ).fetchall()
 
 
-def list_schedules(conn: psycopg.Connection, agent_ids: list[str]) -> list[Row]:
+def list_schedules(conn: Conn, agent_ids: list[str]) -> list[Row]:
     return conn.execute(
         "select * from public.agent_schedules where agent_id = any(%s::uuid[]) order by agent_id, action",
         (agent_ids,),
     ).fetchall()
 
 
-def all_schedules(conn: psycopg.Connection) -> list[Row]:
+def all_schedules(conn: Conn) -> list[Row]:
     return conn.execute("select * from public.agent_schedules order by agent_id, action").fetchall()
 
 
-def replace_schedules(conn: psycopg.Connection, agent_id: str, user_id: str,
+def replace_schedules(conn: Conn, agent_id: str, user_id: str,
                       schedules: list[dict[str, Any]]) -> None:
     conn.execute("delete from public.agent_schedules where agent_id = %s", (agent_id,))
     for s in schedules:
@@ -247,7 +248,7 @@ def replace_schedules(conn: psycopg.Connection, agent_id: str, user_id: str,
         )
 
 
-def insert_backup(conn: psycopg.Connection, *, location: str, sha256: str, size_bytes: int, characters: int,
+def insert_backup(conn: Conn, *, location: str, sha256: str, size_bytes: int, characters: int,
                   versions: int, agents: int, manifest: dict[str, Any], created_by: str) -> Row:
     row = conn.execute(
         "insert into public.backups (location, sha256, size_bytes, characters, versions, agents, manifest,"
@@ -258,12 +259,12 @@ def insert_backup(conn: psycopg.Connection, *, location: str, sha256: str, size_
     return row
 
 
-def list_backups(conn: psycopg.Connection) -> list[Row]:
+def list_backups(conn: Conn) -> list[Row]:
     return conn.execute(
         "select id, location, sha256, size_bytes, characters, versions, agents, created_by, created_at"
         " from public.backups order by created_at desc"
     ).fetchall()
 
 
-def get_backup(conn: psycopg.Connection, backup_id: str) -> Row | None:
+def get_backup(conn: Conn, backup_id: str) -> Row | None:
     return conn.execute("select * from public.backups where id = %s", (backup_id,)).fetchone()
