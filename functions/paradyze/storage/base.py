@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Protocol
 
@@ -9,6 +11,29 @@ from typing import Protocol
 def version_key(character_id: str, version: int) -> str:
     """The one naming scheme every store uses: `<character_id>/v<version>.character.json`."""
     return f"{character_id}/v{version}.character.json"
+
+
+def write_once(path: Path, data: bytes) -> bool:
+    """Write a read-only file that appears whole or not at all; False when it already existed.
+
+    The bytes go to a temporary file that is then linked into place: the link fails if the name
+    exists, so a file is never replaced, and of two writers at once exactly one wins.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o444)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+    finally:
+        os.unlink(tmp)
+    return True
 
 
 class CharacterStore(Protocol):

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
 from ..errors import NotFound
 from ..settings import Settings
+from .base import write_once
 
 
 def make_uri(scheme: str, bucket: str, name: str) -> str:
@@ -50,23 +49,8 @@ class FileCache:
         path = self.root / bucket / name
         if path.is_file():
             return path
-        data = fetch()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write aside, then link into place: a reader sees the whole file or none, and of two
-        # processes fetching at once the second simply finds the first one's identical copy.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o444)
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass
-        finally:
-            os.unlink(tmp)
+        # Of two processes fetching at once, the second simply finds the first one's identical copy.
+        write_once(path, fetch())
         return path
 
     def drop(self, bucket: str, folder: str) -> None:

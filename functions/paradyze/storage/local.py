@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from ..errors import Conflict, NotFound
 from ..settings import Settings
-from .base import version_key
+from .base import version_key, write_once
 
 
 class LocalStore:
@@ -21,23 +19,8 @@ class LocalStore:
 
     def put(self, character_id: str, version: int, data: bytes) -> str:
         path = self.root / version_key(character_id, version)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write aside, then link into place: link fails if the name exists, so a version file
-        # appears whole or not at all and is never replaced.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o444)
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                if path.read_bytes() != data:
-                    raise Conflict(f"version {version} of character {character_id} already exists") from None
-        finally:
-            os.unlink(tmp)
+        if not write_once(path, data) and path.read_bytes() != data:
+            raise Conflict(f"version {version} of character {character_id} already exists")
         return path.as_uri()
 
     def local_path(self, uri: str) -> Path:
