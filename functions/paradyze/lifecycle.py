@@ -222,7 +222,7 @@ def _start(agent_id: str, *, actor: str, reason: str) -> Row:
     return _set_status(
         agent_id, "running", actor=actor, reason=reason, duration_ms=int((time.monotonic() - began) * 1000),
         fields={"eliza_agent_id": info.get("id"), "running_version": version["version"],
-                "started_at": datetime.now(UTC), "status_reason": None,
+                "started_at": datetime.now(UTC), "status_reason": None, "inflight_messages": 0,
                 "transition_started_at": None, "last_activity_at": datetime.now(UTC)},
     )
 
