@@ -26,7 +26,7 @@ if [ "${1:-}" = "--tests" ]; then
     if ! command -v chromium >/dev/null 2>&1; then
         say "installing chromium (browser test of the console)"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            chromium fonts-dejavu-core >/dev/null
+            chromium fonts-dejavu-core fonts-noto-color-emoji >/dev/null
     fi
     # Docker is needed by the docker-marked tests; when it cannot be had they skip and say why.
     if local_emulator/docker_engine.sh; then
