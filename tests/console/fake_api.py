@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import copy
-import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import flask
-from werkzeug.serving import make_server
+
+from tests.fakes.server import LocalApi
 
 TOKEN = "fake-admin-token"
 
@@ -259,18 +259,16 @@ def _error(
     return flask.Response(flask.json.dumps(payload), status, mimetype="application/json")
 
 
-class FakeServer:
+class FakeServer(LocalApi):
     """Runs a FakeApi on 127.0.0.1 in a thread; `url` is its base URL."""
 
     def __init__(self) -> None:
         self.api = FakeApi()
-        self._server = make_server("127.0.0.1", 0, self.api.app, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__()
 
-    def __enter__(self) -> FakeServer:
-        self._thread.start()
-        return self
+    def _build_app(self) -> flask.Flask:
+        return self.api.app
 
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
+    @property
+    def url(self) -> str:
+        return self.endpoint

@@ -37,7 +37,8 @@ from typing import Any
 
 import requests
 from flask import Flask, Response, jsonify, request
-from werkzeug.serving import WSGIRequestHandler, make_server
+
+from tests.fakes.server import LocalApiWithFailures
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE_AGENT = REPO / "local_emulator" / "reference_agent.py"
@@ -56,11 +57,6 @@ _OUTPUT_ONLY = tuple(
 _BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
 _STATUS_NAMES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 500: "INTERNAL", 503: "UNAVAILABLE"}
 _FAILED_PRECONDITION = 9
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: object, **kwargs: object) -> None:
-        pass  # calls are recorded in FakeCloudRun.calls instead
 
 
 @dataclass(frozen=True)
@@ -189,8 +185,11 @@ class _Operation:
     snapshot: dict[str, Any] | None = None  # the service as deleted
 
 
-class FakeCloudRun:
-    """Start with `with FakeCloudRun() as fake:`; point the client at `fake.endpoint` (anonymous credentials)."""
+class FakeCloudRun(LocalApiWithFailures):
+    """Start with `with FakeCloudRun() as fake:`; point the client at `fake.endpoint` (anonymous credentials).
+
+    `fail_next(status, times, message)` answers the next requests with an error, touching no service.
+    """
 
     def __init__(
         self,
@@ -211,43 +210,16 @@ class FakeCloudRun:
         self.log_dir = Path(tempfile.mkdtemp(prefix="fake-cloud-run-"))
         self._ports: dict[str, int] = {}
         self._operations: dict[str, _Operation] = {}
-        self._fail: list[tuple[int, str]] = []
-        self._lock = threading.RLock()
-        self._server = make_server("127.0.0.1", 0, self._build_app(), threaded=True, request_handler=_QuietHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        super().__init__(lock=threading.RLock())
 
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
-
-    def start(self) -> FakeCloudRun:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def _after_stop(self) -> None:
+        """Stop every instance still running and remove their logs."""
         with self._lock:
             instances = list(self.instances.values())
             self.instances.clear()
         for instance in instances:
             instance.terminate(1.0)
         shutil.rmtree(self.log_dir, ignore_errors=True)
-
-    def __enter__(self) -> FakeCloudRun:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def fail_next(self, status: int, times: int = 1, message: str = "injected failure") -> None:
-        """Answer the next `times` requests with `status` (e.g. 503) and message, touching no service."""
-        with self._lock:
-            self._fail.extend([(status, message)] * times)
-
-    def clear_failures(self) -> None:
-        with self._lock:
-            self._fail.clear()
 
     def service(self, service_id: str) -> dict[str, Any]:
         """The stored service whose id (last name segment) is service_id, as the API shows it."""
@@ -273,7 +245,7 @@ class FakeCloudRun:
             body = request.get_json(silent=True) if request.data else None
             with self._lock:
                 self.calls.append(Call(request.method, request.path, dict(request.args), copy.deepcopy(body)))
-                failure = self._fail.pop(0) if self._fail else None
+                failure = self._next_failure()
             return _error(*failure) if failure else None
 
         @app.errorhandler(_Refused)

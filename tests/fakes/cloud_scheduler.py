@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import copy
 import re
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.serving import WSGIRequestHandler, make_server
+
+from tests.fakes.server import LocalApiWithFailures
 
 _HTTP_METHODS = {
     0: "HTTP_METHOD_UNSPECIFIED",
@@ -38,11 +38,6 @@ _STATUS_NAMES = {
     500: "INTERNAL",
     503: "UNAVAILABLE",
 }
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: object, **kwargs: object) -> None:
-        pass  # calls are recorded in FakeCloudScheduler.calls instead
 
 
 @dataclass(frozen=True)
@@ -91,45 +86,17 @@ def _snake_to_camel(path: str) -> str:
     return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), path)
 
 
-class FakeCloudScheduler:
-    """Start with `with FakeCloudScheduler() as fake:`; point the client at `fake.endpoint`."""
+class FakeCloudScheduler(LocalApiWithFailures):
+    """Start with `with FakeCloudScheduler() as fake:`; point the client at `fake.endpoint`.
+
+    `fail_next(status, times)` answers the next requests with an error without touching jobs.
+    """
 
     def __init__(self, page_size: int = 2) -> None:
         self.page_size = page_size  # small by default so that paging is exercised
         self.jobs: dict[str, dict[str, Any]] = {}
         self.calls: list[Call] = []
-        self._fail: list[int] = []
-        self._lock = threading.Lock()
-        self._app = self._build_app()
-        self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_QuietHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
-
-    def start(self) -> FakeCloudScheduler:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeCloudScheduler:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def fail_next(self, status: int, times: int = 1) -> None:
-        """Answer the next `times` requests with `status` (e.g. 503) without touching jobs."""
-        with self._lock:
-            self._fail.extend([status] * times)
-
-    def clear_failures(self) -> None:
-        with self._lock:
-            self._fail.clear()
+        super().__init__()
 
     def mutations(self) -> list[Call]:
         return [c for c in self.calls if c.method in ("POST", "PATCH", "DELETE")]
@@ -154,8 +121,8 @@ class FakeCloudScheduler:
             body = request.get_json(silent=True) if request.data else None
             with self._lock:
                 self.calls.append(Call(request.method, request.path, dict(request.args), copy.deepcopy(body)))
-                status = self._fail.pop(0) if self._fail else None
-            return _error(status, "injected failure") if status else None
+                failure = self._next_failure()
+            return _error(*failure) if failure else None
 
         @app.post(base)
         def create(project: str, location: str) -> Response:

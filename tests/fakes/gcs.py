@@ -14,7 +14,6 @@ import base64
 import hashlib
 import json
 import re
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,14 +21,10 @@ from urllib.parse import quote
 
 import google_crc32c
 from flask import Flask, Response, jsonify, request
-from werkzeug.serving import WSGIRequestHandler, make_server
+
+from tests.fakes.server import LocalApiWithFailures
 
 _REASONS = {400: "invalid", 404: "notFound", 412: "conditionNotMet", 429: "rateLimitExceeded", 503: "backendError"}
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: object, **kwargs: object) -> None:
-        pass  # calls are recorded in FakeGcs.calls instead
 
 
 @dataclass(frozen=True)
@@ -69,46 +64,21 @@ def _error(code: int, message: str) -> Response:
     return response
 
 
-class FakeGcs:
-    """Start with `with FakeGcs() as fake:`; point the client's api_endpoint at `fake.endpoint`."""
+class FakeGcs(LocalApiWithFailures):
+    """Start with `with FakeGcs() as fake:`; point the client's api_endpoint at `fake.endpoint`.
+
+    `fail_next(status, times)` answers the next `times` object requests with `status` (e.g. 503)
+    without touching any object. Bucket metadata requests are spared: the client sends them from a
+    background thread at times of its own choosing, and one of them taking the failure would make
+    tests flaky.
+    """
 
     def __init__(self, buckets: tuple[str, ...] = ("paradyze-test",), page_size: int = 2) -> None:
         self.page_size = page_size  # small by default so that the client's paging is exercised
         self.buckets: dict[str, dict[str, StoredObject]] = {b: {} for b in buckets}
         self.calls: list[Call] = []
-        self._fail: list[int] = []
         self._generation = 1_700_000_000_000_000
-        self._lock = threading.Lock()
-        self._app = self._build_app()
-        self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_QuietHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
-
-    def start(self) -> FakeGcs:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeGcs:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def fail_next(self, status: int, times: int = 1) -> None:
-        """Answer the next `times` object requests with `status` (e.g. 503) without touching any object.
-
-        Bucket metadata requests are spared: the client sends them from a background thread at
-        times of its own choosing, and one of them taking the failure would make tests flaky.
-        """
-        with self._lock:
-            self._fail.extend([status] * times)
+        super().__init__()
 
     def names(self, bucket: str) -> list[str]:
         with self._lock:
@@ -144,8 +114,8 @@ class FakeGcs:
             with self._lock:
                 self.calls.append(Call(request.method, request.path, dict(request.args)))
                 is_object = re.search(r"/b/[^/]+/o(/|$)", request.path) is not None
-                status = self._fail.pop(0) if self._fail and is_object else None
-            return _error(status, "injected failure") if status else None
+                failure = self._next_failure() if is_object else None
+            return _error(*failure) if failure else None
 
         @app.get("/storage/v1/b/<bucket>")
         def get_bucket(bucket: str) -> Response:

@@ -11,19 +11,14 @@ for server faults) with the real status inside the body, e.g. `{"statusCode": "4
 from __future__ import annotations
 
 import hashlib
-import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.serving import WSGIRequestHandler, make_server
 
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: object, **kwargs: object) -> None:
-        pass  # calls are recorded in FakeSupabaseStorage.calls instead
+from tests.fakes.server import LocalApiWithFailures
 
 
 @dataclass(frozen=True)
@@ -67,42 +62,22 @@ def _error(status: int, error: str, message: str, code: str | None = None) -> Re
     return response
 
 
-class FakeSupabaseStorage:
-    """Start with `with FakeSupabaseStorage(key) as fake:`; use `fake.url` as SUPABASE_URL."""
+class FakeSupabaseStorage(LocalApiWithFailures):
+    """Start with `with FakeSupabaseStorage(key) as fake:`; use `fake.url` as SUPABASE_URL.
+
+    `fail_next(status, times)` answers the next requests with an error without touching any object.
+    """
 
     def __init__(self, service_key: str, buckets: tuple[str, ...] = ("character-files",)) -> None:
         self.service_key = service_key
         self.buckets: dict[str, dict[str, StoredObject]] = {b: {} for b in buckets}
         self.calls: list[Call] = []
-        self._fail: list[int] = []
         self.echo_auth_in_errors = False  # a hostile server, to prove the key never leaks through us
-        self._lock = threading.Lock()
-        self._app = self._build_app()
-        self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_QuietHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        super().__init__()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
-
-    def start(self) -> FakeSupabaseStorage:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeSupabaseStorage:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def fail_next(self, status: int, times: int = 1) -> None:
-        """Answer the next `times` requests with `status` (e.g. 503) without touching any object."""
-        with self._lock:
-            self._fail.extend([status] * times)
+        return self.endpoint
 
     def names(self, bucket: str = "character-files") -> list[str]:
         with self._lock:
@@ -116,10 +91,11 @@ class FakeSupabaseStorage:
         def check() -> Response | None:
             with self._lock:
                 self.calls.append(Call(request.method, request.path, dict(request.headers)))
-                status = self._fail.pop(0) if self._fail else None
-            if status:
+                failure = self._next_failure()
+            if failure:
+                status, message = failure
                 echoed = f" ({request.headers.get('Authorization')})" if self.echo_auth_in_errors else ""
-                return _error(status, "InternalError", f"injected failure{echoed}")
+                return _error(status, "InternalError", f"{message}{echoed}")
             bearer = request.headers.get("Authorization", "")
             if request.headers.get("apikey") != self.service_key or bearer != f"Bearer {self.service_key}":
                 echoed = f": {bearer}" if self.echo_auth_in_errors else ""
