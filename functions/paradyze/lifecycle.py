@@ -130,7 +130,7 @@ def create(caller: Caller, cmd: AgentCreate, idempotency_key: str | None = None)
     if cmd.policy.schedules:
         _sync_schedules(agent_id)
     with db.agent_lock(agent_id):
-        _start_if_provisioning(agent_id, actor=caller.actor)
+        _start_if_provisioning(agent_id, actor=caller.actor, after_crash=False)
     return get(caller, agent_id), True
 
 
@@ -145,19 +145,23 @@ def _existing_for_key(caller: Caller, user_id: str, key: str, request_sha: str |
     # The first request may still be starting the agent: wait for it, then answer as it did. If
     # it died before the agent ran, whoever holds the lock first finishes the start.
     with db.agent_lock(str(row["id"])):
-        _start_if_provisioning(str(row["id"]), actor=caller.actor)
+        _start_if_provisioning(str(row["id"]), actor=caller.actor, after_crash=True)
     return get(caller, str(row["id"]))
 
 
-def _start_if_provisioning(agent_id: str, *, actor: str) -> None:
-    """Under the agent's lock: start a freshly created agent unless someone already did."""
+def _start_if_provisioning(agent_id: str, *, actor: str, after_crash: bool) -> None:
+    """Under the agent's lock: start a freshly created agent unless someone already did.
+
+    after_crash: the request that created the row may have died after launching the agent, so
+    reconcile (which looks for that instance in the runtime and adopts it) instead of starting
+    blind. The request that just inserted the row skips that scan: it costs tens of ms.
+    """
     with db.transaction(SYSTEM) as conn:
         row = _visible(conn, agent_id)
     if row["status"] != "provisioning":
         return
-    launched = any(o.agent_id == agent_id for o in get_runtime(row["runtime"]).list_owned())
-    if row["runtime_handle"] or launched:
-        reconcile_locked(agent_id, actor=actor)  # launched before a crash: adopt, never start twice
+    if after_crash:
+        reconcile_locked(agent_id, actor=actor)
     else:
         _start(agent_id, actor=actor, reason="created")
 
