@@ -10,7 +10,7 @@ import functions_framework
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the paradyze package ships beside main.py
 
-from paradyze import backup, health, lifecycle, messaging, openapi, sweeps  # noqa: E402
+from paradyze import backup, health, lifecycle, messaging, openapi, schedules_service, sweeps  # noqa: E402
 from paradyze.agents import (  # noqa: E402
     AgentCreate,
     AgentQuery,
@@ -25,7 +25,6 @@ from paradyze.auth import Caller  # noqa: E402
 from paradyze.backup import BackupRef  # noqa: E402
 from paradyze.http import body, endpoint, query  # noqa: E402
 from paradyze.logs import configure_logging  # noqa: E402
-from paradyze.schedules_service import update_policy as _update_policy  # noqa: E402
 
 configure_logging()
 
@@ -104,7 +103,7 @@ def agent_logs(request: flask.Request, caller: Caller) -> dict:
 @functions_framework.http
 @endpoint(auth="user", methods=("POST",))
 def update_policy(request: flask.Request, caller: Caller) -> dict:
-    return {"agent": _update_policy(caller, body(request, PolicyUpdate))}
+    return {"agent": schedules_service.update_policy(caller, body(request, PolicyUpdate))}
 
 
 @functions_framework.http
@@ -137,6 +136,12 @@ def hibernate_idle(request: flask.Request, caller: Caller) -> dict:
     result = sweeps.hibernate_idle(caller)
     result["stuck_finished"] = sweeps.finish_stuck(caller)
     return result
+
+
+@functions_framework.http
+@endpoint(auth="admin", methods=("POST",))
+def sync_schedules(request: flask.Request, caller: Caller) -> dict:
+    return {"sync": schedules_service.sync_everything()}
 
 
 @functions_framework.http

@@ -18,6 +18,7 @@ from local_emulator.app import FUNCTIONS, build_app  # noqa: E402
 from local_emulator.scheduler import LocalScheduler  # noqa: E402
 from paradyze import db, lifecycle, reconcile, repository  # noqa: E402
 from paradyze.auth import ADMIN_ROLE, SYSTEM, mint_token  # noqa: E402
+from paradyze.errors import ParadyzeError  # noqa: E402
 from paradyze.logs import configure_logging  # noqa: E402
 from paradyze.settings import get_settings  # noqa: E402
 
@@ -63,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     scheduler = None
     if not args.no_scheduler:
         scheduler = LocalScheduler(settings, base_url, token, jobs_file=settings.state_dir / "scheduler-jobs.json")
-        sync_everything()
+        try:
+            sync_everything()
+        except ParadyzeError as exc:
+            log.warning("scheduler jobs not synced: %s", exc.message)
         scheduler.start()
 
     console = None

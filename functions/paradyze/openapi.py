@@ -32,6 +32,7 @@ OPERATIONS: list[tuple[str, str, str, Any, str, str]] = [
     ("restore_backup", "post", "admin", BackupRef, "Restore what an archive has and the database lacks", "restore"),
     ("health_check", "get", "admin", None, "Platform and per-agent health; restarts crashed agents", "status"),
     ("hibernate_idle", "post", "admin", None, "Hibernate agents idle past their policy", "hibernated"),
+    ("sync_schedules", "post", "admin", None, "Make the scheduler's jobs match the stored schedules", "sync"),
 ]
 
 _ERRORS = {

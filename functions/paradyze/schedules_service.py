@@ -8,7 +8,6 @@ from typing import Any
 from . import db, lifecycle, repository
 from .agents import AgentPublic, PolicyUpdate
 from .auth import SYSTEM, Caller
-from .errors import ParadyzeError
 from .scheduler_sync import get_job_sink, sync_all
 from .scheduler_sync import sync_agent as _sync_agent
 from .settings import get_settings
@@ -45,15 +44,17 @@ def sync_agent(agent_id: str, *, removed: bool = False) -> None:
     _sync_agent(get_job_sink(get_settings()), get_settings().instance, agent_id, rows)
 
 
-def sync_everything() -> None:
-    """Every job of this instance, platform jobs included; run at start-up to repair drift."""
+def sync_everything() -> dict[str, list[str]]:
+    """Every job of this instance, platform jobs included: run at deploy and start-up to repair drift.
+
+    Raises Unavailable when the scheduler cannot be reached.
+    """
     with db.transaction(SYSTEM) as conn:
         by_agent: dict[str, list[dict[str, Any]]] = {}
         for s in repository.all_schedules(conn):
             by_agent.setdefault(str(s["agent_id"]), []).append(s)
         for a in repository.list_agents(conn, limit=1_000_000):
             by_agent.setdefault(str(a["id"]), [])
-    try:
-        sync_all(get_job_sink(get_settings()), get_settings(), by_agent)
-    except ParadyzeError as exc:
-        log.warning("scheduler sync failed: %s", exc.message)
+    result = sync_all(get_job_sink(get_settings()), get_settings(), by_agent)
+    return {"created": result.created, "updated": result.updated, "deleted": result.deleted,
+            "unchanged": result.unchanged}
