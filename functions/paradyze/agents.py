@@ -59,9 +59,12 @@ class AgentCreate(BaseModel):
     policy: Policy = Field(default_factory=Policy)
 
 
+_AGENT_ID = Field(description="The agent's id", json_schema_extra={"format": "uuid"})
+
+
 class AgentRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    agent_id: str
+    agent_id: str = _AGENT_ID
 
     @field_validator("agent_id")
     @classmethod
@@ -156,7 +159,7 @@ class AgentPublic(BaseModel):
 
 class EventsQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    agent_id: str | None = None
+    agent_id: str | None = Field(default=None, json_schema_extra={"format": "uuid"})
     limit: int = Field(default=100, ge=1, le=5000)
 
     @field_validator("agent_id")

@@ -6,7 +6,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Literal, TypeVar
 
 import flask
@@ -104,7 +104,39 @@ def body(request: flask.Request, model: type[M]) -> M:
     if not isinstance(data, dict):
         raise errors.BadRequest("the body must be a JSON object",
                                 details=[{"loc": ["body"], "msg": f"got {type(data).__name__}"}])
+    bad = list(_unstorable_text(data, []))
+    if bad:
+        raise errors.ValidationFailed(
+            f"text that cannot be stored: {', '.join('.'.join(map(str, loc)) or 'body' for loc in bad[:5])}",
+            details=[{"loc": loc, "msg": "contains a NUL character or an unpaired surrogate", "type": "text"}
+                     for loc in bad],
+        )
     return model.model_validate(data)
+
+
+def _unstorable_text(value: Any, loc: list[str | int]) -> Iterator[list[str | int]]:
+    """Paths of strings (keys too) that JSON allows but UTF-8 and Postgres text cannot hold."""
+    if isinstance(value, str):
+        if not _storable(value):
+            yield loc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not _storable(key):
+                yield [*loc, key.encode("utf-8", "backslashreplace").decode()]
+            yield from _unstorable_text(item, [*loc, key])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _unstorable_text(item, [*loc, index])
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def query(request: flask.Request, model: type[M]) -> M:

@@ -142,3 +142,15 @@ def test_database_down_is_503_with_retry_after(functions: Functions, alice: User
     assert resp.headers["Retry-After"].isdigit()
     assert "database" in error_of(resp)["message"]
     json.dumps(resp.get_json())
+
+
+@pytest.mark.parametrize(("raw", "loc"), [
+    ('{"character": {"name": "A", "bio": "nul \\u0000 here"}}', ["character", "bio"]),
+    ('{"character": {"name": "A", "bio": ["ok", "half \\ud800 pair"]}}', ["character", "bio", 1]),
+    ('{"character": {"name": "A", "bio": "b", "extra": {"k": ["\\u0000"]}}}', ["character", "extra", "k", 0]),
+])
+def test_text_postgres_cannot_store_is_422_not_500(functions: Functions, alice: User, raw: str, loc: list) -> None:
+    resp = functions.post("create_agent", alice.token, data=raw)
+    assert resp.status_code == 422, resp.get_json()
+    assert error_of(resp)["details"][0]["loc"] == loc
+    assert functions.get("list_agents", alice.token).get_json()["agents"] == []
