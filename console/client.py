@@ -144,11 +144,14 @@ class ParadyzeClient:
         runtime: str = "process",
         policy: dict[str, Any] | None = None,
         *,
+        owner: str | None = None,
         idempotency_key: str | None = None,
     ) -> Agent:
         body: dict[str, Any] = {"character": character, "runtime": runtime}
         if policy:
             body["policy"] = policy
+        if owner:
+            body["owner"] = owner
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         data = self.call("POST", "create_agent", body=body, headers=headers)
         return Agent.model_validate(data["agent"])

@@ -176,6 +176,12 @@ for column, action, default in ((s2, "hibernate", "0 22 * * *"), (s3, "wake", "0
                 policy_errors[f"{action}.{field}"] = message
             schedules.append({"action": action, "cron": cron.strip(), "timezone": tz, "enabled": True})
 policy = {"idle_timeout_minutes": int(idle), "auto_hibernate": bool(auto), "schedules": schedules}
+owner = st.text_input("Owner's user id (empty: the platform owns it)", key=_P + "owner").strip()
+try:
+    owner = str(uuid.UUID(owner)) if owner else ""
+except ValueError:
+    st.error("**owner**: must be a user id (a uuid), or empty", icon="⚠️")
+    policy_errors["owner"] = "not a uuid"
 for key, message in {**_server_errors("policy", policy), **_server_errors("request", runtime)}.items():
     st.error(f"**{key}**: {message}", icon="⚠️")
 
@@ -185,13 +191,13 @@ with st.expander("Preview the request"):
         shown["settings"]["secrets"] = {
             k: "••••" if v else "" for k, v in shown["settings"]["secrets"].items()
         }
-    st.json({"character": shown, "runtime": runtime, "policy": policy}, expanded=False)
+    st.json({"character": shown, "runtime": runtime, "policy": policy, "owner": owner or None}, expanded=False)
 
 # -- send -------------------------------------------------------------------------------------
 blocked = bool(errors or rest_error or policy_errors)
 if blocked:
     st.caption("Fix the fields marked above to create the agent.")
-request_digest = _digest([character, policy, runtime])
+request_digest = _digest([character, policy, runtime, owner])
 failure = st.session_state.get(_P + "failure")
 if failure and failure[0] == request_digest:
     ui.show_error(failure[1], "Creating the agent")
@@ -199,7 +205,8 @@ if st.button("Create agent", type="primary", disabled=blocked or ui.backend_down
     with st.spinner(f"Creating {character.get('name')} and waiting for it to answer…"):
         try:
             agent = ui.client().create_agent(
-                character, runtime, policy, idempotency_key=st.session_state.get(_P + "idempotency")
+                character, runtime, policy, owner=owner or None,
+                idempotency_key=st.session_state.get(_P + "idempotency"),
             )
         except ApiError as exc:
             fields = exc.field_errors()
@@ -207,7 +214,7 @@ if st.button("Create agent", type="primary", disabled=blocked or ui.backend_down
             st.session_state[_P + "server_errors"] = {
                 "character": (_digest(character), server_field_errors(fields)),
                 "policy": (_digest(policy), server_field_errors(fields, "policy")),
-                "request": (_digest(runtime), {k: v for k, v in fields.items() if k == "runtime"}),
+                "request": (_digest(runtime), {k: v for k, v in fields.items() if k in ("runtime", "owner")}),
             }
             st.session_state[_P + "failure"] = (request_digest, exc)
             st.rerun()

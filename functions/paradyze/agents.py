@@ -57,6 +57,8 @@ class AgentCreate(BaseModel):
     character: Character
     runtime: RuntimeKind | None = None
     policy: Policy = Field(default_factory=Policy)
+    # Only the admin may create an agent for a user; a user's agents are always their own.
+    owner: uuid.UUID | None = None
 
 
 _AGENT_ID = Field(description="The agent's id", json_schema_extra={"format": "uuid"})

@@ -23,7 +23,7 @@ from .agents import AgentCreate, AgentPublic, CharacterUpdate, SchedulePublic, c
 from .auth import SYSTEM, Caller
 from .characters import canonical_bytes, sha256_hex, split_secrets
 from .db import Conn
-from .errors import AgentStartFailed, Conflict, NotFound, ParadyzeError, RuntimeUnavailable
+from .errors import AgentStartFailed, Conflict, Forbidden, NotFound, ParadyzeError, RuntimeUnavailable
 from .runtimes import get_runtime
 from .runtimes.base import AgentSpec
 from .settings import AGENT_ENV_PASSTHROUGH, get_settings
@@ -88,7 +88,7 @@ def create(caller: Caller, cmd: AgentCreate, idempotency_key: str | None = None)
     False. Raises Conflict (key reused with another body), AgentStartFailed, RuntimeUnavailable.
     """
     settings = get_settings()
-    user_id = _owner_of(caller)
+    user_id = _owner_of(caller, cmd)
     runtime_kind = cmd.runtime or settings.runtime
     get_runtime(runtime_kind)  # an unknown or unavailable backend fails before anything is written
     request_sha = _request_fingerprint(cmd) if idempotency_key else None
@@ -172,11 +172,17 @@ def _request_fingerprint(cmd: AgentCreate) -> str:
     return hmac.new(get_settings().secrets_key_value().encode(), body, "sha256").hexdigest()
 
 
-def _owner_of(caller: Caller) -> str:
+def _owner_of(caller: Caller, cmd: AgentCreate) -> str:
+    """The agent's owner: the calling user, or whom the admin names (the platform's own id if none).
+
+    Raises Forbidden when a user names an owner.
+    """
     if caller.user_id:
+        if cmd.owner is not None and str(cmd.owner) != caller.user_id:
+            raise Forbidden("only the admin can create an agent for another user",
+                            details=[{"loc": ["owner"], "msg": "must be omitted or your own id"}])
         return caller.user_id
-    # An admin creating an agent owns it under the platform's own user id.
-    return str(uuid.UUID(int=0))
+    return str(cmd.owner or uuid.UUID(int=0))
 
 
 def _put_secrets(conn: Conn, character_id: str, user_id: str, secrets: dict[str, str]) -> None:

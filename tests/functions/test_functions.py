@@ -338,3 +338,18 @@ def test_restore_refuses_an_archive_that_changed(functions: Functions, admin_tok
     path.write_bytes(path.read_bytes() + b"tampered")
     resp = functions.post("restore_backup", admin_token, {"backup_id": backup["id"]})
     assert resp.status_code == 400 and "changed" in resp.get_json()["error"]["message"]
+
+
+def test_admin_creates_an_agent_for_a_user_who_then_owns_it(
+        functions: Functions, alice: User, bob: User, admin_token: str, cleanup_agents: list[str]) -> None:
+    resp = functions.post("create_agent", admin_token, {"character": CHARACTERS["sam-altman"], "owner": alice.id})
+    assert resp.status_code == 201, resp.get_json()
+    agent = resp.get_json()["agent"]
+    cleanup_agents.append(agent["id"])
+    assert agent["owner"] == alice.id
+    assert functions.get("get_agent", alice.token, agent_id=agent["id"]).status_code == 200
+    assert functions.get("get_agent", bob.token, agent_id=agent["id"]).status_code == 404
+    # A user may not plant an agent on someone else.
+    other = functions.post("create_agent", bob.token, {"character": CHARACTERS["sam-altman"], "owner": alice.id})
+    assert other.status_code == 403
+    assert [a["id"] for a in functions.get("list_agents", alice.token).get_json()["agents"]] == [agent["id"]]
