@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from pydantic import BaseModel, ConfigDict
 
@@ -67,13 +68,37 @@ def backup(caller: Caller) -> dict[str, Any]:
     name = f"paradyze-backup-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.tar.gz"
     archive = _write_archive(target_dir / name, manifest, files)
     data = archive.read_bytes()
+    location = _publish(archive, name)
     with db.transaction(caller) as conn:
         row = repository.insert_backup(
-            conn, location=archive.as_uri(), sha256=sha256_hex(data), size_bytes=len(data),
+            conn, location=location, sha256=sha256_hex(data), size_bytes=len(data),
             characters=len(characters), versions=len(versions), agents=len(agents),
             manifest={"format": FORMAT, "counts": manifest["counts"]}, created_by=caller.actor,
         )
     return public(row)
+
+
+def _publish(archive: Path, name: str) -> str:
+    """The archive's final location: where it was written, or uploaded to PARADYZE_BACKUP_URI."""
+    settings = get_settings()
+    if not settings.backup_uri:
+        return archive.as_uri()
+    from .storage.gcs import GcsArchives
+
+    location = GcsArchives(settings, settings.backup_uri).put(name, archive)
+    archive.unlink()  # the bucket holds it now; a function instance's disk is not kept
+    return location
+
+
+def _archive_bytes(location: str) -> bytes:
+    if location.startswith("gs://"):
+        from .storage.gcs import GcsArchives
+
+        return GcsArchives(get_settings(), location).get(location)
+    path = Path(unquote(urlparse(location).path))
+    if not path.is_file():
+        raise BadRequest(f"the archive {path.name} is missing")
+    return path.read_bytes()
 
 
 def _write_archive(path: Path, manifest: dict[str, Any], files: dict[str, bytes]) -> Path:
@@ -98,10 +123,10 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def read_archive(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
+def read_archive(source: io.BytesIO, *, name: str) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The manifest and files of an archive, every file checked against the manifest's sha256."""
     files: dict[str, bytes] = {}
-    with tarfile.open(path, "r:gz") as tar:
+    with tarfile.open(fileobj=source, mode="r:gz") as tar:
         for member in tar.getmembers():
             if not member.isfile():
                 continue
@@ -109,12 +134,12 @@ def read_archive(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
             assert extracted is not None
             files[member.name] = extracted.read()
     if MANIFEST not in files:
-        raise BadRequest(f"{path.name} has no {MANIFEST}")
+        raise BadRequest(f"{name} has no {MANIFEST}")
     manifest = json.loads(files.pop(MANIFEST))
     for entry in manifest["versions"]:
         data = files.get(entry["path"])
         if data is None or sha256_hex(data) != entry["sha256"]:
-            raise BadRequest(f"{path.name}: {entry['path']} is missing or does not match its sha256")
+            raise BadRequest(f"{name}: {entry['path']} is missing or does not match its sha256")
     return manifest, files
 
 
@@ -132,10 +157,10 @@ def restore(caller: Caller, backup_id: uuid.UUID) -> dict[str, Any]:
         row = repository.get_backup(conn, str(backup_id))
     if row is None:
         raise NotFound(f"backup {backup_id} not found", details=[{"loc": ["backup_id"], "msg": "no such backup"}])
-    path = Path(row["location"].removeprefix("file://"))
-    if not path.is_file() or sha256_hex(path.read_bytes()) != row["sha256"]:
-        raise BadRequest(f"the archive {path.name} is missing or was changed since the backup")
-    manifest, files = read_archive(path)
+    data = _archive_bytes(row["location"])
+    if sha256_hex(data) != row["sha256"]:
+        raise BadRequest(f"the archive {row['location']} was changed since the backup")
+    manifest, files = read_archive(io.BytesIO(data), name=row["location"])
     counts = {"characters": 0, "versions": 0, "agents": 0}
     store = get_store()
     with db.transaction(caller) as conn:

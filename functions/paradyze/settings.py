@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     supabase_service_key: SecretStr | None = Field(default=None, alias="SUPABASE_SERVICE_ROLE_KEY")
     supabase_bucket: str = Field(default="character-files", alias="PARADYZE_SUPABASE_BUCKET")
     backup_dir: Path | None = Field(default=None, alias="PARADYZE_BACKUP_DIR")
+    # Where archives go: the backup folder when unset, or gs://bucket/prefix (Google Cloud Storage).
+    backup_uri: str | None = Field(default=None, alias="PARADYZE_BACKUP_URI")
 
     # Google Cloud (Cloud Run runtime, Cloud Scheduler sync, GCS store)
     gcp_project: str | None = Field(default=None, alias="GOOGLE_CLOUD_PROJECT")

@@ -125,3 +125,33 @@ def _translated(action: str, *, missing: str | None = None) -> Iterator[None]:
     except (storage_errors.DataCorruption, storage_errors.InvalidResponse) as exc:
         # A checksum mismatch or a garbled response: transient as far as the caller can tell.
         raise GcsUnavailable(f"cannot {action}: Google Cloud Storage sent a corrupt response") from exc
+
+
+class GcsArchives:
+    """Backup archives in `gs://bucket/prefix/`: uploaded create-only, read back for restores."""
+
+    def __init__(self, settings: Settings, base_uri: str, *, timeout: float = 120.0) -> None:
+        bucket, _, prefix = base_uri.removeprefix(f"{SCHEME}://").partition("/")
+        if not base_uri.startswith(f"{SCHEME}://") or not bucket:
+            raise RuntimeError(f"PARADYZE_BACKUP_URI must look like gs://bucket/prefix, not {base_uri!r}")
+        self.bucket, self.prefix = bucket, f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        self._timeout = timeout
+        self._retry = DEFAULT_RETRY.with_timeout(timeout)
+        with _translated("create the Google Cloud Storage client"):
+            self._client = _client(settings)
+
+    def put(self, name: str, path: Path) -> str:
+        """Upload the archive at path as `name`; returns its gs:// URI. Raises GcsUnavailable."""
+        blob = self._client.bucket(self.bucket).blob(self.prefix + name)
+        with _translated(f"upload backup {name}"):
+            blob.upload_from_filename(str(path), content_type="application/gzip", if_generation_match=0,
+                                      retry=self._retry, timeout=self._timeout)
+        return make_uri(SCHEME, self.bucket, self.prefix + name)
+
+    def get(self, uri: str) -> bytes:
+        """Raises NotFound for a missing archive, GcsUnavailable when GCS is down."""
+        bucket, name = split_uri(uri, SCHEME)
+        with _translated(f"read backup {name}", missing=f"backup archive {uri} is missing"):
+            data: bytes = self._client.bucket(bucket).blob(name).download_as_bytes(
+                retry=self._retry, timeout=self._timeout)
+        return data

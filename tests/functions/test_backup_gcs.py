@@ -1,0 +1,57 @@
+"""Backups to Google Cloud Storage (a local fake of its JSON API): archive uploaded, restored from there."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+
+import pytest
+
+from helpers import Functions, User, fixture_characters
+from paradyze.characters import sha256_hex
+from paradyze.settings import get_settings
+from tests.fakes.gcs import FakeGcs
+
+BUCKET = "paradyze-backups"
+
+
+@pytest.fixture
+def gcs(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGcs]:
+    settings = get_settings()
+    with FakeGcs(buckets=(BUCKET,)) as fake:
+        monkeypatch.setattr(settings, "backup_uri", f"gs://{BUCKET}/weekly")
+        monkeypatch.setattr(settings, "gcs_api_endpoint", fake.endpoint)
+        yield fake
+
+
+def test_backup_goes_to_the_bucket_and_restores_from_it(
+        functions: Functions, alice: User, admin_token: str, gcs: FakeGcs, cleanup_agents: list[str]) -> None:
+    resp = functions.post("create_agent", alice.token, {"character": fixture_characters()["eliza-default"]})
+    agent = resp.get_json()["agent"]
+    backup = functions.post("backup_agents", admin_token).get_json()["backup"]
+    assert backup["location"].startswith(f"gs://{BUCKET}/weekly/paradyze-backup-")
+    [name] = gcs.names(BUCKET)
+    data = gcs.buckets[BUCKET][name].data
+    assert sha256_hex(data) == backup["sha256"] and len(data) == backup["size_bytes"]
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+    assert manifest["counts"]["versions"] == backup["versions"]
+    assert not list(get_settings().backups_dir.glob(f"{name.rsplit('/', 1)[-1]}")), "no local copy is kept"
+
+    functions.post("delete_agent", alice.token, {"agent_id": agent["id"]})
+    restored = functions.post("restore_backup", admin_token, {"backup_id": backup["id"]})
+    assert restored.status_code == 200, restored.get_json()
+    assert restored.get_json()["restore"]["agents"] >= 1
+    cleanup_agents.append(agent["id"])
+    assert functions.get("get_agent", alice.token, agent_id=agent["id"]).get_json()["agent"]["status"] == "hibernated"
+
+
+def test_bucket_refusing_is_503_and_records_no_backup(
+        functions: Functions, admin_token: str, gcs: FakeGcs) -> None:
+    before = len(functions.get("list_backups", admin_token).get_json()["backups"])
+    gcs.fail_next(403, times=5)  # refused credentials: not retried, so the answer comes at once
+    resp = functions.post("backup_agents", admin_token)
+    assert resp.status_code == 503 and resp.headers["Retry-After"].isdigit()
+    assert len(functions.get("list_backups", admin_token).get_json()["backups"]) == before
