@@ -98,9 +98,11 @@ build_base() {
 
 build_agent() {
     local dockerfile="$ROOT/local_emulator/Dockerfile" agent="$ROOT/local_emulator/reference_agent.py"
+    local persona="$ROOT/local_emulator/reference_persona.py"
     [ -f "$agent" ] || die "$agent is missing"
+    [ -f "$persona" ] || die "$persona is missing"
     local hash started
-    hash="$(cat "$dockerfile" "$agent" | sha256sum | cut -c1-16)"
+    hash="$(cat "$dockerfile" "$agent" "$persona" | sha256sum | cut -c1-16)"
     if [ "$FORCE" -eq 0 ] && image_present "$AGENT_IMAGE" \
         && [ "$(image_label "$AGENT_IMAGE" paradyze.source-hash)" = "$hash" ]; then
         say "$AGENT_IMAGE present and current ($(image_size "$AGENT_IMAGE")); skipping"
