@@ -109,10 +109,10 @@ def _stop_agents() -> None:
     for row in rows:
         agent_id = str(row["id"])
         with db.agent_lock(agent_id):
-            lifecycle._stop(row)
+            lifecycle.stop_instance(row)
             if row["status"] == "running":
-                lifecycle._set_status(agent_id, "hibernating", actor="emulator stop", reason="platform stopping")
-            lifecycle._set_status(agent_id, "hibernated", actor="emulator stop", reason="platform stopped",
+                lifecycle.transition(agent_id, "hibernating", actor="emulator stop", reason="platform stopping")
+            lifecycle.transition(agent_id, "hibernated", actor="emulator stop", reason="platform stopped",
                                   fields={"runtime_handle": None, "url": None, "running_version": None,
                                           "transition_started_at": None})
 

@@ -45,7 +45,7 @@ def crash_point(step: str) -> None:
 def get(caller: Caller, agent_id: str) -> AgentPublic:
     """Raises NotFound when the agent does not exist or is not the caller's."""
     with db.transaction(caller) as conn:
-        return _public(conn, _visible(conn, agent_id))
+        return _public(conn, require_row(conn, agent_id))
 
 
 def list_all(caller: Caller, *, status: str | None, q: str | None, limit: int) -> list[AgentPublic]:
@@ -55,7 +55,7 @@ def list_all(caller: Caller, *, status: str | None, q: str | None, limit: int) -
         return [AgentPublic.from_row(r, schedules.get(str(r["id"]), [])) for r in rows]
 
 
-def _visible(conn: Conn, agent_id: str, *, for_update: bool = False) -> Row:
+def require_row(conn: Conn, agent_id: str, *, for_update: bool = False) -> Row:
     row = repository.get_agent(conn, agent_id, for_update=for_update)
     if row is None:
         raise NotFound(f"agent {agent_id} not found", details=[{"loc": ["agent_id"], "msg": "no such agent"}])
@@ -157,13 +157,15 @@ def _start_if_provisioning(agent_id: str, *, actor: str, after_crash: bool) -> N
     blind. The request that just inserted the row skips that scan: it costs tens of ms.
     """
     with db.transaction(SYSTEM) as conn:
-        row = _visible(conn, agent_id)
+        row = require_row(conn, agent_id)
     if row["status"] != "provisioning":
         return
     if after_crash:
+        from .reconcile import reconcile_locked  # reconcile builds on this module
+
         reconcile_locked(agent_id, actor=actor)
     else:
-        _start(agent_id, actor=actor, reason="created")
+        start_instance(agent_id, actor=actor, reason="created")
 
 
 def _request_fingerprint(cmd: AgentCreate) -> str:
@@ -193,11 +195,14 @@ def _put_secrets(conn: Conn, character_id: str, user_id: str, secrets: dict[str,
 
 # --- start / stop, under the agent's lock ------------------------------------------------------
 
-def _start(agent_id: str, *, actor: str, reason: str) -> Row:
-    """Start the current version and wait for health; the row ends running, or error with why."""
+def start_instance(agent_id: str, *, actor: str, reason: str) -> Row:
+    """Start the current version and wait for health; the row ends running, or error with why.
+
+    The caller holds the agent's lock. Raises AgentStartFailed, RuntimeUnavailable.
+    """
     settings = get_settings()
     with db.transaction(SYSTEM) as conn:
-        row = _visible(conn, agent_id)
+        row = require_row(conn, agent_id)
         version = repository.get_version(conn, str(row["character_id"]), row["current_version"])
         secrets_row = repository.get_secrets(conn, str(row["character_id"]))
     assert version is not None
@@ -211,7 +216,7 @@ def _start(agent_id: str, *, actor: str, reason: str) -> Row:
     try:
         started = runtime.start(spec)
     except ParadyzeError as exc:
-        _set_status(agent_id, "error", actor=actor, reason=f"start failed: {exc.message}",
+        transition(agent_id, "error", actor=actor, reason=f"start failed: {exc.message}",
                     fields={"runtime_handle": None, "url": None})
         raise
     crash_point("start:launched")
@@ -225,11 +230,11 @@ def _start(agent_id: str, *, actor: str, reason: str) -> Row:
     except ParadyzeError as exc:
         tail = runtime.logs(started.handle, tail=20)
         runtime.stop(started.handle, grace=1.0)
-        _set_status(agent_id, "error", actor=actor, reason=f"did not become healthy: {exc.message}",
+        transition(agent_id, "error", actor=actor, reason=f"did not become healthy: {exc.message}",
                     fields={"runtime_handle": None, "url": None}, details={"log_tail": tail})
         raise AgentStartFailed(f"agent {agent_id} did not become healthy: {exc.message}",
                                details=[{"loc": ["agent"], "msg": line} for line in tail[-5:]]) from exc
-    return _set_status(
+    return transition(
         agent_id, "running", actor=actor, reason=reason, duration_ms=int((time.monotonic() - began) * 1000),
         fields={"eliza_agent_id": info.get("id"), "running_version": version["version"],
                 "started_at": datetime.now(UTC), "status_reason": None, "inflight_messages": 0,
@@ -248,16 +253,17 @@ def _drain(agent_id: str) -> None:
     log.warning("agent %s: messages still in flight after the drain timeout; stopping anyway", agent_id)
 
 
-def _stop(row: Row) -> None:
+def stop_instance(row: Row) -> None:
+    """Stop the row's runtime instance, if it has one (the caller holds the agent's lock)."""
     if row["runtime_handle"]:
         get_runtime(row["runtime"]).stop(row["runtime_handle"], grace=get_settings().agent_stop_grace)
 
 
-def _set_status(agent_id: str, status: str, *, actor: str, reason: str, duration_ms: int | None = None,
+def transition(agent_id: str, status: str, *, actor: str, reason: str, duration_ms: int | None = None,
                 fields: dict[str, Any] | None = None, details: dict[str, Any] | None = None) -> Row:
     """Move the agent to status (checked against the transition table) and record the event."""
     with db.transaction(SYSTEM) as conn:
-        row = _visible(conn, agent_id, for_update=True)
+        row = require_row(conn, agent_id, for_update=True)
         if row["status"] != status:
             check_transition(agent_id, row["status"], status)
         extra = dict(fields or {})
@@ -279,18 +285,18 @@ def hibernate(caller: Caller, agent_id: str, *, reason: str = "requested") -> Ag
     get(caller, agent_id)  # ownership, through RLS
     with db.agent_lock(agent_id):
         with db.transaction(SYSTEM) as conn:
-            row = _visible(conn, agent_id)
+            row = require_row(conn, agent_id)
         if row["status"] != "hibernated":
             began = time.monotonic()
             if row["status"] != "hibernating":
                 check_transition(agent_id, row["status"], "hibernating")
-                _set_status(agent_id, "hibernating", actor=caller.actor, reason=reason,
+                transition(agent_id, "hibernating", actor=caller.actor, reason=reason,
                             fields={"desired_state": "hibernated"})
             crash_point("hibernate:marked")
             _drain(agent_id)
-            _stop(row)
+            stop_instance(row)
             crash_point("hibernate:stopped")
-            _set_status(agent_id, "hibernated", actor=caller.actor, reason=reason,
+            transition(agent_id, "hibernated", actor=caller.actor, reason=reason,
                         duration_ms=int((time.monotonic() - began) * 1000),
                         fields={"runtime_handle": None, "url": None, "running_version": None,
                                 "transition_started_at": None, "desired_state": "hibernated"})
@@ -305,15 +311,15 @@ def wake(caller: Caller, agent_id: str, *, reason: str = "requested") -> AgentPu
     get(caller, agent_id)
     with db.agent_lock(agent_id):
         with db.transaction(SYSTEM) as conn:
-            row = _visible(conn, agent_id)
+            row = require_row(conn, agent_id)
         if row["status"] == "running" and _alive(row):
             return get(caller, agent_id)
         if row["status"] != "waking":
             check_transition(agent_id, row["status"], "waking")
-            _set_status(agent_id, "waking", actor=caller.actor, reason=reason, fields={"desired_state": "running"})
+            transition(agent_id, "waking", actor=caller.actor, reason=reason, fields={"desired_state": "running"})
         crash_point("wake:marked")
-        _stop(row)  # a dead or stale instance left from before
-        _start(agent_id, actor=caller.actor, reason=reason)
+        stop_instance(row)  # a dead or stale instance left from before
+        start_instance(agent_id, actor=caller.actor, reason=reason)
     return get(caller, agent_id)
 
 
@@ -321,16 +327,17 @@ def delete(caller: Caller, agent_id: str) -> AgentPublic:
     """Stop the agent and remove its rows, versions and schedules. Raises NotFound."""
     before = get(caller, agent_id)
     with db.agent_lock(agent_id):
-        row = _set_status(agent_id, "deleting", actor=caller.actor, reason="deleted",
+        row = transition(agent_id, "deleting", actor=caller.actor, reason="deleted",
                           fields={"desired_state": "deleted"})
         crash_point("delete:marked")
-        _finish_delete(row, actor=caller.actor)
+        finish_delete(row, actor=caller.actor)
     return before.model_copy(update={"status": "deleted", "url": None})
 
 
-def _finish_delete(row: Row, *, actor: str) -> None:
+def finish_delete(row: Row, *, actor: str) -> None:
+    """Stop the agent, drop its jobs, rows and files; the row says `deleting` (the caller holds the lock)."""
     agent_id = str(row["id"])
-    _stop(row)
+    stop_instance(row)
     _sync_schedules(agent_id, removed=True)
     with db.transaction(SYSTEM) as conn:
         repository.delete_character(conn, str(row["character_id"]))
@@ -356,7 +363,7 @@ def update_character(caller: Caller, cmd: CharacterUpdate) -> AgentPublic:
     data = canonical_bytes(split.config)
     with db.agent_lock(cmd.agent_id):
         with db.transaction(caller) as conn:
-            row = _visible(conn, cmd.agent_id)
+            row = require_row(conn, cmd.agent_id)
             character_id = str(row["character_id"])
             version = repository.next_version(conn, character_id)
             uri = get_store().put(character_id, version, data)
@@ -367,15 +374,15 @@ def update_character(caller: Caller, cmd: CharacterUpdate) -> AgentPublic:
                                     from_status=row["status"], to_status=row["status"], actor=caller.actor,
                                     reason=f"character updated to version {version}", details={"version": version})
         if row["status"] == "running":
-            _set_status(cmd.agent_id, "waking", actor=caller.actor, reason=f"restart on version {version}")
-            _stop(row)
-            _start(cmd.agent_id, actor=caller.actor, reason=f"running version {version}")
+            transition(cmd.agent_id, "waking", actor=caller.actor, reason=f"restart on version {version}")
+            stop_instance(row)
+            start_instance(cmd.agent_id, actor=caller.actor, reason=f"running version {version}")
     return get(caller, cmd.agent_id)
 
 
 def versions(caller: Caller, agent_id: str) -> list[dict[str, Any]]:
     with db.transaction(caller) as conn:
-        row = _visible(conn, agent_id)
+        row = require_row(conn, agent_id)
         return [{"version": v["version"], "sha256": v["sha256"], "created_at": v["created_at"],
                  "character": v["config"]} for v in repository.list_versions(conn, str(row["character_id"]))]
 
@@ -385,14 +392,14 @@ def events(caller: Caller, agent_id: str | None, limit: int) -> list[dict[str, A
         if agent_id is None and not caller.is_admin:
             raise NotFound("agent_id is required", details=[{"loc": ["agent_id"], "msg": "field required"}])
         if agent_id is not None:
-            _visible(conn, agent_id)
+            require_row(conn, agent_id)
         return [{**e, "id": e["id"], "agent_id": str(e["agent_id"]), "user_id": str(e["user_id"])}
                 for e in repository.list_events(conn, agent_id, limit)]
 
 
 def logs(caller: Caller, agent_id: str, tail: int) -> list[str]:
     with db.transaction(caller) as conn:
-        row = _visible(conn, agent_id)
+        row = require_row(conn, agent_id)
     if not row["runtime_handle"]:
         return []
     return get_runtime(row["runtime"]).logs(row["runtime_handle"], tail=tail)
@@ -401,11 +408,7 @@ def logs(caller: Caller, agent_id: str, tail: int) -> list[str]:
 # --- schedules: stored here, synced to the scheduler by schedules_service ----------------------
 
 def _sync_schedules(agent_id: str, *, removed: bool = False) -> None:
-    try:
-        from . import schedules_service
-    except ImportError:  # schedules not wired in this build
-        return
+    from . import schedules_service  # it builds on this module
+
     schedules_service.sync_agent(agent_id, removed=removed)
 
-
-from .reconcile import reconcile_locked  # noqa: E402  (reconcile builds on the services above)

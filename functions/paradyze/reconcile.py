@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import agent_client, db, repository
+from . import agent_client, db, lifecycle, repository
 from .auth import SYSTEM
 from .errors import ParadyzeError, RuntimeUnavailable
 from .runtimes import get_runtime
@@ -32,8 +32,6 @@ class Report:
 
 def reconcile_all(actor: str = "reconcile") -> Report:
     """Adopt live agents, restart those that should run, remove orphans; every action an event."""
-    from . import lifecycle
-
     report = Report()
     with db.transaction(SYSTEM) as conn:
         rows = {str(r["id"]): r for r in repository.list_agents(conn, limit=1_000_000)}
@@ -59,7 +57,7 @@ def reconcile_all(actor: str = "reconcile") -> Report:
             continue
         try:
             with db.agent_lock(agent_id):
-                _reconcile_row(agent_id, owned.get(agent_id, []), actor, report, lifecycle)
+                _reconcile_row(agent_id, owned.get(agent_id, []), actor, report)
         except ParadyzeError as exc:
             log.warning("reconcile of agent %s failed: %s", agent_id, exc.message)
             report.errored.append(agent_id)
@@ -77,17 +75,15 @@ def reconcile_one(agent_id: str, actor: str = "reconcile") -> None:
 
 def reconcile_locked(agent_id: str, actor: str = "reconcile") -> None:
     """reconcile_one for a caller that already holds the agent's lock."""
-    from . import lifecycle
-
     with db.transaction(SYSTEM) as conn:
         row = repository.get_agent(conn, agent_id)
     if row is None:
         return
     instances = [i for i in get_runtime(row["runtime"]).list_owned() if i.agent_id == agent_id]
-    _reconcile_row(agent_id, instances, actor, Report(), lifecycle)
+    _reconcile_row(agent_id, instances, actor, Report())
 
 
-def _reconcile_row(agent_id: str, instances: list[Owned], actor: str, report: Report, lifecycle: Any) -> None:
+def _reconcile_row(agent_id: str, instances: list[Owned], actor: str, report: Report) -> None:
     with db.transaction(SYSTEM) as conn:
         row = repository.get_agent(conn, agent_id)
     if row is None:
@@ -98,7 +94,7 @@ def _reconcile_row(agent_id: str, instances: list[Owned], actor: str, report: Re
     if row["desired_state"] == "deleted":
         for inst in extras:
             runtime.stop(inst.handle, grace=1.0)
-        lifecycle._finish_delete(row, actor=actor)
+        lifecycle.finish_delete(row, actor=actor)
         report.finished.append(agent_id)
         return
 
@@ -106,10 +102,10 @@ def _reconcile_row(agent_id: str, instances: list[Owned], actor: str, report: Re
         for inst in extras:
             runtime.stop(inst.handle, grace=1.0)
         if row["status"] != "hibernated":
-            lifecycle._stop(row)
+            lifecycle.stop_instance(row)
             if row["status"] == "running":
-                lifecycle._set_status(agent_id, "hibernating", actor=actor, reason="finishing hibernate")
-            lifecycle._set_status(agent_id, "hibernated", actor=actor, reason="hibernate finished by reconcile",
+                lifecycle.transition(agent_id, "hibernating", actor=actor, reason="finishing hibernate")
+            lifecycle.transition(agent_id, "hibernated", actor=actor, reason="hibernate finished by reconcile",
                                   fields={"runtime_handle": None, "url": None, "running_version": None,
                                           "transition_started_at": None})
             report.finished.append(agent_id)
@@ -134,15 +130,15 @@ def _reconcile_row(agent_id: str, instances: list[Owned], actor: str, report: Re
         return  # needs a person (or a wake) to try again
     if alive:
         if row["status"] != "running" and row["url"] and agent_client.is_healthy(row["url"]):
-            lifecycle._set_status(agent_id, "running", actor=actor, reason="found healthy by reconcile",
+            lifecycle.transition(agent_id, "running", actor=actor, reason="found healthy by reconcile",
                                   fields={"transition_started_at": None, "running_version": row["current_version"],
                                           "started_at": row["started_at"] or datetime.now(UTC)})
             report.adopted.append(agent_id)
         return
-    _restart_dead(row, actor, report, lifecycle)
+    _restart_dead(row, actor, report)
 
 
-def _restart_dead(row: Row, actor: str, report: Report, lifecycle: Any) -> None:
+def _restart_dead(row: Row, actor: str, report: Report) -> None:
     settings = get_settings()
     agent_id = str(row["id"])
     now = datetime.now(UTC)
@@ -155,17 +151,17 @@ def _restart_dead(row: Row, actor: str, report: Report, lifecycle: Any) -> None:
         fields = {"crash_times": window, "restart_count": row["restart_count"] + 1,
                   "runtime_handle": None, "url": None}
         if len(window) > settings.max_restarts:
-            lifecycle._set_status(agent_id, "error", actor=actor, fields=fields,
+            lifecycle.transition(agent_id, "error", actor=actor, fields=fields,
                                   reason=f"crashed {len(window)} times within {int(settings.restart_window)} s;"
                                          " not restarting (wake it to try again)")
             report.errored.append(agent_id)
             return
-        lifecycle._set_status(agent_id, "waking", actor=actor, fields=fields,
+        lifecycle.transition(agent_id, "waking", actor=actor, fields=fields,
                               reason=f"restarting after a crash ({len(window)} in the window)")
     elif row["status"] == "hibernated":
-        lifecycle._set_status(agent_id, "waking", actor=actor, reason="platform restarted; should be running")
+        lifecycle.transition(agent_id, "waking", actor=actor, reason="platform restarted; should be running")
     try:
-        lifecycle._start(agent_id, actor=actor, reason="restarted by reconcile")
+        lifecycle.start_instance(agent_id, actor=actor, reason="restarted by reconcile")
         report.restarted.append(agent_id)
     except ParadyzeError as exc:
         log.warning("restart of agent %s failed: %s", agent_id, exc.message)

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 def update_policy(caller: Caller, cmd: PolicyUpdate) -> AgentPublic:
     """Change what was given; schedules, when given, replace the agent's schedules. Raises NotFound."""
     with db.transaction(caller) as conn:
-        row = lifecycle._visible(conn, cmd.agent_id)
+        row = lifecycle.require_row(conn, cmd.agent_id)
         fields: dict[str, Any] = {}
         if cmd.idle_timeout_minutes is not None:
             fields["idle_timeout_minutes"] = cmd.idle_timeout_minutes
