@@ -20,7 +20,7 @@ for entry in (str(REPO), str(REPO / "functions"), str(REPO / "tests")):
 _HOME = Path(tempfile.mkdtemp(prefix="paradyze-test-"))
 os.environ["PARADYZE_HOME"] = str(_HOME)
 os.environ.setdefault("PARADYZE_INSTANCE", "test")
-for var in ("PARADYZE_TEST_CRASH_AFTER", "PARADYZE_RUNTIME", "OPENROUTER_API_KEY"):
+for var in ("PARADYZE_TEST_CRASH_AFTER", "PARADYZE_RUNTIME", "OPENROUTER_API_KEY", "GOOGLE_CLOUD_PROJECT"):
     os.environ.pop(var, None)
 
 from helpers import Emulator, Functions, User, free_port, make_user  # noqa: E402

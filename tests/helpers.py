@@ -97,6 +97,12 @@ class Emulator:
     def log(self) -> Path:
         return self.home / "emulator.log"
 
+    def __post_init__(self) -> None:
+        # On a shared server (DATABASE_URL), each emulator gets a database of its own, as the
+        # embedded Postgres in its state folder would give it.
+        if os.environ.get("DATABASE_URL") and "DATABASE_URL" not in self.extra_env:
+            self.extra_env["DATABASE_URL"] = fresh_database(os.environ["DATABASE_URL"])
+
     def user(self) -> User:
         """A new user with a token signed by this emulator's secret."""
         from paradyze.auth import USER_ROLE, mint_token
@@ -147,6 +153,18 @@ class Emulator:
 
     def get(self, name: str, token: str | None = None, **params: Any) -> requests.Response:
         return requests.get(f"{self.url}/{name}", params=params, headers=self.headers(token), timeout=120)
+
+
+def fresh_database(url: str) -> str:
+    """A new, empty database on the server at url; returns its URL."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    name = f"paradyze_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    return make_conninfo(url, dbname=name)
 
 
 def agent_processes(instance_key_prefix: str | None = None) -> dict[str, list[int]]:

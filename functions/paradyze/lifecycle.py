@@ -146,7 +146,12 @@ def _existing_for_key(caller: Caller, user_id: str, key: str, request_sha: str |
     # it died before the agent ran, whoever holds the lock first finishes the start.
     with db.agent_lock(str(row["id"])):
         _start_if_provisioning(str(row["id"]), actor=caller.actor, after_crash=True)
-    return get(caller, str(row["id"]))
+    agent = get(caller, str(row["id"]))
+    if agent.status == "error" and agent.started_at is None:
+        # The first try created it but could not start it (a dependency was down): the retry
+        # is the caller asking again, so try the start again rather than answer the old error.
+        agent = wake(caller, agent.id, reason="create retried")
+    return agent
 
 
 def _start_if_provisioning(agent_id: str, *, actor: str, after_crash: bool) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from . import agent_client, db, lifecycle, repository
 from .auth import SYSTEM
-from .errors import ParadyzeError, RuntimeUnavailable
+from .errors import ParadyzeError, RuntimeUnavailable, ValidationFailed
 from .runtimes import get_runtime
 from .runtimes.base import Owned
 from .settings import get_settings
@@ -40,7 +40,7 @@ def reconcile_all(actor: str = "reconcile") -> Report:
     for kind in sorted(kinds):
         try:
             instances = get_runtime(kind).list_owned()
-        except (RuntimeUnavailable, ImportError) as exc:
+        except (RuntimeUnavailable, ValidationFailed, ImportError) as exc:
             report.skipped_runtimes.append(f"{kind}: {exc}")
             continue
         for inst in instances:

@@ -154,3 +154,27 @@ def test_text_postgres_cannot_store_is_422_not_500(functions: Functions, alice: 
     assert resp.status_code == 422, resp.get_json()
     assert error_of(resp)["details"][0]["loc"] == loc
     assert functions.get("list_agents", alice.token).get_json()["agents"] == []
+
+
+def test_retrying_a_create_whose_start_failed_starts_it(
+        functions: Functions, alice: User, admin_token: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime = get_runtime("process")
+    broken = runtime.settings.model_copy(update={"agent_command": "python3 -c 'import sys; sys.exit(3)'"})
+    monkeypatch.setattr(runtime, "settings", broken)
+    payload = {"character": CHARACTERS["sam-altman"]}
+    first = functions.post("create_agent", alice.token, payload, headers={"Idempotency-Key": "flaky-dependency"})
+    assert first.status_code == 503
+    monkeypatch.undo()
+    retry = functions.post("create_agent", alice.token, payload, headers={"Idempotency-Key": "flaky-dependency"})
+    assert retry.status_code == 200, retry.get_json()
+    agent = retry.get_json()["agent"]
+    assert agent["status"] == "running"
+    assert [a["id"] for a in functions.get("list_agents", alice.token).get_json()["agents"]] == [agent["id"]]
+    functions.post("delete_agent", admin_token, {"agent_id": agent["id"]})
+
+
+def test_a_runtime_this_platform_does_not_offer_is_422(functions: Functions, alice: User) -> None:
+    resp = functions.post("create_agent", alice.token, {"character": CHARACTERS["sam-altman"], "runtime": "cloud_run"})
+    assert resp.status_code == 422
+    assert error_of(resp)["details"][0]["loc"] == ["runtime"]
+    assert functions.get("list_agents", alice.token).get_json()["agents"] == []

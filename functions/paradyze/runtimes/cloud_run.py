@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AgentStartFailed, ParadyzeError, RuntimeUnavailable
+from ..errors import AgentStartFailed, ParadyzeError, RuntimeUnavailable, ValidationFailed
 from ..settings import Settings
 from .base import AgentSpec, Owned, RuntimeStatus, Started
 
@@ -72,6 +72,13 @@ class CloudRunRuntime:
     kind = "cloud_run"
 
     def __init__(self, settings: Settings) -> None:
+        """Raises ValidationFailed when the platform has no Google Cloud project to deploy into."""
+        if not settings.gcp_project:
+            # Not a dependency being down (no retry helps): the runtime is not offered here.
+            raise ValidationFailed(
+                "the cloud_run runtime is not available on this platform: GOOGLE_CLOUD_PROJECT is not set",
+                details=[{"loc": ["runtime"], "msg": "cloud_run is not configured here"}],
+            )
         self.settings = settings
         self._client: ServicesClient | None = None
 
@@ -79,8 +86,6 @@ class CloudRunRuntime:
 
     @property
     def parent(self) -> str:
-        if not self.settings.gcp_project:
-            raise RuntimeUnavailable("the cloud_run runtime needs GOOGLE_CLOUD_PROJECT to be set")
         return f"projects/{self.settings.gcp_project}/locations/{self.settings.gcp_region}"
 
     @property

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from paradyze.errors import AgentStartFailed, RuntimeUnavailable
+from paradyze.errors import AgentStartFailed, RuntimeUnavailable, ValidationFailed
 from paradyze.runtimes.base import AgentRuntime, AgentSpec
 from paradyze.runtimes.cloud_run import CloudRunRuntime, cloud_run_cpu, cloud_run_memory, label_value
 from paradyze.settings import Settings
@@ -276,7 +276,7 @@ def test_logs_say_where_cloud_run_keeps_them(runtime: CloudRunRuntime) -> None:
     assert f"resource.labels.service_name={service_id}" in line and "--limit 50" in line and PROJECT in line
 
 
-def test_without_a_project_the_runtime_is_unavailable(tmp_path: Path) -> None:
-    backend = make_runtime(tmp_path, "http://127.0.0.1:9", gcp_project=None)
-    with pytest.raises(RuntimeUnavailable, match="GOOGLE_CLOUD_PROJECT"):
-        backend.list_owned()
+def test_without_a_project_the_runtime_is_not_offered(tmp_path: Path) -> None:
+    with pytest.raises(ValidationFailed, match="GOOGLE_CLOUD_PROJECT") as info:
+        make_runtime(tmp_path, "http://127.0.0.1:9", gcp_project=None)
+    assert info.value.details[0]["loc"] == ["runtime"]
