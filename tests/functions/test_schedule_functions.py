@@ -77,12 +77,12 @@ def test_bad_schedules_are_422_with_their_path(functions: Functions, alice: User
     assert scheduler.jobs == {}
 
 
-def test_scheduler_down_is_503(functions: Functions, alice: User, cleanup_agents: list[str],
+def test_scheduler_refusing_is_503_and_the_retry_syncs(functions: Functions, alice: User, cleanup_agents: list[str],
                                scheduler: FakeCloudScheduler) -> None:
     resp = functions.post("create_agent", alice.token, {"character": fixture_characters()["sam-altman"]})
     agent_id = resp.get_json()["agent"]["id"]
     cleanup_agents.append(agent_id)
-    scheduler.fail_next(503, times=20)
+    scheduler.fail_next(403, times=50)  # refused: not retried, so the answer comes at once
     resp = functions.post("update_policy", alice.token, {"agent_id": agent_id, "schedules": [
         {"action": "wake", "cron": "0 8 * * *", "timezone": NY}]})
     assert resp.status_code == 503 and resp.headers["Retry-After"].isdigit()
