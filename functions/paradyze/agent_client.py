@@ -13,7 +13,8 @@ from urllib.parse import quote, urlparse
 
 import requests
 
-from .errors import AgentStartFailed, AgentUnreachable, BadRequest
+from . import identity
+from .errors import AgentStartFailed, AgentUnreachable, BadRequest, RuntimeUnavailable
 from .settings import get_settings
 
 _POLL_S = 0.075
@@ -37,8 +38,9 @@ class _NoSessionsApiError(Exception):
 def is_healthy(url: str, timeout: float = 2.0) -> bool:
     """True when the agent's health endpoint answers 2xx within timeout."""
     try:
-        response = requests.get(_join(url, get_settings().agent_health_path), timeout=timeout)
-    except requests.RequestException:
+        response = requests.get(_join(url, get_settings().agent_health_path), timeout=timeout,
+                                headers=identity.headers_for(url))
+    except (requests.RequestException, RuntimeUnavailable):
         return False
     return response.ok
 
@@ -46,10 +48,11 @@ def is_healthy(url: str, timeout: float = 2.0) -> bool:
 def last_activity(url: str, timeout: float = 2.0) -> datetime | None:
     """The agent's own report of its last activity (its heartbeat), when its health carries one."""
     try:
-        response = requests.get(_join(url, get_settings().agent_health_path), timeout=timeout)
+        response = requests.get(_join(url, get_settings().agent_health_path), timeout=timeout,
+                                headers=identity.headers_for(url))
         value = response.json().get("last_activity") if response.ok else None
         return datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
-    except (requests.RequestException, ValueError, AttributeError):
+    except (requests.RequestException, RuntimeUnavailable, ValueError, AttributeError):
         return None
 
 
@@ -259,7 +262,9 @@ class _GoneError(Exception):
 def _request(method: str, url: str, *, timeout: float, json: Any = None) -> Any:
     """One HTTP call; transport failures and 5xx become AgentUnreachable, 404/410 _GoneError."""
     try:
-        response = requests.request(method, url, json=json, timeout=timeout)
+        response = requests.request(method, url, json=json, timeout=timeout, headers=identity.headers_for(url))
+    except RuntimeUnavailable as exc:
+        raise AgentUnreachable(f"cannot call the agent for {method} {_path(url)}: {exc.message}") from exc
     except requests.Timeout as exc:
         raise AgentUnreachable(f"the agent did not answer {method} {_path(url)} within {timeout:.0f}s") from exc
     except requests.RequestException as exc:

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     gcp_region: str = Field(default="us-central1", alias="PARADYZE_GCP_REGION")
     # Points the Cloud Run Admin API client at another endpoint (a local fake) with anonymous credentials.
     cloud_run_api_endpoint: str | None = Field(default=None, alias="PARADYZE_CLOUD_RUN_API_ENDPOINT")
+    # Agents on Cloud Run are private: only this service account (the platform's) may call them,
+    # with a Google ID token. PARADYZE_CLOUD_RUN_PUBLIC=true deploys them open to anyone instead.
+    cloud_run_invoker: str | None = Field(default=None, alias="PARADYZE_CLOUD_RUN_INVOKER")
+    cloud_run_public: bool = Field(default=False, alias="PARADYZE_CLOUD_RUN_PUBLIC")
+    # Host suffixes of agent URLs that are called with a Google ID token (Cloud Run's own domain).
+    id_token_hosts: str = Field(default=".run.app", alias="PARADYZE_ID_TOKEN_HOSTS")
     scheduler_backend: Literal["local", "cloud"] = Field(default="local", alias="PARADYZE_SCHEDULER")
     scheduler_api_endpoint: str | None = Field(default=None, alias="PARADYZE_SCHEDULER_API_ENDPOINT")
     scheduler_service_account: str | None = Field(default=None, alias="PARADYZE_SCHEDULER_SERVICE_ACCOUNT")

@@ -207,6 +207,7 @@ class FakeCloudRun(LocalApiWithFailures):
         self.instances: dict[str, Instance] = {}  # name -> the running revision
         self.secrets: dict[str, str] = {}  # "projects/P/secrets/NAME" (or ".../versions/V") -> value
         self.calls: list[Call] = []
+        self.policies: dict[str, dict[str, Any]] = {}  # service name -> its IAM policy
         self.log_dir = Path(tempfile.mkdtemp(prefix="fake-cloud-run-"))
         self._ports: dict[str, int] = {}
         self._operations: dict[str, _Operation] = {}
@@ -267,6 +268,16 @@ class FakeCloudRun(LocalApiWithFailures):
                 if name in self.services:
                     raise _Refused(409, f"Resource '{service_id}' already exists.")
                 return jsonify(self._insert(name, service))
+
+        @app.post(base + "/services/<service_id>:setIamPolicy")
+        def set_iam_policy(project: str, location: str, service_id: str) -> Response:
+            name = f"projects/{project}/locations/{location}/services/{service_id}"
+            with self._lock:
+                if name not in self.services:
+                    raise _Refused(404, f"Resource '{service_id}' does not exist.")
+                policy = request.get_json(force=True).get("policy", {})
+                self.policies[name] = policy
+                return jsonify(policy)
 
         @app.patch(base + "/services/<service_id>")
         def update(project: str, location: str, service_id: str) -> Response:

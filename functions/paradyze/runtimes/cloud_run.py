@@ -79,6 +79,12 @@ class CloudRunRuntime:
                 "the cloud_run runtime is not available on this platform: GOOGLE_CLOUD_PROJECT is not set",
                 details=[{"loc": ["runtime"], "msg": "cloud_run is not configured here"}],
             )
+        if not settings.cloud_run_public and not settings.cloud_run_invoker:
+            raise ValidationFailed(
+                "the cloud_run runtime needs PARADYZE_CLOUD_RUN_INVOKER, the service account the platform"
+                " calls agents as (or PARADYZE_CLOUD_RUN_PUBLIC=true to deploy agents open to anyone)",
+                details=[{"loc": ["runtime"], "msg": "cloud_run is not configured here"}],
+            )
         self.settings = settings
         self._client: ServicesClient | None = None
 
@@ -140,6 +146,8 @@ class CloudRunRuntime:
                 ready: Service = self._wait(operation, self.settings.agent_start_timeout)
                 if not ready.uri:
                     raise AgentStartFailed(f"cannot {action}: Cloud Run reported no URL for {name}")
+                if not self.settings.cloud_run_public:
+                    self._grant_invoker(client, name)
         except ParadyzeError:
             self._discard(name)
             raise
@@ -243,9 +251,8 @@ class CloudRunRuntime:
         return run_v2.Service(
             labels=labels,
             ingress=run_v2.IngressTraffic.INGRESS_TRAFFIC_ALL,
-            # The platform calls agents without Google identity tokens; without this every
-            # call (health included) would be refused with 403.
-            invoker_iam_disabled=True,
+            # Private unless chosen otherwise: only the invoker granted in start() may call it.
+            invoker_iam_disabled=self.settings.cloud_run_public,
             template=run_v2.RevisionTemplate(
                 labels=labels,
                 scaling=run_v2.RevisionScaling(min_instance_count=1, max_instance_count=1),
@@ -310,6 +317,15 @@ class CloudRunRuntime:
 
         poll = retries.Retry(predicate=polling.POLLING_PREDICATE, initial=0.2, maximum=2.0, multiplier=1.5)
         return operation.result(timeout=timeout, polling=poll)
+
+    def _grant_invoker(self, client: ServicesClient, name: str) -> None:
+        """Let the platform's service account (and no one else) call the agent's service."""
+        from google.iam.v1 import iam_policy_pb2, policy_pb2
+
+        policy = policy_pb2.Policy(bindings=[policy_pb2.Binding(
+            role="roles/run.invoker", members=[f"serviceAccount:{self.settings.cloud_run_invoker}"])])
+        client.set_iam_policy(request=iam_policy_pb2.SetIamPolicyRequest(resource=name, policy=policy),
+                              timeout=_RPC_TIMEOUT)
 
     def _discard(self, name: str) -> None:
         """Best effort: delete what a failed start deployed; the start's own error is what matters."""

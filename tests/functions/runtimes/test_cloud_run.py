@@ -40,9 +40,12 @@ def fake() -> Iterator[FakeCloudRun]:
         yield api
 
 
+INVOKER = "paradyze-platform@paradyze-test.iam.gserviceaccount.com"
+
+
 def make_runtime(tmp_path: Path, endpoint: str, instance: str = "cr", **overrides: Any) -> CloudRunRuntime:
     settings = Settings(PARADYZE_HOME=tmp_path / "home", PARADYZE_INSTANCE=instance)
-    update = {"gcp_project": PROJECT, "cloud_run_api_endpoint": endpoint, **overrides}
+    update = {"gcp_project": PROJECT, "cloud_run_api_endpoint": endpoint, "cloud_run_invoker": INVOKER, **overrides}
     return CloudRunRuntime(settings.model_copy(update=update))
 
 
@@ -96,7 +99,9 @@ def test_the_deployed_service_is_one_always_on_instance_with_labels_limits_and_e
     assert service["labels"] == {"paradyze-agent-id": spec.agent_id, "paradyze-instance": runtime.instance_label,
                                  "paradyze-character-version": "1"}
     assert service["ingress"] == "INGRESS_TRAFFIC_ALL"
-    assert service["invokerIamDisabled"] is True
+    assert not service.get("invokerIamDisabled"), "agents are private unless chosen otherwise"
+    assert fake.policies[started.handle]["bindings"] == [
+        {"role": "roles/run.invoker", "members": [f"serviceAccount:{INVOKER}"]}]
     template = service["template"]
     assert template["scaling"] == {"minInstanceCount": 1, "maxInstanceCount": 1}
     container = template["containers"][0]
@@ -154,7 +159,9 @@ def test_start_again_updates_the_same_service_in_place(
     first = runtime.start(spec)
     again = runtime.start(spec)  # a retry: the service exists
     assert again == first
-    assert [c.method for c in fake.calls if c.method != "GET"] == ["POST", "POST", "PATCH"]
+    writes = [(c.method, c.path.rsplit(":", 1)[-1] if ":" in c.path else "") for c in fake.calls if c.method != "GET"]
+    # create, grant the invoker; create again (409), update in place, grant again
+    assert writes == [("POST", ""), ("POST", "setIamPolicy"), ("POST", ""), ("PATCH", ""), ("POST", "setIamPolicy")]
     assert agent_names(again.url) == ["Cirrus"]
 
     newer = write_spec(tmp_path, name="Stratus", version=2, agent_id=spec.agent_id)
@@ -280,3 +287,18 @@ def test_without_a_project_the_runtime_is_not_offered(tmp_path: Path) -> None:
     with pytest.raises(ValidationFailed, match="GOOGLE_CLOUD_PROJECT") as info:
         make_runtime(tmp_path, "http://127.0.0.1:9", gcp_project=None)
     assert info.value.details[0]["loc"] == ["runtime"]
+
+
+def test_public_agents_are_deployed_open_and_grant_nobody(fake: FakeCloudRun, tmp_path: Path) -> None:
+    backend = make_runtime(tmp_path, fake.endpoint, cloud_run_invoker=None, cloud_run_public=True)
+    started = backend.start(write_spec(tmp_path))
+    try:
+        assert fake.service(started.handle.rsplit("/", 1)[-1])["invokerIamDisabled"] is True
+        assert started.handle not in fake.policies
+    finally:
+        backend.stop(started.handle, grace=1.0)
+
+
+def test_private_agents_need_an_invoker(tmp_path: Path) -> None:
+    with pytest.raises(ValidationFailed, match="PARADYZE_CLOUD_RUN_INVOKER"):
+        make_runtime(tmp_path, "http://127.0.0.1:9", cloud_run_invoker=None)

@@ -43,7 +43,8 @@ def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AgentRun
 
         endpoint = request.getfixturevalue("fake_cloud_run").endpoint
         backend = CloudRunRuntime(settings.model_copy(
-            update={"gcp_project": "paradyze-contract", "cloud_run_api_endpoint": endpoint}))
+            update={"gcp_project": "paradyze-contract", "cloud_run_api_endpoint": endpoint,
+                    "cloud_run_invoker": "platform@paradyze-contract.iam.gserviceaccount.com"}))
     else:
         from paradyze.runtimes.process import ProcessRuntime
 
