@@ -285,12 +285,19 @@ def transition(agent_id: str, status: str, *, actor: str, reason: str, duration_
 
 # --- hibernate / wake / delete ------------------------------------------------------------------
 
-def hibernate(caller: Caller, agent_id: str, *, reason: str = "requested") -> AgentPublic:
-    """Stop the agent's compute and keep everything else. Idempotent. Raises NotFound."""
+def hibernate(caller: Caller, agent_id: str, *, reason: str = "requested",
+              idle_since: datetime | None = None) -> AgentPublic:
+    """Stop the agent's compute and keep everything else. Idempotent. Raises NotFound.
+
+    idle_since: hibernate only if the agent has had no activity since then, checked under the
+    lock, so a message that arrived after the idle sweep looked keeps the agent awake.
+    """
     get(caller, agent_id)  # ownership, through RLS
     with db.agent_lock(agent_id):
         with db.transaction(SYSTEM) as conn:
             row = require_row(conn, agent_id)
+        if idle_since is not None and row["last_activity_at"] >= idle_since:
+            return get(caller, agent_id)
         if row["status"] != "hibernated":
             began = time.monotonic()
             if row["status"] != "hibernating":

@@ -207,14 +207,16 @@ def list_events(conn: Conn, agent_id: str | None, limit: int) -> list[Row]:
     ).fetchall()
 
 
-def idle_agents(conn: Conn, now: datetime, limit: int) -> list[Row]:
-    """Running agents idle past their own policy; served by agents_idle_sweep_idx."""
+def idle_agents(conn: Conn, now: datetime, limit: int, exclude: list[str] | None = None) -> list[Row]:
+    """Running agents idle past their own policy, oldest first, but those in exclude; served by
+    agents_idle_sweep_idx."""
     return conn.execute(
         "select id, user_id, url, last_activity_at, idle_timeout_minutes from public.agents"
         " where status = 'running' and auto_hibernate and desired_state = 'running'"
         " and last_activity_at < %(now)s - make_interval(mins => idle_timeout_minutes)"
+        " and not (id = any(%(exclude)s::uuid[]))"
         " order by last_activity_at limit %(limit)s",
-        {"now": now, "limit": limit},
+        {"now": now, "limit": limit, "exclude": exclude or []},
     ).fetchall()
 
 

@@ -30,8 +30,7 @@ def hibernate_idle(caller: Caller, *, batch: int = 200, budget_s: float = 50.0, 
     seen: set[str] = set()
     while time.monotonic() - began < budget_s:
         with db.transaction(caller) as conn:
-            rows = [r for r in repository.idle_agents(conn, datetime.now(UTC), batch)
-                    if str(r["id"]) not in seen]
+            rows = repository.idle_agents(conn, datetime.now(UTC), batch, exclude=sorted(seen))
         if not rows:
             break
         checked += len(rows)
@@ -61,8 +60,8 @@ def _hibernate_one(caller: Caller, row: dict[str, Any]) -> str:
             repository.record_activity(conn, agent_id, beat)
         return "active"
     try:
-        lifecycle.hibernate(caller, agent_id, reason="idle past its policy")
-        return "hibernated"
+        after = lifecycle.hibernate(caller, agent_id, reason="idle past its policy", idle_since=cutoff)
+        return "hibernated" if after.status == "hibernated" else "active"
     except ParadyzeError as exc:
         log.warning("idle hibernate of %s failed: %s", agent_id, exc.message)
         return "failed"

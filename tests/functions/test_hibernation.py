@@ -204,3 +204,22 @@ def test_a_crash_looping_agent_ends_in_error(functions: Functions, alice: User, 
     report = functions.get("health_check", admin_token).get_json()
     mine = next(a for a in report["agents"] if a["agent_id"] == agent["id"])
     assert mine["ok"] is False and status_of(functions, alice, agent["id"])["restart_count"] == 3
+
+
+def test_activity_after_the_sweep_looked_keeps_the_agent_awake(
+        functions: Functions, alice: User, cleanup_agents: list[str]) -> None:
+    from paradyze import lifecycle
+
+    agent = create(functions, alice, cleanup_agents)
+    looked = datetime.now(UTC) - timedelta(seconds=30)  # the sweep's cutoff; the agent was just created
+    after = lifecycle.hibernate(SYSTEM, agent["id"], reason="idle past its policy", idle_since=looked)
+    assert after.status == "running"
+
+
+def test_the_sweep_works_through_every_batch(functions: Functions, alice: User, cleanup_agents: list[str]) -> None:
+    agents = [create(functions, alice, cleanup_agents) for _ in range(3)]
+    for a in agents:
+        set_idle_for(a["id"], 90)
+    result = sweeps.hibernate_idle(SYSTEM, batch=1)
+    assert {a["id"] for a in agents} <= set(result["hibernated"])
+    assert result["complete"]
