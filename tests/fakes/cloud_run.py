@@ -38,7 +38,7 @@ from typing import Any
 import requests
 from flask import Flask, Response, jsonify, request
 
-from tests.fakes.server import LocalApiWithFailures
+from tests.fakes.server import Call, LocalApiWithFailures
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE_AGENT = REPO / "local_emulator" / "reference_agent.py"
@@ -57,14 +57,6 @@ _OUTPUT_ONLY = tuple(
 _BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
 _STATUS_NAMES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 500: "INTERNAL", 503: "UNAVAILABLE"}
 _FAILED_PRECONDITION = 9
-
-
-@dataclass(frozen=True)
-class Call:
-    method: str
-    path: str
-    query: dict[str, str]
-    body: dict[str, Any] | None
 
 
 class _Refused(Exception):
@@ -243,10 +235,7 @@ class FakeCloudRun(LocalApiWithFailures):
 
         @app.before_request
         def record() -> Response | None:
-            body = request.get_json(silent=True) if request.data else None
-            with self._lock:
-                self.calls.append(Call(request.method, request.path, dict(request.args), copy.deepcopy(body)))
-                failure = self._next_failure()
+            failure = self._record_json_call(self.calls)
             return _error(*failure) if failure else None
 
         @app.errorhandler(_Refused)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from tests.fakes.server import LocalApiWithFailures
+from tests.fakes.server import Call, LocalApiWithFailures
 
 _HTTP_METHODS = {
     0: "HTTP_METHOD_UNSPECIFIED",
@@ -38,14 +37,6 @@ _STATUS_NAMES = {
     500: "INTERNAL",
     503: "UNAVAILABLE",
 }
-
-
-@dataclass(frozen=True)
-class Call:
-    method: str
-    path: str
-    query: dict[str, str]
-    body: dict[str, Any] | None
 
 
 def _error(code: int, message: str) -> Response:
@@ -118,10 +109,7 @@ class FakeCloudScheduler(LocalApiWithFailures):
 
         @app.before_request
         def record() -> Response | None:
-            body = request.get_json(silent=True) if request.data else None
-            with self._lock:
-                self.calls.append(Call(request.method, request.path, dict(request.args), copy.deepcopy(body)))
-                failure = self._next_failure()
+            failure = self._record_json_call(self.calls)
             return _error(*failure) if failure else None
 
         @app.post(base)

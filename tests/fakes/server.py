@@ -7,11 +7,23 @@ its port chosen) when the fake is made, so the URL is known before `start()`.
 
 from __future__ import annotations
 
+import copy
 import threading
-from typing import Self
+from dataclasses import dataclass
+from typing import Any, Self
 
-from flask import Flask
+from flask import Flask, request
 from werkzeug.serving import WSGIRequestHandler, make_server
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request a JSON API fake was sent: what the tests assert on."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: dict[str, Any] | None
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -72,3 +84,10 @@ class LocalApiWithFailures(LocalApi):
     def _next_failure(self) -> tuple[int, str] | None:
         """The (status, message) the current request must fail with, if any; call it with `_lock` held."""
         return self._failures.pop(0) if self._failures else None
+
+    def _record_json_call(self, calls: list[Call]) -> tuple[int, str] | None:
+        """Append the current request to calls; the failure it must be answered with, if any."""
+        body = request.get_json(silent=True) if request.data else None
+        with self._lock:
+            calls.append(Call(request.method, request.path, dict(request.args), copy.deepcopy(body)))
+            return self._next_failure()
