@@ -76,15 +76,17 @@ def pool() -> ConnectionPool[Conn]:
     )
     try:
         new_pool.open(wait=True, timeout=30)
-    except PoolTimeout as exc:
+        # Migrated before anyone can use it; runners racing here queue on the migrations lock.
+        migrate(new_pool)
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        new_pool.close()
         raise DatabaseUnavailable("the database is not reachable") from exc
     with _lock:
         if _pool is None:
             _pool = new_pool
         else:
             new_pool.close()
-    migrate(_pool)
-    return _pool
+        return _pool
 
 
 def close() -> None:
