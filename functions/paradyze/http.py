@@ -67,7 +67,6 @@ def endpoint(*, auth: Literal["user", "admin"], methods: tuple[str, ...]) -> Cal
                      (time.monotonic() - began) * 1000)
             return response
 
-        wrapper.paradyze_endpoint = {"auth": auth, "methods": methods}  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
