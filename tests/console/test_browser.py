@@ -16,7 +16,8 @@ import pytest
 import requests
 
 from console.client import ParadyzeClient
-from tests.console.conftest import REPO, Backend, free_port
+from helpers import REPO, free_port
+from tests.console.conftest import Backend
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "tests" / "artifacts"
