@@ -167,14 +167,18 @@ class FakeGcs(LocalApiWithFailures):
                 objects[name] = obj
                 return jsonify(self._resource(bucket, name, obj))
 
+        def lookup(bucket: str, name: str) -> StoredObject | Response:
+            """The stored object, or the 404 GCS answers for a missing bucket or object (hold _lock)."""
+            objects = self.buckets.get(bucket)
+            if objects is None:
+                return _error(404, "The specified bucket does not exist.")
+            return objects.get(name) or _error(404, f"No such object: {bucket}/{name}")
+
         def media(bucket: str, name: str) -> Response:
             with self._lock:
-                objects = self.buckets.get(bucket)
-                if objects is None:
-                    return _error(404, "The specified bucket does not exist.")
-                obj = objects.get(name)
-                if obj is None:
-                    return _error(404, f"No such object: {bucket}/{name}")
+                obj = lookup(bucket, name)
+            if isinstance(obj, Response):
+                return obj
             response = Response(obj.data, content_type=obj.content_type)
             response.headers["x-goog-hash"] = f"crc32c={obj.crc32c},md5={obj.md5}"
             response.headers["x-goog-generation"] = str(obj.generation)
@@ -192,13 +196,8 @@ class FakeGcs(LocalApiWithFailures):
             if request.args.get("alt") == "media":
                 return media(bucket, name)
             with self._lock:
-                objects = self.buckets.get(bucket)
-                if objects is None:
-                    return _error(404, "The specified bucket does not exist.")
-                obj = objects.get(name)
-                if obj is None:
-                    return _error(404, f"No such object: {bucket}/{name}")
-                return jsonify(self._resource(bucket, name, obj))
+                obj = lookup(bucket, name)
+                return obj if isinstance(obj, Response) else jsonify(self._resource(bucket, name, obj))
 
         @app.get("/storage/v1/b/<bucket>/o")
         def list_objects(bucket: str) -> Response:
