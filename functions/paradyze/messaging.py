@@ -41,7 +41,7 @@ def send(caller: Caller, cmd: MessageSend) -> dict[str, Any]:
         if admitted and row is not None:
             break
         if time.monotonic() > deadline:
-            raise _undelivered(cmd, "the agent did not stay running")
+            raise _undelivered(cmd.agent_id, "the agent did not stay running")
         agent = lifecycle.get(caller, cmd.agent_id)  # hibernated again meanwhile: wake it again
     replies: list[dict[str, Any]] = []
     try:
@@ -63,13 +63,9 @@ def _wake_within(caller: Caller, agent_id: str, deadline: float) -> AgentPublic:
     try:
         return future.result(timeout=max(0.0, deadline - time.monotonic()))
     except concurrent.futures.TimeoutError:
-        raise _undelivered_id(agent_id, "it is still waking") from None
+        raise _undelivered(agent_id, "it is still waking") from None
 
 
-def _undelivered(cmd: MessageSend, why: str) -> Unavailable:
-    return _undelivered_id(cmd.agent_id, why)
-
-
-def _undelivered_id(agent_id: str, why: str) -> Unavailable:
+def _undelivered(agent_id: str, why: str) -> Unavailable:
     return Unavailable(f"the message to agent {agent_id} was not delivered: {why}; send it again shortly",
                        details=[{"loc": ["agent_id"], "msg": why}])
