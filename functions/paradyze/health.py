@@ -28,7 +28,8 @@ def check(*, repair: bool = True) -> dict[str, Any]:
     with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
         agents = list(pool.map(_agent_health, rows))
     report: dict[str, Any] = {"platform": platform, "agents": agents}
-    if repair and any(not a["ok"] for a in agents):
+    # Agents in error wait for a person (or a wake); only the others are worth a reconcile pass.
+    if repair and any(not a["ok"] and a["status"] != "error" for a in agents):
         done = reconcile.reconcile_all(actor="health_check")
         report["repairs"] = {"restarted": done.restarted, "adopted": done.adopted, "errored": done.errored,
                              "removed_orphans": done.removed_orphans}
