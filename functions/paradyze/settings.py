@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RuntimeKind = Literal["process", "docker", "cloud_run"]
+AgentKind = Literal["elizaos", "reference"]
 StoreKind = Literal["local", "gcs", "supabase"]
 
 # The variables an agent may inherit from the platform's own environment (API keys for
@@ -37,6 +38,10 @@ class Settings(BaseSettings):
     secrets_key: SecretStr | None = Field(default=None, alias="PARADYZE_SECRETS_KEY")
 
     runtime: RuntimeKind = Field(default="process", alias="PARADYZE_RUNTIME")
+    # Which agent server runs: the real ElizaOS (the product) or the reference agent (a fast test double).
+    agent: AgentKind = Field(default="elizaos", alias="PARADYZE_AGENT")
+    # Where local_emulator/elizaos.sh installed the pinned ElizaOS server (bun and node_modules).
+    elizaos_home: Path | None = Field(default=None, alias="PARADYZE_ELIZAOS_HOME")
     # The agent command for the process runtime. "{character}" and "{port}" are substituted;
     # the default runs the reference agent. The real ElizaOS CLI drops in with e.g.
     # PARADYZE_AGENT_COMMAND='elizaos start --character {character} --port {port}'.
@@ -124,6 +129,10 @@ class Settings(BaseSettings):
     @property
     def run_dir(self) -> Path:
         return self.state_dir / "run"
+
+    def agent_home(self, agent_id: str) -> Path:
+        """The agent's own folder: its working directory and its memory (ElizaOS's database)."""
+        return self.state_dir / "agents" / agent_id
 
     def jwt_secret_value(self) -> str:
         """The JWT secret; generated once into the state folder when none is configured."""
