@@ -22,6 +22,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "$want" >"$stamp"
 fi
 
+# The agent server Paradyze hosts: the pinned real ElizaOS (bun and npm packages, about 700 MB, once).
+local_emulator/elizaos.sh >/dev/null
+
 if [ "${1:-}" = "--tests" ]; then
     if ! command -v chromium >/dev/null 2>&1; then
         say "installing chromium (browser test of the console)"

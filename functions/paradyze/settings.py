@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import secrets
 from pathlib import Path
 from typing import Literal
@@ -13,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RuntimeKind = Literal["process", "docker", "cloud_run"]
 AgentKind = Literal["elizaos", "reference"]
+ELIZAOS_VERSION = "1.7.2"  # pinned in local_emulator/elizaos/package.json
 StoreKind = Literal["local", "gcs", "supabase"]
 
 # The variables an agent may inherit from the platform's own environment (API keys for
@@ -42,6 +44,7 @@ class Settings(BaseSettings):
     agent: AgentKind = Field(default="elizaos", alias="PARADYZE_AGENT")
     # Where local_emulator/elizaos.sh installed the pinned ElizaOS server (bun and node_modules).
     elizaos_home: Path | None = Field(default=None, alias="PARADYZE_ELIZAOS_HOME")
+    xdg_cache_home: Path | None = Field(default=None, alias="XDG_CACHE_HOME")
     # The agent command for the process runtime. "{character}" and "{port}" are substituted;
     # the default runs the reference agent. The real ElizaOS CLI drops in with e.g.
     # PARADYZE_AGENT_COMMAND='elizaos start --character {character} --port {port}'.
@@ -130,6 +133,16 @@ class Settings(BaseSettings):
     def run_dir(self) -> Path:
         return self.state_dir / "run"
 
+    @property
+    def elizaos_dir(self) -> Path:
+        """The pinned ElizaOS install: the same default local_emulator/elizaos.sh installs into."""
+        if self.elizaos_home is not None:
+            return self.elizaos_home.resolve()
+        if os.geteuid() == 0:
+            return Path("/opt/paradyze") / f"elizaos-{ELIZAOS_VERSION}"
+        cache = self.xdg_cache_home or Path.home() / ".cache"
+        return cache / "paradyze" / f"elizaos-{ELIZAOS_VERSION}"
+
     def agent_home(self, agent_id: str) -> Path:
         """The agent's own folder: its working directory and its memory (ElizaOS's database)."""
         return self.state_dir / "agents" / agent_id
@@ -158,7 +171,7 @@ def _generated_secret(path: Path, *, fernet: bool = False) -> str:
         value = secrets.token_urlsafe(48)
     # O_EXCL: two processes starting at once agree on the first one written.
     try:
-        with open(path, "x", opener=lambda p, f: __import__("os").open(p, f, 0o600)) as fh:
+        with open(path, "x", opener=lambda p, f: os.open(p, f, 0o600)) as fh:
             fh.write(value)
     except FileExistsError:
         return path.read_text().strip()
