@@ -16,12 +16,12 @@ import pytest
 import requests
 
 from console.client import ParadyzeClient
-from helpers import REPO, free_port
+from helpers import FIXTURES, REPO, free_port
 from tests.console.conftest import Backend
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "tests" / "artifacts"
-FIXTURE = Path(os.environ.get("PARADYZE_FIXTURES_DIR", REPO.parent / "shared" / "fixtures" / "characters"))
+FIXTURE = FIXTURES
 # url path -> text only that page shows once it has fully rendered
 PAGES = {
     "": "shown of",
