@@ -11,6 +11,7 @@ Secrets never appear in it: they reach the agent as environment variables (agent
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -23,6 +24,8 @@ from .settings import get_settings
 SCHEMA_KEYS = ("id", "name", "username", "system", "templates", "bio", "messageExamples", "postExamples",
                "topics", "adjectives", "knowledge", "plugins", "settings", "style")
 ALWAYS = ("@elizaos/plugin-sql", "@elizaos/plugin-bootstrap")
+# Plugins that give ElizaOS a text model; without one, every message fails inside ElizaOS.
+MODEL_PLUGINS = frozenset({*(p.plugin for p in agent_env.PROVIDERS), "@elizaos/plugin-ollama"})
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 # ElizaOS 0.x wrote the other speakers of an example as {{user1}}; 1.x replaces {{name1}}..{{name5}}.
 _USER_PLACEHOLDER = re.compile(r"\{\{user(\d+)\}\}")
@@ -78,6 +81,28 @@ def for_runtime(config: Mapping[str, Any], available_keys: Collection[str]) -> d
     character = _normalise(config, frozenset(available_keys), errors)
     _raise(errors)
     return character
+
+
+def write_runtime(agent_id: str, character: Mapping[str, Any]) -> Path:
+    """Write the runtime character into the agent's own folder (0700) and return its path."""
+    path = runtime_path(agent_id)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    path.write_text(json.dumps(character, ensure_ascii=False, indent=2))
+    return path
+
+
+def runtime_path(agent_id: str) -> Path:
+    return get_settings().agent_home(agent_id) / "character.json"
+
+
+def started_without_model(agent_id: str) -> bool:
+    """Whether the agent's last start gave it no model plugin (False when this host has no record)."""
+    try:
+        plugins = json.loads(runtime_path(agent_id).read_text()).get("plugins") or []
+    except (OSError, ValueError):
+        return False
+    return not MODEL_PLUGINS.intersection(plugins)
 
 
 def _raise(errors: _Errors) -> None:

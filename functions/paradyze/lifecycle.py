@@ -259,12 +259,7 @@ def _spec(agent_id: str, version: Row, secrets: dict[str, str]) -> AgentSpec:
     """
     config = version["config"]
     env = agent_env.build(get_settings().model_env(), secrets, config.get("settings") or {})
-    character = eliza_character.for_runtime(config, env.model_keys)
-    home = get_settings().agent_home(agent_id)
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    home.chmod(0o700)
-    path = home / "character.json"
-    path.write_text(json.dumps(character, ensure_ascii=False, indent=2))
+    path = eliza_character.write_runtime(agent_id, eliza_character.for_runtime(config, env.model_keys))
     return AgentSpec(agent_id=agent_id, character_path=path, character_version=version["version"], env=env.env)
 
 

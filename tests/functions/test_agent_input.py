@@ -152,3 +152,29 @@ def test_a_plugin_that_is_not_installed_is_a_422_and_nothing_is_written(
     assert [d["loc"] for d in resp.get_json()["error"]["details"]] == [
         ["character", "plugins", 0], ["character", "plugins", 1], ["character", "plugins", 2]]
     assert functions.get("list_agents", alice.token).get_json()["agents"] == []
+
+
+def test_without_any_model_key_a_message_is_refused_naming_the_keys_and_not_sent(
+        functions: Functions, alice: User, cleanup_agents: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    agent = create(functions, alice, {"name": "Mute", "bio": "b"}, cleanup_agents)
+    assert agent["status"] == "running"  # it starts and answers health without a key
+    # The ElizaOS server cannot answer without a model plugin; the reference agent has an offline mode.
+    monkeypatch.setattr(get_settings(), "agent", "elizaos")
+    resp = functions.post("send_message", alice.token, {"agent_id": agent["id"], "text": "hello?"})
+    assert resp.status_code == 409, resp.get_json()
+    error = resp.get_json()["error"]
+    assert error["code"] == "model_key_missing"
+    assert all(k in error["message"] for k in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY"))
+    assert "Retry-After" not in resp.headers
+    after = functions.get("get_agent", alice.token, agent_id=agent["id"]).get_json()["agent"]
+    assert after["message_count"] == 0
+
+    # A key of the user's own gives the agent a model plugin: the message goes through.
+    update(functions, alice, agent["id"], {"name": "Mute", "bio": "b", "secrets": {"OPENAI_API_KEY": "sk-user"}})
+    character = json.loads((get_settings().agent_home(agent["id"]) / "character.json").read_text())
+    assert "@elizaos/plugin-openai" in character["plugins"]
+    monkeypatch.setattr(get_settings(), "agent", "reference")  # the double answers offline, not via OpenAI
+    resp = functions.post("send_message", alice.token, {"agent_id": agent["id"], "text": "hello?"})
+    assert resp.status_code == 200, resp.get_json()
