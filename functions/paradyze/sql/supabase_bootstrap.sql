@@ -15,7 +15,8 @@
 -- Everything runs only when the role or function is absent: on a real Supabase it does nothing.
 do $$
 declare
-  fresh boolean := not exists (select 1 from pg_roles where rolname = 'service_role');
+  -- A database Supabase did not set up has no auth.uid(); default privileges belong to a database.
+  fresh boolean := to_regprocedure('auth.uid()') is null;
 begin
   if not exists (select 1 from pg_roles where rolname = 'anon') then
     create role anon nologin inherit;
