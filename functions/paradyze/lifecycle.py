@@ -102,7 +102,8 @@ def create(caller: Caller, cmd: AgentCreate, idempotency_key: str | None = None)
     data = canonical_bytes(split.config)
     agent_id, character_id = str(uuid.uuid4()), str(uuid.uuid4())
     try:
-        with db.transaction(caller) as conn:
+        # Nothing to own yet: the owner is the caller (_owner_of), and the platform writes the rows.
+        with db.transaction(caller) as conn, db.as_service_role(conn):
             repository.insert_character_with_id(conn, character_id, user_id, split.config["name"])
             uri = get_store().put(character_id, 1, data)
             repository.insert_version(conn, character_id=character_id, version=1, user_id=user_id,
@@ -194,15 +195,13 @@ def _owner_of(caller: Caller, cmd: AgentCreate) -> str:
 
 
 def _put_secrets(conn: Conn, character_id: str, user_id: str, stored: dict[str, str], sent: Secrets) -> None:
-    # Users may write secrets but never read them; the upsert needs the service role's rights.
+    """The stored secrets with the sent ones applied; the caller writes as service_role."""
     secrets = merge_secrets(stored, sent)
-    with db.as_service_role(conn):
-        repository.put_secrets(conn, character_id, user_id, sorted(secrets), vault.seal(secrets))
+    repository.put_secrets(conn, character_id, user_id, sorted(secrets), vault.seal(secrets))
 
 
 def _stored_secrets(conn: Conn, character_id: str) -> dict[str, str]:
-    with db.as_service_role(conn):
-        row = repository.get_secrets(conn, character_id)
+    row = repository.get_secrets(conn, character_id)
     return vault.unseal(row["ciphertext"]) if row else {}
 
 
@@ -392,18 +391,21 @@ def update_character(caller: Caller, cmd: CharacterUpdate) -> AgentPublic:
     data = canonical_bytes(split.config)
     with db.agent_lock(cmd.agent_id):
         with db.transaction(caller) as conn:
-            row = require_row(conn, cmd.agent_id)
+            row = require_row(conn, cmd.agent_id)  # ownership, through RLS
             character_id = str(row["character_id"])
-            version = repository.next_version(conn, character_id)
-            uri = get_store().put(character_id, version, data)
-            repository.insert_version(conn, character_id=character_id, version=version, user_id=str(row["user_id"]),
-                                      config=split.config, sha256=sha256_hex(data), storage_uri=uri)
-            if split.secrets:  # none sent: the stored secrets stay as they are
-                _put_secrets(conn, character_id, str(row["user_id"]), _stored_secrets(conn, character_id),
-                             split.secrets)
-            repository.insert_event(conn, agent_id=cmd.agent_id, user_id=str(row["user_id"]),
-                                    from_status=row["status"], to_status=row["status"], actor=caller.actor,
-                                    reason=f"character updated to version {version}", details={"version": version})
+            with db.as_service_role(conn):
+                version = repository.next_version(conn, character_id)
+                uri = get_store().put(character_id, version, data)
+                repository.insert_version(conn, character_id=character_id, version=version,
+                                          user_id=str(row["user_id"]), config=split.config,
+                                          sha256=sha256_hex(data), storage_uri=uri)
+                if split.secrets:  # none sent: the stored secrets stay as they are
+                    _put_secrets(conn, character_id, str(row["user_id"]), _stored_secrets(conn, character_id),
+                                 split.secrets)
+                repository.insert_event(conn, agent_id=cmd.agent_id, user_id=str(row["user_id"]),
+                                        from_status=row["status"], to_status=row["status"], actor=caller.actor,
+                                        reason=f"character updated to version {version}",
+                                        details={"version": version})
         if row["status"] == "running":
             transition(cmd.agent_id, "waking", actor=caller.actor, reason=f"restart on version {version}")
             stop_instance(row)
