@@ -137,7 +137,8 @@ class AgentClient:
         deadline = time.monotonic() + timeout
         eliza_id = self._eliza_id(url, agent_id, eliza_agent_id)
         user = user_id if _is_uuid(user_id) else str(uuid.uuid5(_NAMESPACE, f"user:{user_id}"))
-        channel = str(uuid.uuid5(_NAMESPACE, f"channel:{eliza_id}:{user}"))
+        # The platform's agent id, not ElizaOS's: that one changes when the character is renamed.
+        channel = str(uuid.uuid5(_NAMESPACE, f"channel:{agent_id}:{user}"))
         body = {
             "author_id": user, "content": text, "message_server_id": self._message_server(url, agent_id),
             "source_type": "user", "transport": "http",
@@ -169,9 +170,10 @@ class AgentClient:
         that with a 500: the reply it builds then holds itself and cannot be serialised)."""
         try:
             body = self._get_json(url, f"/api/memory/{eliza_id}/memories?roomId={channel}", agent_id)
-        except ParadyzeError:
+            memories = list(body["data"]["memories"])
+        except (ParadyzeError, LookupError, TypeError):
             return False
-        for memory in ((body or {}).get("data") or {}).get("memories") or []:  # newest first
+        for memory in memories:  # newest first
             content = memory.get("content") if isinstance(memory, dict) else None
             if not isinstance(content, dict):
                 continue
@@ -192,7 +194,9 @@ class AgentClient:
             body = self._get_json(url, "/api/messaging/message-server/current", agent_id)
         except AgentUnreachable:
             return _DEFAULT_MESSAGE_SERVER  # the message itself will say whether the agent answers
-        found = str(((body or {}).get("data") or {}).get("messageServerId") or _DEFAULT_MESSAGE_SERVER)
+        data = body.get("data") if isinstance(body, dict) else None
+        listed = data.get("messageServerId") if isinstance(data, dict) else None
+        found = str(listed or _DEFAULT_MESSAGE_SERVER)
         with self._lock:
             if len(self._message_servers) > 1024:  # ports are reused: forget the oldest agents
                 self._message_servers.clear()
@@ -218,9 +222,16 @@ class AgentClient:
         return _json(response, f"GET {path}")
 
 
-@functools.cache
 def get_client() -> AgentClient:
     """The process's client: made on first use and kept, as its connection pool is the point."""
+    settings = get_settings()
+    return _client_for(settings.cloud_run_public, settings.cloud_run_invoker, settings.id_token_hosts)
+
+
+@functools.cache
+def _client_for(public: bool, invoker: str | None, hosts: str) -> AgentClient:
+    # Keyed by the settings that choose the auth (just read by get_client), so a change of them
+    # is never served a client made for the old ones.
     return AgentClient(auth=IdTokenAuth.from_settings(get_settings()))
 
 
