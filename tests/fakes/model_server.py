@@ -13,6 +13,7 @@ Use:
     with FakeModelServer() as model:                # env: OPENAI_BASE_URL=model.base_url
         model.reply("Hello!")                        # what the agent answers from now on
         model.reply("", actions=["IGNORE"])          # the agent chooses not to answer
+        model.fail()                                 # the next text request gets a 400 error
         ... talk to the agent ...
         assert any("the sky is green" in p for p in model.prompts)
 
