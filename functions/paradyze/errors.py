@@ -10,6 +10,8 @@
     │   └── ModelKeyMissing   code "model_key_missing"   the agent has no model to answer with
     ├── PayloadTooLarge       code "payload_too_large"
     ├── ValidationFailed      code "validation_failed"   fields that fail validation, with their paths
+    ├── AgentFailed           code "agent_failed"        the agent got the message but failed to reply;
+    │                                                    no Retry-After: sending it again would repeat it
     └── Unavailable           code "unavailable"         a dependency is down; retry later
         ├── DatabaseUnavailable
         ├── RuntimeUnavailable   the runtime backend itself (dockerd, Cloud Run API) is down
@@ -66,6 +68,10 @@ class PayloadTooLarge(ParadyzeError):
 
 class ValidationFailed(ParadyzeError):
     code = "validation_failed"
+
+
+class AgentFailed(ParadyzeError):
+    code = "agent_failed"
 
 
 class Unavailable(ParadyzeError):

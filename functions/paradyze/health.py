@@ -63,7 +63,7 @@ def _agent_health(row: dict[str, Any]) -> dict[str, Any]:
     else:
         item["runtime_state"] = "stopped"
     if row["url"]:
-        item["answering"] = agent_client.is_healthy(row["url"], timeout=2.0)
+        item["answering"] = agent_client.get_client().is_healthy(row["url"], str(row["id"]), timeout=2.0)
     if row["status"] == "error":
         item["ok"] = False
     elif row["desired_state"] == "running":

@@ -30,6 +30,7 @@ STATUS: dict[type[errors.ParadyzeError], int] = {
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
     errors.ValidationFailed: 422,
+    errors.AgentFailed: 502,
     errors.Unavailable: 503,
 }
 

@@ -232,9 +232,10 @@ def start_instance(agent_id: str, *, actor: str, reason: str) -> Row:
         repository.update_agent(conn, agent_id, runtime_handle=started.handle, url=started.url)
     crash_point("start:recorded")
     try:
-        agent_client.wait_healthy(started.url, settings.agent_start_timeout,
-                                  is_alive=lambda: runtime.alive(started.handle))
-        info = agent_client.agent_info(started.url)
+        client = agent_client.get_client()
+        client.wait_healthy(started.url, agent_id, settings.agent_start_timeout,
+                            is_alive=lambda: runtime.alive(started.handle))
+        info = client.agent_info(started.url, agent_id)
     except ParadyzeError as exc:
         tail = runtime.logs(started.handle, tail=20)
         runtime.stop(started.handle, grace=1.0)

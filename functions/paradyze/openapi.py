@@ -38,6 +38,7 @@ OPERATIONS: list[tuple[str, str, str, Any, str, str]] = [
 _ERRORS = {
     "400": "Malformed JSON", "401": "Missing or invalid token", "403": "Admin only", "404": "Missing or not yours",
     "409": "Invalid transition", "413": "Body over 1 MiB", "422": "Invalid fields",
+    "502": "The agent got the message but failed to reply; sending it again would repeat it",
     "503": "A dependency is down; see Retry-After",
 }
 
