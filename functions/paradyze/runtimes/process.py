@@ -71,9 +71,9 @@ class ProcessRuntime:
             # One server per agent, ever: whatever still runs as the agent's user (left by a crash
             # of the platform) ends before the new one starts.
             self.stop(json.dumps({"pid": 0, "created": -1.0, "uid": user.uid}), grace=1.0)
-        character = self._prepare(home, user, spec.character_path)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.chmod(0o700)
+        character = self._prepare(home, user, spec.character_path)
         log_path = self.log_dir / f"{spec.agent_id}.log"
         with self._boots:
             port = _free_port(self.settings.agent_host)
