@@ -21,7 +21,8 @@ from paradyze.runtimes.process import ProcessRuntime
 from paradyze.settings import Settings
 
 PROBE = Path(__file__).with_name("isolation_probe.py")
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="agents get users of their own only when the platform is root")
+pytestmark = pytest.mark.skipif(os.geteuid() != 0,
+                                reason="agents get users of their own only when the platform is root")
 
 
 @pytest.fixture
@@ -84,7 +85,8 @@ def test_an_agent_cannot_read_another_agent_the_state_folder_or_the_keys(setting
         "victim log": str(settings.run_dir / "logs" / f"{victim_id}.log"),
         "homes": str(victim_home.parent),
     }
-    prober = ProcessRuntime(settings.model_copy(update={"agent_command": f"/usr/bin/python3 {PROBE} {{character}} {{port}}"}))
+    command = f"/usr/bin/python3 {PROBE} {{character}} {{port}}"
+    prober = ProcessRuntime(settings.model_copy(update={"agent_command": command}))
     prober_id = str(uuid.uuid4())
     started = prober.start(AgentSpec(agent_id=prober_id, character_path=character(tmp_path, "Prober", probe=targets),
                                      character_version=1))
