@@ -20,9 +20,12 @@ from paradyze import db, lifecycle, reconcile, repository  # noqa: E402
 from paradyze.auth import ADMIN_ROLE, SYSTEM, mint_token  # noqa: E402
 from paradyze.errors import ParadyzeError  # noqa: E402
 from paradyze.logs import configure_logging  # noqa: E402
-from paradyze.settings import get_settings  # noqa: E402
+from paradyze.runtimes import get_runtime  # noqa: E402
+from paradyze.settings import ELIZAOS_VERSION, Settings, get_settings  # noqa: E402
 
 log = logging.getLogger("local_emulator")
+# The platform-wide model keys an ElizaOS agent can use (issue 8); without one, agents cannot reply.
+MODEL_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-scheduler", action="store_true", help="do not fire scheduled jobs")
     args = parser.parse_args(argv)
     configure_logging()
+    # From here on, Ctrl-C ends the emulator cleanly, stopping every agent it started, even mid-start.
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
 
     settings = get_settings()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -80,11 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {base_url}/openapi.json")
     if console:
         print(f"Console: http://127.0.0.1:{args.console_port}")
-    print(f"Admin token (also in {token_file}):\n{token}\nready", flush=True)
+    print(f"Admin token (also in {token_file}):\n{token}", flush=True)
+    _say_what_agents_run(settings)
+    print("ready", flush=True)
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     stop.wait()
 
     log.info("stopping: functions, scheduler, console, agents")
@@ -102,6 +108,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _say_what_agents_run(settings: Settings) -> None:
+    if settings.agent == "reference":
+        print("Agents: the reference agent (PARADYZE_AGENT=reference)", flush=True)
+        return
+    where = settings.elizaos_dir
+    print(f"Agents: ElizaOS {ELIZAOS_VERSION} from {where}", flush=True)
+    if not (where / "app" / "node_modules" / "@elizaos" / "cli").is_dir():
+        print("  ElizaOS is not installed there: run local_emulator/elizaos.sh, or set PARADYZE_AGENT=reference",
+              flush=True)
+    if not any(os.environ.get(key) for key in MODEL_KEYS):
+        print(f"  no model key set: agents start and answer health but cannot reply to messages;"
+              f" set one of {', '.join(MODEL_KEYS)} (OPENAI_BASE_URL for an OpenAI-compatible server)", flush=True)
+
+
 def _stop_agents() -> None:
     """Stop every agent this emulator runs; rows keep wanting them running, so the next start wakes them."""
     with db.transaction(SYSTEM) as conn:
@@ -115,6 +135,11 @@ def _stop_agents() -> None:
             lifecycle.transition(agent_id, "hibernated", actor="emulator stop", reason="platform stopped",
                                   fields={"runtime_handle": None, "url": None, "running_version": None,
                                           "transition_started_at": None})
+    # Agents launched but not recorded yet (a create still booting when Ctrl-C came) have no row
+    # handle; the runtime still knows them.
+    runtime = get_runtime("process")
+    for owned in runtime.list_owned():
+        runtime.stop(owned.handle, grace=get_settings().agent_stop_grace)
 
 
 def _start_console(port: int, base_url: str, token: str) -> subprocess.Popen[bytes] | None:

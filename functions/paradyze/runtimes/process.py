@@ -157,10 +157,10 @@ class ProcessRuntime:
             info: dict[str, Any] = {"pid": proc.pid, "created": proc.info["create_time"], "port": port,
                                     "log": str(self.log_dir / f"{agent_id}.log"), "agent": agent_id,
                                     "uid": proc.info["uids"].real if self.users else None}
+            # One still booting, or serving another port, is listed too: whoever adopts it finds it
+            # unhealthy and restarts it, and a platform that stops sees it.
             server = self._listener(info)
-            if server is None or server[2] != port:
-                continue  # not serving where it should: not adopted, health_check restarts it
-            info["server"] = server[:2]
+            info["server"] = list(server[:2]) if server and server[2] == port else [proc.pid, info["created"]]
             owned.append(Owned(agent_id=agent_id, handle=json.dumps(info), url=self._url(port)))
         return owned
 

@@ -260,7 +260,8 @@ def test_hibernate_and_delete_leave_no_process_and_memory_lives_in_the_home(
 @pytest.mark.e2e
 def test_ctrl_c_of_the_emulator_leaves_no_agent_process(tmp_path: Path) -> None:
     emu = Emulator(home=tmp_path / "home", port=free_port(),
-                   extra_env={"PARADYZE_AGENT": "elizaos", "PARADYZE_AGENT_START_TIMEOUT": str(BOOT_S)})
+                   extra_env={"PARADYZE_AGENT": "elizaos", "PARADYZE_AGENT_START_TIMEOUT": str(BOOT_S),
+                              "OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": "", "OPENROUTER_API_KEY": ""})
     emu.home.mkdir()
     emu.start()
     try:
