@@ -99,7 +99,7 @@ class ProcessRuntime:
         return Started(handle=json.dumps(info), url=self._url(port))
 
     def stop(self, handle: str, grace: float) -> None:
-        info = json.loads(handle)
+        info = _parse(handle)
         members = self._members(info)
         for proc in members:
             _signal(proc, signal.SIGTERM)
@@ -110,7 +110,7 @@ class ProcessRuntime:
         self._reap(info["pid"])
 
     def status(self, handle: str) -> RuntimeStatus:
-        info = json.loads(handle)
+        info = _parse(handle)
         if not self.alive(handle):
             child = self._children.get(info["pid"])
             code = child.returncode if child else None
@@ -129,7 +129,7 @@ class ProcessRuntime:
 
         kill -9 of either is seen at once; stop() then ends whatever is left of the group.
         """
-        info = json.loads(handle)
+        info = _parse(handle)
         self._poll_child(info["pid"])
         server = info.get("server") or [info["pid"], info["created"]]
         return _running(info["pid"], info["created"]) and _running(server[0], server[1])
@@ -310,6 +310,12 @@ class ProcessRuntime:
                 child.wait(timeout=1)
             except subprocess.TimeoutExpired:
                 pass
+
+
+def _parse(handle: str) -> dict[str, Any]:
+    """A handle's fields; one written by an older version (no creation time) reads as gone."""
+    info: dict[str, Any] = {"created": -1.0, "agent": None, "uid": None, "server": None, **json.loads(handle)}
+    return info
 
 
 def _as_user(user: AgentUser | None) -> dict[str, Any]:
