@@ -24,8 +24,6 @@ from paradyze.runtimes import get_runtime  # noqa: E402
 from paradyze.settings import ELIZAOS_VERSION, Settings, get_settings  # noqa: E402
 
 log = logging.getLogger("local_emulator")
-# The platform-wide model keys an ElizaOS agent can use (issue 8); without one, agents cannot reply.
-MODEL_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,9 +115,9 @@ def _say_what_agents_run(settings: Settings) -> None:
     if not (where / "app" / "node_modules" / "@elizaos" / "cli").is_dir():
         print("  ElizaOS is not installed there: run local_emulator/elizaos.sh, or set PARADYZE_AGENT=reference",
               flush=True)
-    if not any(os.environ.get(key) for key in MODEL_KEYS):
-        print(f"  no model key set: agents start and answer health but cannot reply to messages;"
-              f" set one of {', '.join(MODEL_KEYS)} (OPENAI_BASE_URL for an OpenAI-compatible server)", flush=True)
+    if not {"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY"} & set(settings.model_env()):
+        print("No model key is set (OPENAI_API_KEY, ANTHROPIC_API_KEY or OPENROUTER_API_KEY): agents start,"
+              " but answer no message until one is set here or in a character's settings.secrets.", flush=True)
 
 
 def _stop_agents() -> None:

@@ -265,7 +265,7 @@ def test_ctrl_c_of_the_emulator_leaves_no_agent_process(tmp_path: Path) -> None:
     emu.home.mkdir()
     emu.start()
     try:
-        assert "no model key" in emu.log.read_text()
+        assert "No model key is set" in emu.log.read_text()
         resp = emu.post("create_agent", {"character": eliza_character("Interrupted")})
         assert resp.status_code == 201, resp.text
         agent_id = resp.json()["agent"]["id"]
