@@ -207,7 +207,6 @@ class ProcessRuntime:
     def _env(self, spec: AgentSpec, home: Path, port: int) -> dict[str, str]:
         """spec.env (built by the platform from its allow-list), then the runtime's own variables,
         which always win; nothing of the platform's own environment is inherited."""
-        bun_bin = self.settings.elizaos_dir / "bun" / "node_modules" / ".bin"
         own = {
             "PORT": str(port),
             "SERVER_PORT": str(port),
@@ -216,13 +215,20 @@ class ProcessRuntime:
             "ELIZA_NO_AUTO_INSTALL": "true",
             "PGLITE_DATA_DIR": str(home / "elizadb"),
             "HOME": str(home),
-            "PATH": f"{bun_bin}:{_SYSTEM_PATH}",
+            "PATH": self._path(),
             "LANG": "C.UTF-8",
             "TZ": "UTC",
             _ENV_AGENT_ID: spec.agent_id,
             _ENV_INSTANCE: self.settings.instance_key,
         }
         return {**{k: v for k, v in spec.env.items() if v != ""}, **own}
+
+    def _path(self) -> str:
+        """bun alone for ElizaOS: its CLI runs `npm view @elizaos/cli` on every start when npm is on
+        the PATH, an unbounded network call (2-3 s here) before it serves; without npm it skips it."""
+        if self.settings.agent == "elizaos" and not self.settings.agent_command:
+            return str(self.settings.elizaos_dir / "bun" / "node_modules" / ".bin")
+        return _SYSTEM_PATH
 
     def _await_listening(self, info: dict[str, Any]) -> list[float]:
         """Wait until the group serves a port; returns [pid, created] of the process serving it.
