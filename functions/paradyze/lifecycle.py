@@ -11,6 +11,7 @@ import hmac
 import json
 import logging
 import os
+import shutil
 import time
 import uuid
 from datetime import UTC, datetime
@@ -372,6 +373,8 @@ def finish_delete(row: Row, *, actor: str) -> None:
         repository.insert_event(conn, agent_id=agent_id, user_id=str(row["user_id"]), from_status="deleting",
                                 to_status=None, actor=actor, reason="deleted: compute, rows and files removed")
     get_store().delete_character(str(row["character_id"]))
+    # The agent's memory (its ElizaOS database) lives in its home: deleting the agent deletes it.
+    shutil.rmtree(get_settings().agent_home(agent_id), ignore_errors=True)
 
 
 def _alive(row: Row) -> bool:

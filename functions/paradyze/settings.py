@@ -43,7 +43,12 @@ class Settings(BaseSettings):
     # PARADYZE_AGENT_COMMAND='elizaos start --character {character} --port {port}'.
     agent_command: str | None = Field(default=None, alias="PARADYZE_AGENT_COMMAND")
     agent_host: str = Field(default="127.0.0.1", alias="PARADYZE_AGENT_HOST")
-    agent_start_timeout: float = Field(default=30.0, alias="PARADYZE_AGENT_START_TIMEOUT")
+    # ElizaOS 1.7.2 answers health 6-15 s after start on an idle 2-core host, several times that
+    # while other agents boot: the timeout is for a loaded host, not the typical start.
+    agent_start_timeout: float = Field(default=120.0, alias="PARADYZE_AGENT_START_TIMEOUT")
+    # Agent servers booting at once on this host (process runtime); more starts wait their turn.
+    agent_start_concurrency: int = Field(default=max(1, os.cpu_count() or 1),
+                                         alias="PARADYZE_AGENT_START_CONCURRENCY")
     agent_stop_grace: float = Field(default=5.0, alias="PARADYZE_AGENT_STOP_GRACE")
     drain_timeout: float = Field(default=10.0, alias="PARADYZE_DRAIN_TIMEOUT")
     agent_health_path: str = Field(default="/api/server/health", alias="PARADYZE_AGENT_HEALTH_PATH")
