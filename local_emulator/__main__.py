@@ -78,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in FUNCTIONS:
         print(f"  {base_url}/{name}")
     print(f"  {base_url}/openapi.json")
+    if settings.agent == "elizaos" and not {"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY"} & set(
+            settings.model_env()):
+        print("No model key is set (OPENAI_API_KEY, ANTHROPIC_API_KEY or OPENROUTER_API_KEY): agents start,"
+              " but answer no message until one is set here or in a character's settings.secrets.", flush=True)
     if console:
         print(f"Console: http://127.0.0.1:{args.console_port}")
     print(f"Admin token (also in {token_file}):\n{token}\nready", flush=True)

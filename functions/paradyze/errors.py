@@ -7,6 +7,7 @@
     ├── NotFound              code "not_found"           missing, or not the caller's
     ├── InvalidTransition     code "invalid_transition"  the agent's state does not allow it
     ├── Conflict              code "conflict"            e.g. an idempotency key reused with another body
+    │   └── ModelKeyMissing   code "model_key_missing"   the agent has no model to answer with
     ├── PayloadTooLarge       code "payload_too_large"
     ├── ValidationFailed      code "validation_failed"   fields that fail validation, with their paths
     └── Unavailable           code "unavailable"         a dependency is down; retry later
@@ -53,6 +54,10 @@ class InvalidTransition(ParadyzeError):
 
 class Conflict(ParadyzeError):
     code = "conflict"
+
+
+class ModelKeyMissing(Conflict):
+    code = "model_key_missing"
 
 
 class PayloadTooLarge(ParadyzeError):

@@ -18,15 +18,15 @@ from typing import Any
 
 import psycopg
 
-from . import agent_client, db, repository, vault
+from . import agent_client, agent_env, db, eliza_character, repository, vault
 from .agents import AgentCreate, AgentPublic, CharacterUpdate, SchedulePublic, check_transition
 from .auth import SYSTEM, Caller
-from .characters import canonical_bytes, sha256_hex, split_secrets
+from .characters import Secrets, canonical_bytes, merge_secrets, sha256_hex, split_secrets
 from .db import Conn
 from .errors import AgentStartFailed, Conflict, Forbidden, NotFound, ParadyzeError, RuntimeUnavailable
 from .runtimes import get_runtime
 from .runtimes.base import AgentSpec
-from .settings import AGENT_ENV_PASSTHROUGH, get_settings
+from .settings import get_settings
 from .storage import get_store
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,7 @@ def create(caller: Caller, cmd: AgentCreate, idempotency_key: str | None = None)
             return existing, False
 
     split = split_secrets(cmd.character)
+    eliza_character.check(split.config, split.secrets)  # a 422 before anything is written
     data = canonical_bytes(split.config)
     agent_id, character_id = str(uuid.uuid4()), str(uuid.uuid4())
     try:
@@ -106,8 +107,8 @@ def create(caller: Caller, cmd: AgentCreate, idempotency_key: str | None = None)
             uri = get_store().put(character_id, 1, data)
             repository.insert_version(conn, character_id=character_id, version=1, user_id=user_id,
                                       config=split.config, sha256=sha256_hex(data), storage_uri=uri)
-            if split.secrets:
-                _put_secrets(conn, character_id, user_id, split.secrets)
+            if merge_secrets({}, split.secrets):
+                _put_secrets(conn, character_id, user_id, {}, split.secrets)
             repository.insert_agent(
                 conn, agent_id=agent_id, user_id=user_id, character_id=character_id, name=split.config["name"],
                 runtime=runtime_kind, idle_timeout_minutes=cmd.policy.idle_timeout_minutes,
@@ -192,10 +193,17 @@ def _owner_of(caller: Caller, cmd: AgentCreate) -> str:
     return str(cmd.owner or uuid.UUID(int=0))
 
 
-def _put_secrets(conn: Conn, character_id: str, user_id: str, secrets: dict[str, str]) -> None:
+def _put_secrets(conn: Conn, character_id: str, user_id: str, stored: dict[str, str], sent: Secrets) -> None:
     # Users may write secrets but never read them; the upsert needs the service role's rights.
+    secrets = merge_secrets(stored, sent)
     with db.as_service_role(conn):
         repository.put_secrets(conn, character_id, user_id, sorted(secrets), vault.seal(secrets))
+
+
+def _stored_secrets(conn: Conn, character_id: str) -> dict[str, str]:
+    with db.as_service_role(conn):
+        row = repository.get_secrets(conn, character_id)
+    return vault.unseal(row["ciphertext"]) if row else {}
 
 
 # --- start / stop, under the agent's lock ------------------------------------------------------
@@ -212,13 +220,9 @@ def start_instance(agent_id: str, *, actor: str, reason: str) -> Row:
         secrets_row = repository.get_secrets(conn, str(row["character_id"]))
     assert version is not None
     runtime = get_runtime(row["runtime"])
-    env = {k: v for k, v in os.environ.items() if k in AGENT_ENV_PASSTHROUGH}
-    if secrets_row:
-        env.update(vault.unseal(secrets_row["ciphertext"]))
-    spec = AgentSpec(agent_id=agent_id, character_path=get_store().local_path(version["storage_uri"]),
-                     character_version=version["version"], env=env)
     began = time.monotonic()
     try:
+        spec = _spec(agent_id, version, vault.unseal(secrets_row["ciphertext"]) if secrets_row else {})
         started = runtime.start(spec)
     except ParadyzeError as exc:
         transition(agent_id, "error", actor=actor, reason=f"start failed: {exc.message}",
@@ -245,6 +249,18 @@ def start_instance(agent_id: str, *, actor: str, reason: str) -> Row:
                 "started_at": datetime.now(UTC), "status_reason": None, "inflight_messages": 0,
                 "transition_started_at": None, "last_activity_at": datetime.now(UTC)},
     )
+
+
+def _spec(agent_id: str, version: Row, secrets: dict[str, str]) -> AgentSpec:
+    """The agent's environment (agent_env) and its runtime character, written to its own folder.
+
+    Raises ValidationFailed when a stored secret name or the character cannot run (both were
+    checked when stored; this catches what was stored before those checks, never dropping it).
+    """
+    config = version["config"]
+    env = agent_env.build(get_settings().model_env(), secrets, config.get("settings") or {})
+    path = eliza_character.write_runtime(agent_id, eliza_character.for_runtime(config, env.model_keys))
+    return AgentSpec(agent_id=agent_id, character_path=path, character_version=version["version"], env=env.env)
 
 
 def _drain(agent_id: str) -> None:
@@ -372,6 +388,7 @@ def _alive(row: Row) -> bool:
 def update_character(caller: Caller, cmd: CharacterUpdate) -> AgentPublic:
     """Store a new immutable version; a running agent restarts on it. Raises NotFound."""
     split = split_secrets(cmd.character)
+    eliza_character.check(split.config, split.secrets)  # a 422 before anything is written
     data = canonical_bytes(split.config)
     with db.agent_lock(cmd.agent_id):
         with db.transaction(caller) as conn:
@@ -381,7 +398,9 @@ def update_character(caller: Caller, cmd: CharacterUpdate) -> AgentPublic:
             uri = get_store().put(character_id, version, data)
             repository.insert_version(conn, character_id=character_id, version=version, user_id=str(row["user_id"]),
                                       config=split.config, sha256=sha256_hex(data), storage_uri=uri)
-            _put_secrets(conn, character_id, str(row["user_id"]), split.secrets)
+            if split.secrets:  # none sent: the stored secrets stay as they are
+                _put_secrets(conn, character_id, str(row["user_id"]), _stored_secrets(conn, character_id),
+                             split.secrets)
             repository.insert_event(conn, agent_id=cmd.agent_id, user_id=str(row["user_id"]),
                                     from_status=row["status"], to_status=row["status"], actor=caller.actor,
                                     reason=f"character updated to version {version}", details={"version": version})

@@ -6,10 +6,11 @@ import concurrent.futures
 import time
 from typing import Any
 
-from . import agent_client, db, lifecycle, repository
+from . import agent_client, db, eliza_character, lifecycle, repository
 from .agents import AgentPublic, MessageSend
 from .auth import SYSTEM, Caller
-from .errors import AgentUnreachable, InvalidTransition, Unavailable
+from .errors import AgentUnreachable, InvalidTransition, ModelKeyMissing, Unavailable
+from .settings import get_settings
 
 # Wakes run here so that a message can stop waiting for one without cancelling it: the agent
 # still comes up, and the next message finds it running.
@@ -35,6 +36,8 @@ def send(caller: Caller, cmd: MessageSend) -> dict[str, Any]:
         if agent.status != "running" or not agent.url:
             woke = True
             agent = _wake_within(caller, cmd.agent_id, deadline)
+        if get_settings().agent == "elizaos" and eliza_character.started_without_model(cmd.agent_id):
+            raise _no_model(cmd.agent_id)  # ElizaOS would store the message and fail: never send it
         with db.transaction(SYSTEM) as conn:
             admitted = repository.begin_message(conn, cmd.agent_id)
             row = repository.get_agent(conn, cmd.agent_id)
@@ -69,3 +72,12 @@ def _wake_within(caller: Caller, agent_id: str, deadline: float) -> AgentPublic:
 def _undelivered(agent_id: str, why: str) -> Unavailable:
     return Unavailable(f"the message to agent {agent_id} was not delivered: {why}; send it again shortly",
                        details=[{"loc": ["agent_id"], "msg": why}])
+
+
+def _no_model(agent_id: str) -> ModelKeyMissing:
+    keys = "OPENAI_API_KEY, ANTHROPIC_API_KEY or OPENROUTER_API_KEY"
+    return ModelKeyMissing(
+        f"agent {agent_id} has no model to answer with, so the message was not sent: set {keys} for the"
+        " platform (then hibernate and wake the agent), or in the character's settings.secrets with"
+        " update_character",
+        details=[{"loc": ["agent_id"], "msg": f"no model key: set {keys}"}])

@@ -12,20 +12,13 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .agent_env import PLATFORM_MODEL_VARS
+
 RuntimeKind = Literal["process", "docker", "cloud_run"]
 AgentKind = Literal["elizaos", "reference"]
 ELIZAOS_VERSION = "1.7.2"  # pinned in local_emulator/elizaos/package.json
 StoreKind = Literal["local", "gcs", "supabase"]
 
-# The variables an agent may inherit from the platform's own environment (API keys for
-# model providers). Nothing else of the platform's environment reaches an agent.
-AGENT_ENV_PASSTHROUGH = (
-    "OPENROUTER_API_KEY",
-    "OPENROUTER_MODEL",
-    "OPENROUTER_BASE_URL",
-    "OPENAI_API_KEY",
-    "ANTHROPIC_API_KEY",
-)
 
 
 class Settings(BaseSettings):
@@ -142,6 +135,10 @@ class Settings(BaseSettings):
             return Path("/opt/paradyze") / f"elizaos-{ELIZAOS_VERSION}"
         cache = self.xdg_cache_home or Path.home() / ".cache"
         return cache / "paradyze" / f"elizaos-{ELIZAOS_VERSION}"
+
+    def model_env(self) -> dict[str, str]:
+        """The platform's model provider variables that are set (agent_env decides which agent gets which)."""
+        return {name: os.environ[name] for name in PLATFORM_MODEL_VARS if os.environ.get(name)}
 
     def agent_home(self, agent_id: str) -> Path:
         """The agent's own folder: its working directory and its memory (ElizaOS's database)."""

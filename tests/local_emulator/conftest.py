@@ -15,14 +15,11 @@ from typing import Any
 
 import pytest
 
+from helpers import FIXTURES
+
 REPO = Path(__file__).resolve().parents[2]
 AGENT_SCRIPT = REPO / "local_emulator" / "reference_agent.py"
-_FIXTURE_DIRS = (
-    REPO / "tests" / "fixtures" / "characters",
-    Path("/work/shared/fixtures/characters"),
-)
-CHARACTER_DIR = next((d for d in _FIXTURE_DIRS if d.is_dir()), _FIXTURE_DIRS[-1])
-CHARACTERS = sorted(CHARACTER_DIR.glob("*.character.json"))
+CHARACTERS = sorted(FIXTURES.glob("*.character.json"))
 
 
 def free_port() -> int:
