@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -154,3 +155,37 @@ def test_a_killed_container_is_seen_dead(runtime: DockerRuntime, spec: AgentSpec
     assert (status.state, status.alive, status.exit_code) == ("exited", False, 137)
     with pytest.raises(requests.RequestException):
         requests.get(f"{started.url}/api/server/health", headers=key_of(spec), timeout=2)
+
+
+def test_the_image_runs_from_character_json_as_cloud_run_starts_it(
+    runtime: DockerRuntime, settings: Settings, docker_client: Any
+) -> None:
+    # Cloud Run mounts no file and names the port in PORT: the character comes base64-encoded.
+    character = {**CHARACTER, "name": "Cirrus"}
+    key = f"key-{uuid.uuid4().hex}"
+    container = docker_client.containers.run(
+        ELIZAOS_IMAGE,
+        detach=True,
+        environment={
+            "CHARACTER_JSON": base64.b64encode(json.dumps(character).encode()).decode(),
+            "PORT": "8080",
+            "ELIZA_SERVER_AUTH_TOKEN": key,
+        },
+        labels={LABEL_INSTANCE: settings.instance_key},  # removed with the runtime's containers
+        mem_limit="1g",
+    )
+    container.reload()
+    url = f"http://{container.attrs['NetworkSettings']['IPAddress']}:8080"
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            agents = requests.get(f"{url}/api/agents", headers={"X-API-KEY": key}, timeout=5)
+            if agents.ok:
+                break
+        except requests.RequestException:
+            pass
+        container.reload()
+        assert container.status == "running", container.logs(tail=40).decode(errors="replace")
+        assert time.monotonic() < deadline, f"ElizaOS not answering within {START_TIMEOUT:g}s"
+        time.sleep(0.25)
+    assert [a["name"] for a in agents.json()["data"]["agents"]] == ["Cirrus"]
