@@ -6,7 +6,7 @@ import concurrent.futures
 import time
 from typing import Any
 
-from . import agent_client, db, lifecycle, repository
+from . import agent_client, db, lifecycle, limits, repository
 from .agents import AgentPublic, MessageSend
 from .auth import SYSTEM, Caller
 from .errors import AgentUnreachable, InvalidTransition, Unavailable
@@ -22,9 +22,11 @@ def send(caller: Caller, cmd: MessageSend) -> dict[str, Any]:
     A hibernated agent is woken first; messages arriving during one wake wait on the same wake
     (the agent's lock), so they cause one start. The message is delivered once or reported
     undelivered, never half: it is sent only to a running agent that answers health, and a
-    failed send is not retried. Raises NotFound, InvalidTransition (agent in error), and
-    Unavailable (the wake took longer than wake_timeout_s, or the agent did not answer).
+    failed send is not retried. Raises NotFound, InvalidTransition (agent in error), RateLimited,
+    QuotaExceeded (waking it would pass the owner's quota), and Unavailable (the wake took longer
+    than wake_timeout_s, or the agent did not answer).
     """
+    limits.check_rate(caller, "send_message")
     deadline = time.monotonic() + cmd.wake_timeout_s
     agent = lifecycle.get(caller, cmd.agent_id)
     woke = False
