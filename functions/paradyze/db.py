@@ -19,7 +19,7 @@ from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .auth import Caller
+from .caller import Caller
 from .errors import DatabaseUnavailable, Unavailable
 from .settings import Settings, get_settings
 

@@ -13,7 +13,7 @@ import flask
 import pydantic
 from pydantic_core import to_jsonable_python
 
-from . import errors
+from . import errors, limits
 from .auth import Caller, caller_from_header
 from .settings import get_settings
 
@@ -25,12 +25,14 @@ STATUS: dict[type[errors.ParadyzeError], int] = {
     errors.BadRequest: 400,
     errors.Unauthenticated: 401,
     errors.Forbidden: 403,
+    errors.QuotaExceeded: 403,
     errors.NotFound: 404,
     errors.InvalidTransition: 409,
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
     errors.ValidationFailed: 422,
     errors.AgentFailed: 502,
+    errors.RateLimited: 429,
     errors.Unavailable: 503,
 }
 
@@ -82,7 +84,8 @@ def _run(handler: Handler, request: flask.Request, auth: str, methods: tuple[str
     caller = caller_from_header(request.headers.get("Authorization"), get_settings())
     if auth == "admin" and not caller.is_admin:
         raise errors.Forbidden("this function is for the platform's admin (service_role) only")
-    result = handler(request, caller)
+    with limits.in_flight(caller):
+        result = handler(request, caller)
     if isinstance(result, tuple):
         return result[0], result[1]
     return result, 200
@@ -157,7 +160,7 @@ def validation_error(exc: pydantic.ValidationError) -> errors.ValidationFailed:
 def error_response(exc: errors.ParadyzeError) -> flask.Response:
     status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 500)
     response = _json_response({"error": {"code": exc.code, "message": exc.message, "details": exc.details}}, status)
-    if isinstance(exc, errors.Unavailable):
+    if isinstance(exc, (errors.Unavailable, errors.RateLimited)):
         response.headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, errors.Unauthenticated):
         response.headers["WWW-Authenticate"] = 'Bearer realm="paradyze"'

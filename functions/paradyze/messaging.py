@@ -6,7 +6,7 @@ import concurrent.futures
 import time
 from typing import Any
 
-from . import agent_client, db, eliza_character, lifecycle, repository
+from . import agent_client, db, eliza_character, lifecycle, limits, repository
 from .agents import AgentPublic, MessageSend
 from .auth import SYSTEM, Caller
 from .errors import AgentFailed, AgentUnreachable, InvalidTransition, ModelKeyMissing, Unavailable
@@ -24,10 +24,12 @@ def send(caller: Caller, cmd: MessageSend) -> dict[str, Any]:
     (the agent's lock), so they cause one start. The message is delivered once or reported
     undelivered, never half: it is sent only to a running agent that answers health, and a
     failed send is not retried. An agent that chooses not to answer gives no replies. Raises
-    NotFound, InvalidTransition (agent in error), Unavailable (the wake took longer than
-    wake_timeout_s, or the message did not reach the agent), and AgentFailed (it reached the
-    agent, which failed to reply: a client must not send it again).
+    NotFound, InvalidTransition (agent in error), RateLimited, QuotaExceeded (waking it would pass
+    the owner's quota), Unavailable (the wake took longer than wake_timeout_s, or the message did
+    not reach the agent), and AgentFailed (it reached the agent, which failed to reply: a client
+    must not send it again).
     """
+    limits.check_rate(caller, "send_message")
     deadline = time.monotonic() + cmd.wake_timeout_s
     agent = lifecycle.get(caller, cmd.agent_id)
     woke = False

@@ -30,7 +30,23 @@ class Settings(BaseSettings):
     db_pool_max: int = Field(default=20, alias="PARADYZE_DB_POOL_MAX")
 
     jwt_secret: SecretStr | None = Field(default=None, alias="SUPABASE_JWT_SECRET")
+    # Supabase's issuer, https://<project ref>.supabase.co/auth/v1; when set, user tokens must name it.
+    jwt_issuer: str | None = Field(default=None, alias="SUPABASE_JWT_ISSUER")
+    # Admin tokens are minted on demand (python -m local_emulator.admin_token) and live this long at most.
+    admin_token_ttl_hours: float = Field(default=12.0, gt=0, le=168, alias="PARADYZE_ADMIN_TOKEN_TTL_HOURS")
     secrets_key: SecretStr | None = Field(default=None, alias="PARADYZE_SECRETS_KEY")
+
+    # Per-user limits, counted in Postgres so they hold across every function instance.
+    # Agents a user may have: running (or starting), and in total.
+    agent_quota_running: int = Field(default=25, ge=0, alias="PARADYZE_AGENT_QUOTA_RUNNING")
+    agent_quota_total: int = Field(default=100, ge=0, alias="PARADYZE_AGENT_QUOTA_TOTAL")
+    # Requests of one user being served at once, over all functions.
+    user_concurrency: int = Field(default=16, ge=1, alias="PARADYZE_USER_CONCURRENCY")
+    # create_agent and send_message calls per user: at most N in any window of the period (seconds).
+    create_agent_rate: int = Field(default=10, ge=1, alias="PARADYZE_CREATE_AGENT_RATE")
+    create_agent_rate_period: float = Field(default=60.0, gt=0, alias="PARADYZE_CREATE_AGENT_RATE_PERIOD")
+    send_message_rate: int = Field(default=60, ge=1, alias="PARADYZE_SEND_MESSAGE_RATE")
+    send_message_rate_period: float = Field(default=60.0, gt=0, alias="PARADYZE_SEND_MESSAGE_RATE_PERIOD")
 
     runtime: RuntimeKind = Field(default="process", alias="PARADYZE_RUNTIME")
     # Which agent server runs: the real ElizaOS (the product) or the reference agent (a fast test double).
