@@ -8,6 +8,7 @@
     ├── InvalidTransition     code "invalid_transition"  the agent's state does not allow it
     ├── Conflict              code "conflict"            e.g. an idempotency key reused with another body
     ├── PayloadTooLarge       code "payload_too_large"
+    ├── UnsupportedMediaType  code "unsupported_media_type"  a body that is not JSON by its Content-Type
     ├── ValidationFailed      code "validation_failed"   fields that fail validation, with their paths
     └── Unavailable           code "unavailable"         a dependency is down; retry later
         ├── DatabaseUnavailable
@@ -57,6 +58,10 @@ class Conflict(ParadyzeError):
 
 class PayloadTooLarge(ParadyzeError):
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(ParadyzeError):
+    code = "unsupported_media_type"
 
 
 class ValidationFailed(ParadyzeError):
