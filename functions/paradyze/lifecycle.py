@@ -212,7 +212,7 @@ def start_instance(agent_id: str, *, actor: str, reason: str) -> Row:
         secrets_row = repository.get_secrets(conn, str(row["character_id"]))
     assert version is not None
     runtime = get_runtime(row["runtime"])
-    env = {k: v for k, v in os.environ.items() if k in AGENT_ENV_PASSTHROUGH}
+    env = settings.inherited_env(AGENT_ENV_PASSTHROUGH)
     if secrets_row:
         env.update(vault.unseal(secrets_row["ciphertext"]))
     spec = AgentSpec(agent_id=agent_id, character_path=get_store().local_path(version["storage_uri"]),

@@ -42,7 +42,7 @@ class ProcessRuntime:
         argv = self._argv(spec, port)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{spec.agent_id}.log"
-        env = {k: os.environ[k] for k in _BASE_ENV + AGENT_ENV_PASSTHROUGH if k in os.environ}
+        env = self.settings.inherited_env(_BASE_ENV + AGENT_ENV_PASSTHROUGH)
         env.update({k: v for k, v in spec.env.items() if v != ""})
         env.update({
             _ENV_AGENT_ID: spec.agent_id,
