@@ -104,9 +104,13 @@ def _bounded_bytes(request: flask.Request) -> bytes:
     # Also bounds a chunked body that names no length.
     request.max_content_length = MAX_BODY
     try:
-        return request.get_data(cache=True)
+        raw = request.get_data(cache=True)
+        # The bounded stream stops at the limit quietly; one more byte says whether the body went on.
+        if len(raw) >= MAX_BODY and request.stream.read(1):
+            raise too_big
     except RequestEntityTooLarge:
         raise too_big from None
+    return raw
 
 
 def _parsed(raw: bytes) -> Any:
@@ -179,7 +183,7 @@ def _walk(root: Any) -> Iterator[tuple[Loc, Any, int]]:
         if isinstance(value, dict):
             for key, item in reversed(value.items()):
                 if not _storable(key):
-                    safe = key.encode("utf-8", "backslashreplace").decode()
+                    safe = key.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
                     yield [*loc, safe], _Key(safe), depth + 1
                     continue
                 stack.append(([*loc, key], item, depth + 1))
