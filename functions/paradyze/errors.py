@@ -10,6 +10,7 @@
     ├── Conflict              code "conflict"            e.g. an idempotency key reused with another body
     │   └── ModelKeyMissing   code "model_key_missing"   the agent has no model to answer with
     ├── PayloadTooLarge       code "payload_too_large"
+    ├── UnsupportedMediaType  code "unsupported_media_type"  a body that is not JSON by its Content-Type
     ├── ValidationFailed      code "validation_failed"   fields that fail validation, with their paths
     ├── AgentFailed           code "agent_failed"        the agent got the message but failed to reply;
     │                                                    no Retry-After: sending it again would repeat it
@@ -67,6 +68,10 @@ class ModelKeyMissing(Conflict):
 
 class PayloadTooLarge(ParadyzeError):
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(ParadyzeError):
+    code = "unsupported_media_type"
 
 
 class ValidationFailed(ParadyzeError):
