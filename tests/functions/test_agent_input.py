@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from helpers import Functions, User, fixture_characters, fixture_files
+from local_emulator.reference_persona import Persona
 from paradyze import db, repository, vault
+from paradyze.eliza_character import for_runtime
 from paradyze.settings import get_settings
 
 SECRET = "sk-TOPLEVEL-7c1e9a-SECRET"
@@ -152,7 +154,14 @@ def test_the_agent_runs_the_runtime_character_from_its_own_folder(
 
     resp = functions.post("send_message", alice.token, {"agent_id": agent["id"], "text": "hello"})
     assert resp.status_code == 200, resp.get_json()
-    assert "{{name1}}" not in json.dumps(resp.get_json()["replies"])
+
+
+def test_the_reference_agent_fills_the_runtime_characters_placeholders() -> None:
+    runtime = for_runtime({"name": "Ada", "bio": "b", "messageExamples": [[
+        {"user": "{{user1}}", "content": {"text": "hi, I am {{user1}}"}},
+        {"user": "Ada", "content": {"text": "hello {{user1}}"}}]]}, set())
+    persona = Persona(runtime)
+    assert persona.offline_reply("hi, I am Bob", "Bob") == "hello Bob"
 
 
 def test_a_plugin_that_is_not_installed_is_a_422_and_nothing_is_written(
