@@ -65,7 +65,7 @@ def spec(tmp_path: Path) -> AgentSpec:
 
 
 def key(spec: AgentSpec) -> dict[str, str]:
-    """The agent's own key, which the platform sends with every call (agents refuse calls without it)."""
+    """The agent's own key, which it requires as ElizaOS does."""
     return {"X-API-KEY": api_key(spec.agent_id)}
 
 
@@ -73,7 +73,7 @@ def health(url: str, spec: AgentSpec, timeout: float = 30.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            resp = requests.get(f"{url}/api/server/health", headers=key(spec), timeout=2)
+            resp = requests.get(f"{url}/api/server/health", timeout=2, headers=key(spec))
             if resp.ok:
                 return dict(resp.json())
         except requests.RequestException:
@@ -86,7 +86,7 @@ def test_start_runs_an_agent_that_answers_as_its_character(runtime: AgentRuntime
     started = runtime.start(spec)
     assert isinstance(runtime, AgentRuntime)
     assert health(started.url, spec)
-    agents = requests.get(f"{started.url}/api/agents", headers=key(spec), timeout=5).json()["data"]["agents"]
+    agents = requests.get(f"{started.url}/api/agents", timeout=5, headers=key(spec)).json()["data"]["agents"]
     assert [a["name"] for a in agents] == ["Contracta"]
     status = runtime.status(started.handle)
     assert status.alive and status.state == "running"
@@ -112,7 +112,7 @@ def test_logs_show_the_agents_requests(runtime: AgentRuntime, spec: AgentSpec) -
         pytest.skip("Cloud Run agent logs are in Cloud Logging; logs() names the query (see test_cloud_run.py)")
     started = runtime.start(spec)
     health(started.url, spec)
-    requests.get(f"{started.url}/api/server/ping", headers=key(spec), timeout=5)
+    requests.get(f"{started.url}/api/server/ping", timeout=5, headers=key(spec))
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not any("/api/server/ping" in line for line in runtime.logs(started.handle)):
         time.sleep(0.1)
