@@ -161,6 +161,31 @@ def test_a_killed_container_is_seen_dead(runtime: DockerRuntime, spec: AgentSpec
         requests.get(f"{started.url}/api/server/health", headers=key_of(spec), timeout=2)
 
 
+def test_a_character_naming_plugins_that_are_not_installed_installs_nothing(
+    runtime: DockerRuntime, spec: AgentSpec, settings: Settings, docker_client: Any
+) -> None:
+    # The platform refuses such a character (422) before it starts; this is the runtime's own guard.
+    greedy = {**CHARACTER, "plugins": [*CHARACTER["plugins"], "@elizaos/plugin-not-a-real-one", "analysis"]}
+    spec.character_path.write_text(json.dumps(greedy))
+    started = runtime.start(spec)
+    deadline = time.monotonic() + START_TIMEOUT
+    while runtime.alive(started.handle) and time.monotonic() < deadline:
+        try:
+            if requests.get(f"{started.url}/api/server/health", headers=key_of(spec), timeout=5).ok:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.25)
+    container = docker_client.containers.get(started.handle)
+    changed = [c["Path"] for c in container.diff() or []]
+    runtime.stop(started.handle, grace=10)
+
+    assert not [path for path in changed if path.startswith("/opt")], changed  # the image's install is untouched
+    home = settings.agent_home(spec.agent_id)
+    found = [p for p in home.rglob("*") if p.name in ("node_modules", "package.json", "bun.lock", "analysis")]
+    assert found == [], found
+
+
 @pytest.fixture
 def model(runtime: DockerRuntime) -> Iterator[FakeModelServer]:
     # A container reaches this host at its network's gateway, not at 127.0.0.1: the fake listens there.
