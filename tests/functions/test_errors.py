@@ -283,3 +283,14 @@ def test_a_key_postgres_cannot_store_is_422_at_its_path(functions: Functions, al
                           data='{"character": {"name": "A", "bio": "b", "templates": {"k\\u0000": 1}}}')
     assert resp.status_code == 422
     assert error_of(resp)["details"][0]["loc"] == ["character", "templates", "k\\x00"]
+
+
+def test_an_answer_off_its_model_is_a_500_not_sent(functions: Functions, alice: User,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from paradyze import lifecycle
+
+    # What the document promises is what goes out: a service that breaks it is a bug, logged, not leaked.
+    monkeypatch.setattr(lifecycle, "logs", lambda *_, **__: [{"secret": "hunter2"}])
+    resp = functions.get("agent_logs", alice.token, agent_id=AGENT)
+    assert resp.status_code == 500 and error_of(resp)["code"] == "internal"
+    assert "hunter2" not in resp.get_data(as_text=True)
