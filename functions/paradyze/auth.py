@@ -69,6 +69,9 @@ def caller_from_header(header: str | None, settings: Settings) -> Caller:
         user_id = str(uuid.UUID(str(sub)))
     except ValueError as exc:
         raise Unauthenticated("the token's 'sub' must be the user's uuid") from exc
+    # uuid.UUID also reads "urn:uuid:…" and braces; Postgres (auth.uid()) reads the claim as written.
+    if str(sub).lower() != user_id:
+        raise Unauthenticated("the token's 'sub' must be the user's uuid in its plain form")
     return Caller(role=USER_ROLE, user_id=user_id, claims=claims)
 
 

@@ -313,3 +313,13 @@ def test_two_schedules_for_one_action_are_422_not_500(functions: Functions, alic
     resp = functions.post("create_agent", alice.token,
                           {"character": CHARACTERS["sam-altman"], "policy": {"schedules": two}})
     assert resp.status_code == 422 and error_of(resp)["details"][0]["loc"] == ["policy", "schedules"]
+
+
+@pytest.mark.parametrize("sub", ["urn:uuid:6f1c1d5e-0000-4000-8000-000000000000",
+                                 "{6f1c1d5e-0000-4000-8000-000000000000}", "6f1c1d5e000040008000000000000000"])
+def test_a_sub_in_another_uuid_spelling_is_401_not_500(functions: Functions, sub: str) -> None:
+    from paradyze.auth import USER_ROLE, mint_token
+    from paradyze.settings import get_settings
+
+    resp = functions.get("list_agents", mint_token(get_settings(), role=USER_ROLE, sub=sub))
+    assert resp.status_code == 401 and "plain form" in error_of(resp)["message"]
