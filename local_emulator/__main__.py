@@ -20,7 +20,8 @@ from paradyze import admin_tokens, db, lifecycle, reconcile, repository  # noqa:
 from paradyze.auth import SYSTEM  # noqa: E402
 from paradyze.errors import ParadyzeError  # noqa: E402
 from paradyze.logs import configure_logging  # noqa: E402
-from paradyze.settings import get_settings  # noqa: E402
+from paradyze.runtimes import get_runtime  # noqa: E402
+from paradyze.settings import ELIZAOS_VERSION, Settings, get_settings  # noqa: E402
 
 log = logging.getLogger("local_emulator")
 
@@ -34,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-scheduler", action="store_true", help="do not fire scheduled jobs")
     args = parser.parse_args(argv)
     configure_logging()
+    # From here on, Ctrl-C ends the emulator cleanly, stopping every agent it started, even mid-start.
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
 
     settings = get_settings()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -79,11 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     if console:
         print(f"Console: http://127.0.0.1:{args.console_port}")
     print(f"Admin token: mint one ({settings.admin_token_ttl_hours:g} hours) with"
-          " `.venv/bin/python -m local_emulator.admin_token`\nready", flush=True)
+          " `.venv/bin/python -m local_emulator.admin_token`", flush=True)
+    _say_what_agents_run(settings)
+    print("ready", flush=True)
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     stop.wait()
 
     log.info("stopping: functions, scheduler, console, agents")
@@ -101,6 +105,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _say_what_agents_run(settings: Settings) -> None:
+    if settings.agent == "reference":
+        print("Agents: the reference agent (PARADYZE_AGENT=reference)", flush=True)
+        return
+    where = settings.elizaos_dir
+    print(f"Agents: ElizaOS {ELIZAOS_VERSION} from {where}", flush=True)
+    if not (where / "app" / "node_modules" / "@elizaos" / "cli").is_dir():
+        print("  ElizaOS is not installed there: run local_emulator/elizaos.sh, or set PARADYZE_AGENT=reference",
+              flush=True)
+    if not {"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY"} & set(settings.model_env()):
+        print("No model key is set (OPENAI_API_KEY, ANTHROPIC_API_KEY or OPENROUTER_API_KEY): agents start,"
+              " but answer no message until one is set here or in a character's settings.secrets.", flush=True)
+
+
 def _stop_agents() -> None:
     """Stop every agent this emulator runs; rows keep wanting them running, so the next start wakes them."""
     with db.transaction(SYSTEM) as conn:
@@ -114,6 +132,11 @@ def _stop_agents() -> None:
             lifecycle.transition(agent_id, "hibernated", actor="emulator stop", reason="platform stopped",
                                   fields={"runtime_handle": None, "url": None, "running_version": None,
                                           "transition_started_at": None})
+    # Agents launched but not recorded yet (a create still booting when Ctrl-C came) have no row
+    # handle; the runtime still knows them.
+    runtime = get_runtime("process")
+    for owned in runtime.list_owned():
+        runtime.stop(owned.handle, grace=get_settings().agent_stop_grace)
 
 
 def _start_console(port: int, base_url: str, token: str) -> subprocess.Popen[bytes] | None:

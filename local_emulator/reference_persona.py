@@ -128,7 +128,8 @@ class Persona:
             key = match.group(1).lower()
             if key in ("name", "agentname", "char", "agent"):
                 return self.name
-            if key.startswith("user"):
+            # 0.x names the other speaker {{user1}}; 1.x (and the platform's runtime character) {{name1}}.
+            if key.startswith("user") or re.fullmatch(r"name\d+", key):
                 return user_name
             return match.group(0)
 

@@ -20,6 +20,8 @@ for entry in (str(REPO), str(REPO / "functions"), str(REPO / "tests")):
 _HOME = Path(tempfile.mkdtemp(prefix="paradyze-test-"))
 os.environ["PARADYZE_HOME"] = str(_HOME)
 os.environ.setdefault("PARADYZE_INSTANCE", "test")
+# The fast reference agent by default; the ElizaOS suites ask for the real server themselves.
+os.environ.setdefault("PARADYZE_AGENT", "reference")
 for var in ("PARADYZE_TEST_CRASH_AFTER", "PARADYZE_RUNTIME", "OPENROUTER_API_KEY", "GOOGLE_CLOUD_PROJECT"):
     os.environ.pop(var, None)
 

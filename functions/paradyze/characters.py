@@ -41,9 +41,13 @@ class Style(BaseModel):
     post: list[str] = Field(default_factory=list)
 
 
+# A secret set to null (or "") in an update removes the stored secret of that name.
+Secrets = dict[str, Union[str, None]]
+
+
 class CharacterSettings(BaseModel):
     model_config = _KEEP
-    secrets: dict[str, str] = Field(default_factory=dict)
+    secrets: Secrets = Field(default_factory=dict)
     model: str | None = None
 
 
@@ -60,7 +64,7 @@ class Character(BaseModel):
     lore: list[str] = Field(default_factory=list)
     clients: list[str] = Field(default_factory=list)
     modelProvider: str | None = None  # noqa: N815 - ElizaOS's own key
-    messageExamples: Union[list[list[ExampleMessage]], list[ExampleGroup]] = Field(  # noqa: N815
+    messageExamples: list[Union[list[ExampleMessage], ExampleGroup]] = Field(  # noqa: N815
         default_factory=list
     )
     postExamples: list[str] = Field(default_factory=list)  # noqa: N815
@@ -69,6 +73,7 @@ class Character(BaseModel):
     knowledge: list[Any] = Field(default_factory=list)
     style: Style = Field(default_factory=Style)
     settings: CharacterSettings = Field(default_factory=CharacterSettings)
+    secrets: Secrets = Field(default_factory=dict)  # ElizaOS 1.x also keeps secrets at the top level
     plugins: list[Union[str, dict[str, Any]]] = Field(default_factory=list)
     templates: dict[str, Any] = Field(default_factory=dict)
 
@@ -81,26 +86,36 @@ class Character(BaseModel):
 
 
 class SplitCharacter(BaseModel):
-    """A character with its secrets taken out: `config` is safe to store and return."""
+    """A character with its secrets taken out: `config` is safe to store and return.
+
+    secrets: as the user sent them, both places merged (the top level wins, as in ElizaOS); a
+    value of None or "" asks to remove that secret (merge_secrets).
+    """
 
     config: dict[str, Any]
-    secrets: dict[str, str]
+    secrets: Secrets
 
     def __repr__(self) -> str:
         return f"SplitCharacter(name={self.config.get('name')!r}, secrets={sorted(self.secrets)})"
 
 
 def split_secrets(character: Character) -> SplitCharacter:
-    """The stored configuration (as the user wrote it, minus settings.secrets) and the secrets.
+    """The stored configuration (as the user wrote it, minus both kinds of secrets) and the secrets.
 
     Only the keys the user sent are kept, so a stored version reads like the uploaded file.
     """
     config = character.model_dump(mode="json", exclude_unset=True, by_alias=True)
     settings = dict(config.get("settings") or {})
-    secrets = {k: str(v) for k, v in (settings.pop("secrets", None) or {}).items()}
+    secrets = {**(settings.pop("secrets", None) or {}), **(config.pop("secrets", None) or {})}
     if "settings" in config:
         config["settings"] = settings
     return SplitCharacter(config=config, secrets=secrets)
+
+
+def merge_secrets(stored: dict[str, str], sent: Secrets) -> dict[str, str]:
+    """The secrets after an upload: stored ones kept, sent ones set, null or "" ones removed."""
+    merged = {**stored, **{k: v for k, v in sent.items() if v}}
+    return {k: v for k, v in merged.items() if sent.get(k, v)}
 
 
 def canonical_bytes(config: dict[str, Any]) -> bytes:

@@ -8,8 +8,12 @@
     ├── NotFound              code "not_found"           missing, or not the caller's
     ├── InvalidTransition     code "invalid_transition"  the agent's state does not allow it
     ├── Conflict              code "conflict"            e.g. an idempotency key reused with another body
+    │   └── ModelKeyMissing   code "model_key_missing"   the agent has no model to answer with
     ├── PayloadTooLarge       code "payload_too_large"
+    ├── UnsupportedMediaType  code "unsupported_media_type"  a body that is not JSON by its Content-Type
     ├── ValidationFailed      code "validation_failed"   fields that fail validation, with their paths
+    ├── AgentFailed           code "agent_failed"        the agent got the message but failed to reply;
+    │                                                    no Retry-After: sending it again would repeat it
     ├── RateLimited           code "rate_limited"        too many calls of one kind by one user; retry_after
     │   └── TooManyInFlight   code "too_many_in_flight"  too many of one user's requests served at once
     └── Unavailable           code "unavailable"         a dependency is down; retry later
@@ -58,12 +62,24 @@ class Conflict(ParadyzeError):
     code = "conflict"
 
 
+class ModelKeyMissing(Conflict):
+    code = "model_key_missing"
+
+
 class PayloadTooLarge(ParadyzeError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(ParadyzeError):
+    code = "unsupported_media_type"
+
+
 class ValidationFailed(ParadyzeError):
     code = "validation_failed"
+
+
+class AgentFailed(ParadyzeError):
+    code = "agent_failed"
 
 
 class QuotaExceeded(ParadyzeError):

@@ -11,6 +11,7 @@ import hmac
 import json
 import logging
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -19,15 +20,15 @@ from typing import Any
 
 import psycopg
 
-from . import agent_client, db, limits, repository, vault
+from . import agent_client, agent_env, db, eliza_character, limits, repository, vault
 from .agents import AgentCreate, AgentPublic, CharacterUpdate, SchedulePublic, check_transition
 from .auth import PLATFORM_OWNER, SYSTEM, Caller
-from .characters import canonical_bytes, sha256_hex, split_secrets
+from .characters import Secrets, canonical_bytes, merge_secrets, sha256_hex, split_secrets
 from .db import Conn
 from .errors import AgentStartFailed, Conflict, Forbidden, NotFound, ParadyzeError, RuntimeUnavailable
 from .runtimes import get_runtime
 from .runtimes.base import AgentSpec
-from .settings import AGENT_ENV_PASSTHROUGH, get_settings
+from .settings import get_settings
 from .storage import get_store
 
 log = logging.getLogger(__name__)
@@ -101,17 +102,19 @@ def create(caller: Caller, cmd: AgentCreate, idempotency_key: str | None = None)
             return existing, False
 
     split = split_secrets(cmd.character)
+    eliza_character.check(split.config, split.secrets)  # a 422 before anything is written
     data = canonical_bytes(split.config)
     agent_id, character_id = str(uuid.uuid4()), str(uuid.uuid4())
     try:
-        with db.transaction(caller) as conn:
+        # Nothing to own yet: the owner is the caller (_owner_of), and the platform writes the rows.
+        with db.transaction(caller) as conn, db.as_service_role(conn):
             limits.reserve_new_agent(conn, user_id)
             repository.insert_character_with_id(conn, character_id, user_id, split.config["name"])
             uri = get_store().put(character_id, 1, data)
             repository.insert_version(conn, character_id=character_id, version=1, user_id=user_id,
                                       config=split.config, sha256=sha256_hex(data), storage_uri=uri)
-            if split.secrets:
-                _put_secrets(conn, character_id, user_id, split.secrets)
+            if merge_secrets({}, split.secrets):
+                _put_secrets(conn, character_id, user_id, {}, split.secrets)
             repository.insert_agent(
                 conn, agent_id=agent_id, user_id=user_id, character_id=character_id, name=split.config["name"],
                 runtime=runtime_kind, idle_timeout_minutes=cmd.policy.idle_timeout_minutes,
@@ -196,10 +199,15 @@ def _owner_of(caller: Caller, cmd: AgentCreate) -> str:
     return str(cmd.owner or PLATFORM_OWNER)
 
 
-def _put_secrets(conn: Conn, character_id: str, user_id: str, secrets: dict[str, str]) -> None:
-    # Users may write secrets but never read them; the upsert needs the service role's rights.
-    with db.as_service_role(conn):
-        repository.put_secrets(conn, character_id, user_id, sorted(secrets), vault.seal(secrets))
+def _put_secrets(conn: Conn, character_id: str, user_id: str, stored: dict[str, str], sent: Secrets) -> None:
+    """The stored secrets with the sent ones applied; the caller writes as service_role."""
+    secrets = merge_secrets(stored, sent)
+    repository.put_secrets(conn, character_id, user_id, sorted(secrets), vault.seal(secrets))
+
+
+def _stored_secrets(conn: Conn, character_id: str) -> dict[str, str]:
+    row = repository.get_secrets(conn, character_id)
+    return vault.unseal(row["ciphertext"]) if row else {}
 
 
 # --- start / stop, under the agent's lock ------------------------------------------------------
@@ -216,13 +224,9 @@ def start_instance(agent_id: str, *, actor: str, reason: str) -> Row:
         secrets_row = repository.get_secrets(conn, str(row["character_id"]))
     assert version is not None
     runtime = get_runtime(row["runtime"])
-    env = {k: v for k, v in os.environ.items() if k in AGENT_ENV_PASSTHROUGH}
-    if secrets_row:
-        env.update(vault.unseal(secrets_row["ciphertext"]))
-    spec = AgentSpec(agent_id=agent_id, character_path=get_store().local_path(version["storage_uri"]),
-                     character_version=version["version"], env=env)
     began = time.monotonic()
     try:
+        spec = _spec(agent_id, version, vault.unseal(secrets_row["ciphertext"]) if secrets_row else {})
         started = runtime.start(spec)
     except ParadyzeError as exc:
         transition(agent_id, "error", actor=actor, reason=f"start failed: {exc.message}",
@@ -233,9 +237,10 @@ def start_instance(agent_id: str, *, actor: str, reason: str) -> Row:
         repository.update_agent(conn, agent_id, runtime_handle=started.handle, url=started.url)
     crash_point("start:recorded")
     try:
-        agent_client.wait_healthy(started.url, settings.agent_start_timeout,
-                                  is_alive=lambda: runtime.alive(started.handle))
-        info = agent_client.agent_info(started.url)
+        client = agent_client.get_client()
+        client.wait_healthy(started.url, agent_id, settings.agent_start_timeout,
+                            is_alive=lambda: runtime.alive(started.handle))
+        info = client.agent_info(started.url, agent_id)
     except ParadyzeError as exc:
         tail = runtime.logs(started.handle, tail=20)
         runtime.stop(started.handle, grace=1.0)
@@ -249,6 +254,18 @@ def start_instance(agent_id: str, *, actor: str, reason: str) -> Row:
                 "started_at": datetime.now(UTC), "status_reason": None, "inflight_messages": 0,
                 "transition_started_at": None, "last_activity_at": datetime.now(UTC)},
     )
+
+
+def _spec(agent_id: str, version: Row, secrets: dict[str, str]) -> AgentSpec:
+    """The agent's environment (agent_env) and its runtime character, written to its own folder.
+
+    Raises ValidationFailed when a stored secret name or the character cannot run (both were
+    checked when stored; this catches what was stored before those checks, never dropping it).
+    """
+    config = version["config"]
+    env = agent_env.build(get_settings().model_env(), secrets, config.get("settings") or {})
+    path = eliza_character.write_runtime(agent_id, eliza_character.for_runtime(config, env.model_keys))
+    return AgentSpec(agent_id=agent_id, character_path=path, character_version=version["version"], env=env.env)
 
 
 def _drain(agent_id: str) -> None:
@@ -368,6 +385,8 @@ def finish_delete(row: Row, *, actor: str) -> None:
         repository.insert_event(conn, agent_id=agent_id, user_id=str(row["user_id"]), from_status="deleting",
                                 to_status=None, actor=actor, reason="deleted: compute, rows and files removed")
     get_store().delete_character(str(row["character_id"]))
+    # The agent's memory (its ElizaOS database) lives in its home: deleting the agent deletes it.
+    shutil.rmtree(get_settings().agent_home(agent_id), ignore_errors=True)
 
 
 def _alive(row: Row) -> bool:
@@ -384,19 +403,25 @@ def _alive(row: Row) -> bool:
 def update_character(caller: Caller, cmd: CharacterUpdate) -> AgentPublic:
     """Store a new immutable version; a running agent restarts on it. Raises NotFound."""
     split = split_secrets(cmd.character)
+    eliza_character.check(split.config, split.secrets)  # a 422 before anything is written
     data = canonical_bytes(split.config)
     with db.agent_lock(cmd.agent_id):
         with db.transaction(caller) as conn:
-            row = require_row(conn, cmd.agent_id)
+            row = require_row(conn, cmd.agent_id)  # ownership, through RLS
             character_id = str(row["character_id"])
-            version = repository.next_version(conn, character_id)
-            uri = get_store().put(character_id, version, data)
-            repository.insert_version(conn, character_id=character_id, version=version, user_id=str(row["user_id"]),
-                                      config=split.config, sha256=sha256_hex(data), storage_uri=uri)
-            _put_secrets(conn, character_id, str(row["user_id"]), split.secrets)
-            repository.insert_event(conn, agent_id=cmd.agent_id, user_id=str(row["user_id"]),
-                                    from_status=row["status"], to_status=row["status"], actor=caller.actor,
-                                    reason=f"character updated to version {version}", details={"version": version})
+            with db.as_service_role(conn):
+                version = repository.next_version(conn, character_id)
+                uri = get_store().put(character_id, version, data)
+                repository.insert_version(conn, character_id=character_id, version=version,
+                                          user_id=str(row["user_id"]), config=split.config,
+                                          sha256=sha256_hex(data), storage_uri=uri)
+                if split.secrets:  # none sent: the stored secrets stay as they are
+                    _put_secrets(conn, character_id, str(row["user_id"]), _stored_secrets(conn, character_id),
+                                 split.secrets)
+                repository.insert_event(conn, agent_id=cmd.agent_id, user_id=str(row["user_id"]),
+                                        from_status=row["status"], to_status=row["status"], actor=caller.actor,
+                                        reason=f"character updated to version {version}",
+                                        details={"version": version})
         if row["status"] == "running":
             transition(cmd.agent_id, "waking", actor=caller.actor, reason=f"restart on version {version}")
             stop_instance(row)

@@ -5,27 +5,31 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .agent_env import PLATFORM_MODEL_VARS
 
 RuntimeKind = Literal["process", "docker", "cloud_run"]
 AgentKind = Literal["elizaos", "reference"]
 ELIZAOS_VERSION = "1.7.2"  # pinned in local_emulator/elizaos/package.json
 StoreKind = Literal["local", "gcs", "supabase"]
 
-# The variables an agent may inherit from the platform's own environment (API keys for
-# model providers). Nothing else of the platform's environment reaches an agent.
-AGENT_ENV_PASSTHROUGH = (
-    "OPENROUTER_API_KEY",
-    "OPENROUTER_MODEL",
-    "OPENROUTER_BASE_URL",
-    "OPENAI_API_KEY",
-    "ANTHROPIC_API_KEY",
-)
+
+
+# gs://bucket[/prefix]: bucket names as Cloud Storage allows them (lowercase, digits, - _ .).
+_GS_URI = re.compile(r"gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/[^\s]*)?")
+_ORIGIN = re.compile(r"https?://[^/\s]+")
+
+
+class ConfigurationError(RuntimeError):
+    """Settings the platform cannot start with; the message names every variable to set or fix."""
 
 
 class Settings(BaseSettings):
@@ -66,7 +70,12 @@ class Settings(BaseSettings):
     # PARADYZE_AGENT_COMMAND='elizaos start --character {character} --port {port}'.
     agent_command: str | None = Field(default=None, alias="PARADYZE_AGENT_COMMAND")
     agent_host: str = Field(default="127.0.0.1", alias="PARADYZE_AGENT_HOST")
-    agent_start_timeout: float = Field(default=30.0, alias="PARADYZE_AGENT_START_TIMEOUT")
+    # ElizaOS 1.7.2 answers health 6-15 s after start on an idle 2-core host, several times that
+    # while other agents boot: the timeout is for a loaded host, not the typical start.
+    agent_start_timeout: float = Field(default=120.0, alias="PARADYZE_AGENT_START_TIMEOUT")
+    # Agent servers booting at once on this host (process runtime); more starts wait their turn.
+    agent_start_concurrency: int = Field(default=max(1, os.cpu_count() or 1),
+                                         alias="PARADYZE_AGENT_START_CONCURRENCY")
     agent_stop_grace: float = Field(default=5.0, alias="PARADYZE_AGENT_STOP_GRACE")
     drain_timeout: float = Field(default=10.0, alias="PARADYZE_DRAIN_TIMEOUT")
     agent_health_path: str = Field(default="/api/server/health", alias="PARADYZE_AGENT_HEALTH_PATH")
@@ -127,6 +136,57 @@ class Settings(BaseSettings):
     # Names a step after which the process exits at once; only for fault-injection tests.
     crash_after: str | None = Field(default=None, alias="PARADYZE_TEST_CRASH_AFTER")
 
+    # The platform's own environment as it was at start, for the few variables an agent inherits.
+    _environ: dict[str, str] = PrivateAttr(default_factory=lambda: dict(os.environ))
+
+    def inherited_env(self, names: tuple[str, ...]) -> dict[str, str]:
+        """The platform's values of these variables (those that are set); nothing else leaves Settings."""
+        return {name: self._environ[name] for name in names if name in self._environ}
+
+    @model_validator(mode="after")
+    def _complete(self) -> Settings:
+        """Every backend chosen has what it needs: checked once, when the functions start."""
+        problems = self.problems()
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def problems(self) -> list[str]:
+        """What is missing or malformed, one sentence per variable."""
+        out: list[str] = []
+
+        def need(variable: str, value: object, because: str) -> None:
+            if value is None or value == "":
+                out.append(f"{variable} is required {because}")
+
+        if self.store == "gcs":
+            need("PARADYZE_GCS_BUCKET", self.gcs_bucket, "with PARADYZE_STORE=gcs (the bucket for character files)")
+        if self.store == "supabase":
+            need("SUPABASE_URL", self.supabase_url, "with PARADYZE_STORE=supabase")
+            need("SUPABASE_SERVICE_ROLE_KEY", self.supabase_service_key, "with PARADYZE_STORE=supabase")
+        if self.runtime == "cloud_run":
+            need("GOOGLE_CLOUD_PROJECT", self.gcp_project, "with PARADYZE_RUNTIME=cloud_run")
+            if not self.cloud_run_public:
+                need("PARADYZE_CLOUD_RUN_INVOKER", self.cloud_run_invoker,
+                     "with PARADYZE_RUNTIME=cloud_run (the service account that calls agents;"
+                     " or PARADYZE_CLOUD_RUN_PUBLIC=true)")
+        if self.scheduler_backend == "cloud":
+            need("GOOGLE_CLOUD_PROJECT", self.gcp_project, "with PARADYZE_SCHEDULER=cloud")
+            need("PARADYZE_SCHEDULER_SERVICE_ACCOUNT", self.scheduler_service_account,
+                 "with PARADYZE_SCHEDULER=cloud (the account Cloud Scheduler signs its calls as)")
+        if self.backup_uri and not _GS_URI.fullmatch(self.backup_uri):
+            out.append(f"PARADYZE_BACKUP_URI must look like gs://bucket/prefix, not {self.backup_uri!r}")
+        bad_origins = [o.strip() for o in self.cors_origins.split(",")
+                       if o.strip() and o.strip() != "*" and not _ORIGIN.fullmatch(o.strip())]
+        if bad_origins:
+            out.append(f"PARADYZE_CORS_ORIGINS holds {', '.join(map(repr, bad_origins))}: each entry must be * or"
+                       " an origin like https://app.example.com (no path)")
+        try:
+            ZoneInfo(self.platform_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            out.append(f"PARADYZE_TIMEZONE {self.platform_timezone!r} is not an IANA time zone")
+        return list(dict.fromkeys(out))
+
     @property
     def state_dir(self) -> Path:
         return self.home.resolve()
@@ -158,6 +218,10 @@ class Settings(BaseSettings):
             return Path("/opt/paradyze") / f"elizaos-{ELIZAOS_VERSION}"
         cache = self.xdg_cache_home or Path.home() / ".cache"
         return cache / "paradyze" / f"elizaos-{ELIZAOS_VERSION}"
+
+    def model_env(self) -> dict[str, str]:
+        """The platform's model provider variables that are set (agent_env decides which agent gets which)."""
+        return {name: os.environ[name] for name in PLATFORM_MODEL_VARS if os.environ.get(name)}
 
     def agent_home(self, agent_id: str) -> Path:
         """The agent's own folder: its working directory and its memory (ElizaOS's database)."""
@@ -196,4 +260,19 @@ def _generated_secret(path: Path, *, fernet: bool = False) -> str:
 
 @functools.lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The platform's settings from the environment; raises ConfigurationError naming each bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigurationError(describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    """pydantic's errors as lines a person deploying the platform can act on (values are not shown)."""
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False):
+        if err["loc"]:
+            lines.append(f"{'.'.join(map(str, err['loc']))}: {err['msg']}")
+        else:
+            lines.extend(str(err["msg"]).removeprefix("Value error, ").splitlines())
+    return "Paradyze cannot start with these settings:\n" + "\n".join(f"  - {line}" for line in lines)

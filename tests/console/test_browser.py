@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -16,12 +15,12 @@ import pytest
 import requests
 
 from console.client import ParadyzeClient
-from helpers import REPO, free_port
+from helpers import FIXTURES, REPO, fixture_characters, free_port
 from tests.console.conftest import Backend
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "tests" / "artifacts"
-FIXTURE = Path(os.environ.get("PARADYZE_FIXTURES_DIR", REPO.parent / "shared" / "fixtures" / "characters"))
+FIXTURE = FIXTURES
 # url path -> text only that page shows once it has fully rendered
 PAGES = {
     "": "shown of",
@@ -90,7 +89,7 @@ def console_url(emulator: Backend, tmp_path_factory: pytest.TempPathFactory) -> 
 def agent_id(emulator: Backend) -> Iterator[str]:
     """One running agent, so the pages have something to show."""
     client = ParadyzeClient(emulator.url, emulator.token, timeout=120)
-    character = json.loads((FIXTURE / "sam-altman.character.json").read_text())
+    character = fixture_characters()["sam-altman"]
     agent = client.create_agent(character)
     client.send_message(agent.id, "Hello from the browser test")
     yield agent.id

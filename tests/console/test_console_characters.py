@@ -14,11 +14,12 @@ from console.characters import (
     validate_character,
     validate_schedule,
 )
+from helpers import FIXTURES
 
-FIXTURES = sorted((Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "characters").glob("*.json"))
+CHARACTER_FILES = sorted(FIXTURES.glob("*.json"))
 
 
-@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", CHARACTER_FILES, ids=lambda p: p.name)
 def test_real_character_files_round_trip_unchanged(path: Path) -> None:
     character = json.loads(path.read_text())
     form, rest, secrets = split_character(character)

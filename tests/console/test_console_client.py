@@ -11,9 +11,8 @@ import pytest
 
 from console.client import ApiError, BackendDown, ParadyzeClient
 from console.settings import ConsoleSettings
+from helpers import FIXTURES
 from tests.console.fake_api import TOKEN, FakeServer
-
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "characters"
 
 
 @pytest.fixture

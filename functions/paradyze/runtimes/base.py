@@ -12,7 +12,7 @@ class AgentSpec:
     """Everything a backend needs to run one agent."""
 
     agent_id: str
-    character_path: Path  # the stored, secret-free character version file
+    character_path: Path  # the runtime character (eliza_character.for_runtime): secret-free, in the agent home
     character_version: int
     env: dict[str, str] = field(default_factory=dict)  # secrets and provider keys; never logged
 

@@ -1,105 +1,138 @@
-"""The `process` backend: each agent is a child process running the configured agent command."""
+"""The `process` backend: each agent is a process group on this host, in its own home, as its own user.
+
+When the platform runs as root, every agent runs under a uid and gid of its own (agent_users.py),
+so agents cannot read each other's /proc entries, homes or the platform's state folder. Without
+root, agents run as the platform's own user, and the log says so.
+
+Handles are JSON: the group leader's pid and creation time (so a reused pid is never mistaken),
+the pid and creation time of the process that serves the port, the port, the uid and the log.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
+import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
+import psutil
+
+from ..agent_keys import api_key
 from ..db import REPO_ROOT
 from ..errors import AgentStartFailed
-from ..settings import AGENT_ENV_PASSTHROUGH, Settings
+from ..settings import Settings
+from .agent_users import AgentUser, AgentUsers, lock_down_state, prepare_home
 from .base import AgentSpec, Owned, RuntimeStatus, Started
+
+log = logging.getLogger(__name__)
 
 REFERENCE_AGENT = REPO_ROOT / "local_emulator" / "reference_agent.py"
 _ENV_AGENT_ID = "PARADYZE_AGENT_ID"
 _ENV_INSTANCE = "PARADYZE_INSTANCE_KEY"
-# What an agent keeps of the platform's environment besides provider keys: enough to run a program.
-_BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
+_SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+_RUNTIME_CHARACTER = "character.json"
+_POLL_S = 0.1
 
 
 class ProcessRuntime:
-    """Handles are JSON: pid, the process's start time (so a reused pid is never mistaken), port."""
-
     kind = "process"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, users: AgentUsers | None = None) -> None:
         self.settings = settings
         self.log_dir = settings.run_dir / "logs"
+        self.users: AgentUsers | None = None
+        if os.geteuid() == 0:
+            self.users = users or AgentUsers()
+        else:
+            log.warning("not running as root: agents run as this user (uid %s), not each as its own user;"
+                        " they can read each other's /proc entries and this user's files", os.geteuid())
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
+        # Booting ElizaOS is CPU-bound for seconds: more boots at once than cores only slows them all.
+        self._boots = threading.BoundedSemaphore(max(1, settings.agent_start_concurrency))
+
+    # --- AgentRuntime ----------------------------------------------------------------------
 
     def start(self, spec: AgentSpec) -> Started:
-        port = _free_port(self.settings.agent_host)
-        argv = self._argv(spec, port)
+        home = self.settings.agent_home(spec.agent_id)
+        user = self._user_for(spec.agent_id)
+        if user is not None:
+            # One server per agent, ever: whatever still runs as the agent's user (left by a crash
+            # of the platform) ends before the new one starts.
+            self.stop(json.dumps({"pid": 0, "created": -1.0, "uid": user.uid}), grace=1.0)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.chmod(0o700)
+        character = self._prepare(home, user, spec.character_path)
         log_path = self.log_dir / f"{spec.agent_id}.log"
-        env = {k: os.environ[k] for k in _BASE_ENV + AGENT_ENV_PASSTHROUGH if k in os.environ}
-        env.update({k: v for k, v in spec.env.items() if v != ""})
-        env.update({
-            _ENV_AGENT_ID: spec.agent_id,
-            _ENV_INSTANCE: self.settings.instance_key,
-            "PORT": str(port),
-            "SERVER_PORT": str(port),
-            "HOST": self.settings.agent_host,
-            "CHARACTER_PATH": str(spec.character_path),
-            "PYTHONUNBUFFERED": "1",
-        })
-        try:
-            with open(log_path, "ab") as log:
-                # A session of its own: the agent outlives a restart of the functions, and
-                # stop() can signal the agent's whole process group.
-                child = subprocess.Popen(
-                    argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True, close_fds=True, cwd=str(REPO_ROOT),
-                )
-        except OSError as exc:
-            raise AgentStartFailed(f"could not run the agent command {argv[0]!r}: {exc.strerror}") from exc
-        with self._lock:
-            self._children[child.pid] = child
-        handle = {"pid": child.pid, "started": _start_ticks(child.pid), "port": port, "log": str(log_path)}
-        return Started(handle=json.dumps(handle), url=self._url(port))
+        with self._boots:
+            port = _free_port(self.settings.agent_host)
+            argv = self._argv(spec.agent_id, character, port, user)
+            env = self._env(spec, home, port)
+            try:
+                with open(log_path, "ab") as log_file:
+                    # A session of its own: the agent outlives a restart of the functions, and
+                    # stop() can signal the agent's whole process group.
+                    child = subprocess.Popen(
+                        argv, env=env, cwd=str(home), stdin=subprocess.DEVNULL, stdout=log_file,
+                        stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, umask=0o077,
+                        **_as_user(user),
+                    )
+            except OSError as exc:
+                raise AgentStartFailed(f"could not run the agent command {argv[0]!r}: {exc.strerror}") from exc
+            with self._lock:
+                self._children[child.pid] = child
+            info: dict[str, Any] = {"pid": child.pid, "created": _created(child.pid), "port": port,
+                                    "log": str(log_path), "agent": spec.agent_id,
+                                    "uid": user.uid if user else None}
+            info["server"] = self._await_listening(info)
+        return Started(handle=json.dumps(info), url=self._url(port))
 
     def stop(self, handle: str, grace: float) -> None:
-        info = json.loads(handle)
-        pid = info["pid"]
-        if not self._is_ours(info):
-            self._reap(pid)
-            return
-        _signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            if not self._is_ours(info):
-                break
-            time.sleep(0.05)
-        else:
-            _signal_group(pid, signal.SIGKILL)
-            for _ in range(100):
-                if not self._is_ours(info):
-                    break
-                time.sleep(0.02)
-        self._reap(pid)
+        info = _parse(handle)
+        members = self._members(info)
+        for proc in members:
+            _signal(proc, signal.SIGTERM)
+        _gone, alive = psutil.wait_procs(members, timeout=max(grace, 0.0))
+        for proc in alive:
+            _signal(proc, signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=5)
+        self._reap(info["pid"])
 
     def status(self, handle: str) -> RuntimeStatus:
-        info = json.loads(handle)
-        self._poll_child(info["pid"])
-        if not self._is_ours(info):
+        info = _parse(handle)
+        if not self.alive(handle):
             child = self._children.get(info["pid"])
             code = child.returncode if child else None
             return RuntimeStatus(state="exited", alive=False, exit_code=code, detail="process is gone")
-        return RuntimeStatus(state="running", alive=True, memory_bytes=_rss_bytes(info["pid"]),
-                             detail=f"pid {info['pid']}")
+        rss = 0
+        for proc in self._members(info):
+            try:
+                rss += proc.memory_info().rss
+            except psutil.Error:
+                pass
+        return RuntimeStatus(state="running", alive=True, memory_bytes=rss or None,
+                             detail=f"pid {info['pid']}, port {info['port']}")
 
     def alive(self, handle: str) -> bool:
-        return self._is_ours(json.loads(handle))
+        """The group leader and the process serving the port both still run.
+
+        kill -9 of either is seen at once; stop() then ends whatever is left of the group.
+        """
+        info = _parse(handle)
+        self._poll_child(info["pid"])
+        server = info.get("server") or [info["pid"], info["created"]]
+        return _running(info["pid"], info["created"]) and _running(server[0], server[1])
 
     def logs(self, handle: str, tail: int = 200) -> list[str]:
         path = Path(json.loads(handle)["log"])
@@ -111,37 +144,164 @@ class ProcessRuntime:
 
     def list_owned(self) -> list[Owned]:
         owned = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
+        for proc in psutil.process_iter(["pid", "uids", "create_time"]):
+            try:
+                if os.getpgid(proc.pid) != proc.pid:
+                    continue  # only the process the platform launched, the leader of its group
+                env = proc.environ()
+            except (psutil.Error, ProcessLookupError, PermissionError):
                 continue
-            env = _environ(int(entry.name))
             if env.get(_ENV_INSTANCE) != self.settings.instance_key or _ENV_AGENT_ID not in env:
                 continue
-            pid = int(entry.name)
-            # Only the process the platform launched (the group leader), not its children.
-            if not _exists(pid) or _group_of(pid) != pid:
-                continue
-            port = int(env.get("PORT", "0"))
-            handle = {"pid": pid, "started": _start_ticks(pid), "port": port,
-                      "log": str(self.log_dir / f"{env[_ENV_AGENT_ID]}.log")}
-            owned.append(Owned(agent_id=env[_ENV_AGENT_ID], handle=json.dumps(handle), url=self._url(port)))
+            agent_id, port = env[_ENV_AGENT_ID], int(env.get("PORT", "0"))
+            info: dict[str, Any] = {"pid": proc.pid, "created": proc.info["create_time"], "port": port,
+                                    "log": str(self.log_dir / f"{agent_id}.log"), "agent": agent_id,
+                                    "uid": proc.info["uids"].real if self.users else None}
+            # One still booting, or serving another port, is listed too: whoever adopts it finds it
+            # unhealthy and restarts it, and a platform that stops sees it.
+            server = self._listener(info)
+            info["server"] = list(server[:2]) if server and server[2] == port else [proc.pid, info["created"]]
+            owned.append(Owned(agent_id=agent_id, handle=json.dumps(info), url=self._url(port)))
         return owned
 
-    def _argv(self, spec: AgentSpec, port: int) -> list[str]:
-        template = self.settings.agent_command or (
-            f"{shlex.quote(sys.executable)} {shlex.quote(str(REFERENCE_AGENT))}"
-            " --character {character} --port {port} --host {host}"
-        )
-        values = {"character": str(spec.character_path), "port": str(port), "host": self.settings.agent_host,
-                  "agent_id": spec.agent_id}
-        return [part.format(**values) for part in shlex.split(template)]
+    # --- starting --------------------------------------------------------------------------
+
+    def _user_for(self, agent_id: str) -> AgentUser | None:
+        return self.users.for_agent(agent_id) if self.users else None
+
+    def _prepare(self, home: Path, user: AgentUser | None, character_path: Path) -> Path:
+        """The agent's home, ready to run in, holding the character it runs; returns that file.
+
+        The character is copied in unless it is already there: the agent's user can read
+        nothing outside its home and the installed server.
+        """
+        if user is not None:
+            lock_down_state(self.settings.state_dir, home.parent)
+        prepare_home(home, user)
+        target = home / _RUNTIME_CHARACTER
+        if not (target.exists() and target.samefile(character_path)):
+            try:
+                shutil.copyfile(character_path, target)
+            except OSError as exc:
+                raise AgentStartFailed(f"could not read the character {character_path}: {exc.strerror}") from exc
+        if user is not None:
+            os.chown(target, user.uid, user.gid)
+        target.chmod(0o600)
+        return target
+
+    def _argv(self, agent_id: str, character: Path, port: int, user: AgentUser | None) -> list[str]:
+        if self.settings.agent_command:
+            values = {"character": str(character), "port": str(port), "host": self.settings.agent_host,
+                      "agent_id": agent_id}
+            return [part.format(**values) for part in shlex.split(self.settings.agent_command)]
+        if self.settings.agent == "elizaos":
+            eliza = self.settings.elizaos_dir
+            bun = eliza / "bun" / "node_modules" / ".bin" / "bun"
+            cli = eliza / "app" / "node_modules" / "@elizaos" / "cli" / "dist" / "index.js"
+            if not bun.exists() or not cli.exists():
+                raise AgentStartFailed(f"ElizaOS is not installed in {eliza}: run local_emulator/elizaos.sh")
+            return [str(bun), str(cli), "start", "--character", str(character), "--port", str(port)]
+        return [_python_for(user), "-u", str(REFERENCE_AGENT), "--character", str(character),
+                "--port", str(port), "--host", self.settings.agent_host]
+
+    def _env(self, spec: AgentSpec, home: Path, port: int) -> dict[str, str]:
+        """spec.env (built by the platform from its allow-list), then the runtime's own variables,
+        which always win; nothing of the platform's own environment is inherited."""
+        own = {
+            "PORT": str(port),
+            "SERVER_PORT": str(port),
+            "SERVER_HOST": self.settings.agent_host,
+            "ELIZA_SERVER_AUTH_TOKEN": api_key(spec.agent_id),
+            "ELIZA_NO_AUTO_INSTALL": "true",
+            "PGLITE_DATA_DIR": str(home / "elizadb"),
+            "HOME": str(home),
+            "PATH": self._path(),
+            "LANG": "C.UTF-8",
+            "TZ": "UTC",
+            _ENV_AGENT_ID: spec.agent_id,
+            _ENV_INSTANCE: self.settings.instance_key,
+        }
+        return {**{k: v for k, v in spec.env.items() if v != ""}, **own}
+
+    def _path(self) -> str:
+        """bun alone for ElizaOS: its CLI runs `npm view @elizaos/cli` on every start when npm is on
+        the PATH, an unbounded network call (2-3 s here) before it serves; without npm it skips it."""
+        if self.settings.agent == "elizaos" and not self.settings.agent_command:
+            return str(self.settings.elizaos_dir / "bun" / "node_modules" / ".bin")
+        return _SYSTEM_PATH
+
+    def _await_listening(self, info: dict[str, Any]) -> list[float]:
+        """Wait until the group serves a port; returns [pid, created] of the process serving it.
+
+        ElizaOS moves to another port, silently, when its own is taken: a group serving any other
+        port is stopped and the start fails. A group that exits, or is still booting when the
+        start timeout is up, is returned as is: the caller's health wait reports it.
+        """
+        deadline = time.monotonic() + self.settings.agent_start_timeout
+        while time.monotonic() < deadline and self.alive(json.dumps(info)):
+            found = self._listener(info)
+            if found is not None:
+                pid, created, port = found
+                if port != info["port"]:
+                    self.stop(json.dumps(info), grace=1.0)
+                    raise AgentStartFailed(
+                        f"the agent server started on port {port}, not on its port {info['port']}"
+                        f" (taken by another process); it was stopped",
+                        details=[{"loc": ["agent", "port"], "msg": f"expected {info['port']}, got {port}"}])
+                return [pid, created]
+            time.sleep(_POLL_S)
+        return [info["pid"], info["created"]]
+
+    # --- the group -------------------------------------------------------------------------
+
+    def _members(self, info: dict[str, Any]) -> list[psutil.Process]:
+        """Every process of the agent: all of its uid's when it has its own (a process can leave its
+        group with setsid, never its uid), else those of its process group."""
+        uid = info.get("uid")
+        if uid is not None and uid != os.geteuid():
+            return [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == uid]
+        if not self._group_is_ours(info):
+            return []
+        members = []
+        for proc in psutil.process_iter():
+            try:
+                if os.getpgid(proc.pid) == info["pid"]:
+                    members.append(proc)
+            except (ProcessLookupError, PermissionError):
+                pass
+        return members
+
+    def _group_is_ours(self, info: dict[str, Any]) -> bool:
+        """The group still holds our agent: its leader, or, the leader gone, a member that carries
+        the agent's id (a pid reused by another program must never be signalled)."""
+        if _running(info["pid"], info["created"]):
+            return True
+        for proc in psutil.process_iter():
+            try:
+                if os.getpgid(proc.pid) == info["pid"] and proc.environ().get(_ENV_AGENT_ID) == info.get("agent"):
+                    return True
+            except (psutil.Error, ProcessLookupError, PermissionError):
+                pass
+        return False
+
+    def _listener(self, info: dict[str, Any]) -> tuple[int, float, int] | None:
+        """(pid, created, port) of a member listening on TCP, preferring the agent's own port."""
+        found = None
+        for proc in self._members(info):
+            try:
+                conns = proc.net_connections(kind="tcp")
+                created = proc.create_time()
+            except psutil.Error:
+                continue
+            for conn in conns:
+                if conn.status == psutil.CONN_LISTEN:
+                    if conn.laddr.port == info["port"]:
+                        return proc.pid, created, conn.laddr.port
+                    found = found or (proc.pid, created, conn.laddr.port)
+        return found
 
     def _url(self, port: int) -> str:
         return f"http://{self.settings.agent_host}:{port}"
-
-    def _is_ours(self, info: dict[str, int]) -> bool:
-        self._poll_child(info["pid"])
-        return _exists(info["pid"]) and _start_ticks(info["pid"]) == info["started"]
 
     def _poll_child(self, pid: int) -> None:
         child = self._children.get(pid)
@@ -158,59 +318,61 @@ class ProcessRuntime:
                 pass
 
 
+def _parse(handle: str) -> dict[str, Any]:
+    """A handle's fields; one written by an older version (no creation time) reads as gone."""
+    info: dict[str, Any] = {"created": -1.0, "agent": None, "uid": None, "server": None, **json.loads(handle)}
+    return info
+
+
+def _as_user(user: AgentUser | None) -> dict[str, Any]:
+    if user is None:
+        return {}
+    return {"user": user.uid, "group": user.gid, "extra_groups": []}
+
+
+def _python_for(user: AgentUser | None) -> str:
+    """A Python the agent's user may run: ours, unless it lives where others cannot reach."""
+    if user is None:
+        return sys.executable
+    for candidate in (sys.executable, "/usr/local/bin/python3", "/usr/bin/python3"):
+        if _others_can_run(Path(candidate)):
+            return candidate
+    raise AgentStartFailed("no Python that other users may run: install python3 in /usr/bin")
+
+
+def _others_can_run(path: Path) -> bool:
+    try:
+        real = path.resolve(strict=True)
+    except OSError:
+        return False
+    if not real.stat().st_mode & stat.S_IXOTH:
+        return False
+    return all(parent.stat().st_mode & stat.S_IXOTH for parent in real.parents)
+
+
 def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
-def _stat_fields(pid: int) -> list[str] | None:
+def _created(pid: int) -> float:
     try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name may contain spaces and parentheses: split after the last ')'.
-    return raw[raw.rindex(")") + 2:].split()
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return -1.0
 
 
-def _exists(pid: int) -> bool:
-    fields = _stat_fields(pid)
-    return fields is not None and fields[0] not in ("Z", "X")
-
-
-def _start_ticks(pid: int) -> int:
-    fields = _stat_fields(pid)
-    return int(fields[19]) if fields else -1
-
-
-def _rss_bytes(pid: int) -> int | None:
+def _running(pid: int, created: float) -> bool:
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
+        proc = psutil.Process(pid)
+        return proc.create_time() == created and proc.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.Error:
+        return False
 
 
-def _environ(pid: int) -> dict[str, str]:
+def _signal(proc: psutil.Process, sig: signal.Signals) -> None:
     try:
-        raw = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return {}
-    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
-    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
-
-
-def _group_of(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except ProcessLookupError:
-        return None
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
+        proc.send_signal(sig)
+    except psutil.Error:
         pass

@@ -203,10 +203,8 @@ def test_a_crashed_instance_is_replaced_as_cloud_run_does(
 def test_an_agent_that_never_becomes_ready_fails_start_and_leaves_nothing(tmp_path: Path) -> None:
     with FakeCloudRun(grace=1.0, health_path="/never-answers") as api:
         backend = make_runtime(tmp_path, api.endpoint, agent_start_timeout=1.5)
-        began = time.monotonic()
         with pytest.raises(AgentStartFailed, match="in time"):
             backend.start(write_spec(tmp_path))
-        assert time.monotonic() - began < 15
         assert backend.list_owned() == []
 
 

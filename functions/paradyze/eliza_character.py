@@ -1,0 +1,299 @@
+"""The character an agent runs: a stored 0.x, 1.x or mixed file made into what ElizaOS 1.7.2 accepts.
+
+ElizaOS 1.7.2 validates characters with a strict zod schema (@elizaos/core, schemas/character.ts):
+only the keys in SCHEMA_KEYS, `messageExamples` as arrays of `{name, content}`, `plugins` as
+package names, `settings` values that are not null. What a user uploads is mapped onto that where
+ElizaOS 1.x has an equivalent (0.x `user` -> `name`, 1.x `{"examples": [...]}` unwrapped, `lore`
+-> `bio`, `{{user1}}` -> `{{name1}}`), dropped where it has none (`clients`, `modelProvider` once
+it chose the model plugin, unknown keys), and a 422 naming each field where it cannot be made valid.
+Secrets never appear in it: they reach the agent as environment variables (agent_env.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+from . import agent_env
+from .errors import ValidationFailed
+from .settings import get_settings
+
+SCHEMA_KEYS = ("id", "name", "username", "system", "templates", "bio", "messageExamples", "postExamples",
+               "topics", "adjectives", "knowledge", "plugins", "settings", "style")
+ALWAYS = ("@elizaos/plugin-sql", "@elizaos/plugin-bootstrap")
+# Plugins that give ElizaOS a text model; without one, every message fails inside ElizaOS.
+MODEL_PLUGINS = frozenset({*(p.plugin for p in agent_env.PROVIDERS), "@elizaos/plugin-ollama"})
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+# ElizaOS 0.x wrote the other speakers of an example as {{user1}}; 1.x replaces {{name1}}..{{name5}}.
+_USER_PLACEHOLDER = re.compile(r"\{\{user(\d+)\}\}")
+# The typed keys of an example's content (contentSchema); any other key is kept as it is.
+_CONTENT_STRINGS = ("text", "thought", "source", "target", "url")
+_CONTENT_LISTS = ("actions", "providers")
+_ENV_LIKE = re.compile(r"^[A-Z0-9_]+$")
+Loc = list[str | int]
+
+
+class _Errors:
+    def __init__(self) -> None:
+        self.details: list[dict[str, Any]] = []
+
+    def add(self, loc: Loc, msg: str) -> None:
+        self.details.append({"loc": ["character", *loc], "msg": msg})
+
+
+def installed_plugins(app_dir: Path | None = None) -> frozenset[str]:
+    """The ElizaOS plugins in the pinned install (`@elizaos/plugin-*` with a package.json)."""
+    scope = (app_dir or get_settings().elizaos_dir / "app") / "node_modules" / "@elizaos"
+    if not scope.is_dir():
+        return frozenset()
+    return frozenset(f"@elizaos/{p.name}" for p in scope.iterdir()
+                     if p.name.startswith("plugin-") and (p / "package.json").is_file())
+
+
+def plugin_package(name: str) -> str:
+    """A package name for what a character names: "openai" and "plugin-openai" are @elizaos/plugin-openai."""
+    if name.startswith("@"):
+        return name
+    return f"@elizaos/{name if name.startswith('plugin-') else 'plugin-' + name}"
+
+
+def check(config: Mapping[str, Any], secrets: Mapping[str, Any]) -> None:
+    """Raise ValidationFailed (a 422) naming every field that keeps a character from running.
+
+    config: the character as stored (secrets split off); secrets: every secret it would set.
+    """
+    errors = _Errors()
+    _normalise(config, frozenset(), errors)
+    errors.details += agent_env.check_secrets(secrets, ["character", "settings", "secrets"])
+    _raise(errors)
+
+
+def for_runtime(config: Mapping[str, Any], available_keys: Collection[str]) -> dict[str, Any]:
+    """The runtime character: what ElizaOS 1.7.2's schema accepts, plugins resolved, no secrets.
+
+    available_keys: the model keys the agent's environment holds (agent_env.AgentEnv.model_keys);
+    they choose the model plugin. Raises ValidationFailed when the character cannot be made valid.
+    """
+    errors = _Errors()
+    character = _normalise(config, frozenset(available_keys), errors)
+    _raise(errors)
+    return character
+
+
+def write_runtime(agent_id: str, character: Mapping[str, Any]) -> Path:
+    """Write the runtime character into the agent's own folder (0700) and return its path."""
+    path = runtime_path(agent_id)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    path.write_text(json.dumps(character, ensure_ascii=False, indent=2))
+    return path
+
+
+def runtime_path(agent_id: str) -> Path:
+    return get_settings().agent_home(agent_id) / "character.json"
+
+
+def started_without_model(agent_id: str) -> bool:
+    """Whether the agent's last start gave it no model plugin (False when this host has no record)."""
+    try:
+        plugins = json.loads(runtime_path(agent_id).read_text()).get("plugins") or []
+    except (OSError, ValueError):
+        return False
+    return not MODEL_PLUGINS.intersection(plugins)
+
+
+def _raise(errors: _Errors) -> None:
+    if errors.details:
+        fields = ", ".join(".".join(str(p) for p in d["loc"][1:]) for d in errors.details[:5])
+        raise ValidationFailed(f"the character cannot run on ElizaOS: {fields}", details=errors.details)
+
+
+def _normalise(config: Mapping[str, Any], keys: frozenset[str], errors: _Errors) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    name = config.get("name")
+    if isinstance(name, str) and name.strip():
+        out["name"] = name
+    else:
+        errors.add(["name"], "a name is required")
+    if isinstance(config.get("id"), str) and _UUID.match(config["id"]):
+        out["id"] = config["id"]  # anything else is dropped: ElizaOS derives the id from the name
+    for key in ("username", "system"):
+        if isinstance(config.get(key), str):
+            out[key] = config[key]
+        elif config.get(key) is not None:
+            errors.add([key], "must be a string")
+    bio = _bio(config, errors)
+    if bio is not None:
+        out["bio"] = bio
+    for key in ("postExamples", "topics", "adjectives"):
+        if config.get(key) is not None:
+            out[key] = _strings(config[key], [key], errors)
+    if config.get("templates") is not None:
+        out["templates"] = _templates(config["templates"], errors)
+    if config.get("messageExamples") is not None:
+        out["messageExamples"] = _examples(config["messageExamples"], errors)
+    if config.get("knowledge") is not None:
+        out["knowledge"] = _knowledge(config["knowledge"], errors)
+    if config.get("style") is not None:
+        out["style"] = _style(config["style"], errors)
+    settings = _settings(config.get("settings"), errors)
+    if settings:
+        out["settings"] = settings
+    out["plugins"] = _plugins(config, keys, errors)
+    return out
+
+
+def _bio(config: Mapping[str, Any], errors: _Errors) -> str | list[str] | None:
+    bio, lore = config.get("bio"), config.get("lore")
+    if not isinstance(bio, (str, list)):
+        errors.add(["bio"], "a bio is required: a string or a list of strings")
+        return None
+    lines = _strings(bio, ["bio"], errors) if isinstance(bio, list) else [bio]
+    if lore is None:
+        return bio if isinstance(bio, str) else lines
+    # ElizaOS 1.x has no lore: it is backstory, which 1.x keeps in the bio.
+    return lines + _strings(lore, ["lore"], errors)
+
+
+def _strings(value: Any, loc: Loc, errors: _Errors) -> list[str]:
+    if not isinstance(value, list):
+        errors.add(loc, "must be a list of strings")
+        return []
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            errors.add([*loc, i], "must be a string")
+    return [item for item in value if isinstance(item, str)]
+
+
+def _templates(value: Any, errors: _Errors) -> dict[str, str]:
+    if not isinstance(value, dict):
+        errors.add(["templates"], "must be an object of template strings")
+        return {}
+    for key, template in value.items():
+        if not isinstance(template, str):
+            errors.add(["templates", key], "a template must be a string")
+    return {k: v for k, v in value.items() if isinstance(v, str)}
+
+
+def _examples(value: Any, errors: _Errors) -> list[list[dict[str, Any]]]:
+    if not isinstance(value, list):
+        errors.add(["messageExamples"], "must be a list of conversations")
+        return []
+    conversations = []
+    for i, conversation in enumerate(value):
+        loc: Loc = ["messageExamples", i]
+        if isinstance(conversation, dict) and "examples" in conversation:  # 1.x export: {"examples": [...]}
+            conversation, loc = conversation["examples"], [*loc, "examples"]
+        if not isinstance(conversation, list):
+            errors.add(loc, "a conversation is a list of messages")
+            continue
+        messages = [_example_message(m, [*loc, j], errors) for j, m in enumerate(conversation)]
+        conversations.append([m for m in messages if m is not None])
+    return conversations
+
+
+def _example_message(message: Any, loc: Loc, errors: _Errors) -> dict[str, Any] | None:
+    if not isinstance(message, dict):
+        errors.add(loc, "a message is an object with name and content")
+        return None
+    speaker = message.get("name") if message.get("name") is not None else message.get("user")  # 0.x: user
+    if not isinstance(speaker, str):
+        errors.add([*loc, "name"], "a message names its speaker (name, or user in ElizaOS 0.x)")
+        return None
+    content = message.get("content")
+    if not isinstance(content, dict):
+        errors.add([*loc, "content"], "must be an object with text")
+        return None
+    out: dict[str, Any] = {}
+    for key, item in content.items():
+        if key in _CONTENT_STRINGS:
+            if isinstance(item, str):
+                out[key] = _USER_PLACEHOLDER.sub(r"{{name\1}}", item)
+        elif key in _CONTENT_LISTS:
+            if isinstance(item, list) and all(isinstance(x, str) for x in item):
+                out[key] = item
+        elif key == "action":  # 0.x: one action
+            if isinstance(item, str):
+                out.setdefault("actions", [item])
+        elif key not in ("inReplyTo", "attachments", "channelType"):
+            out[key] = item  # ElizaOS keeps unknown content keys; the three typed ones above it checks
+    return {"name": _USER_PLACEHOLDER.sub(r"{{name\1}}", speaker), "content": out}
+
+
+def _knowledge(value: Any, errors: _Errors) -> list[str]:
+    if not isinstance(value, list):
+        errors.add(["knowledge"], "must be a list")
+        return []
+    items = []
+    for i, item in enumerate(value):
+        if isinstance(item, str):
+            items.append(item)
+        elif isinstance(item, dict) and ("path" in item or "directory" in item):
+            # Paths would name files on the platform's hosts, which are not the user's to read.
+            errors.add(["knowledge", i], "knowledge files and directories are not supported: give the text")
+        elif isinstance(item, dict) and isinstance(item.get("content") or item.get("text"), str):
+            items.append(item.get("content") or item["text"])
+        else:
+            errors.add(["knowledge", i], "must be a string")
+    return items
+
+
+def _style(value: Any, errors: _Errors) -> dict[str, list[str]]:
+    if not isinstance(value, dict):
+        errors.add(["style"], "must be an object with all, chat and post")
+        return {}
+    return {k: _strings(value[k], ["style", k], errors) for k in ("all", "chat", "post") if value.get(k) is not None}
+
+
+def _settings(value: Any, errors: _Errors) -> dict[str, Any]:
+    """Plain settings, minus secrets and nulls; ElizaOS reads them like environment variables."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        errors.add(["settings"], "must be an object")
+        return {}
+    out = {}
+    for key, item in value.items():
+        if key == "secrets" or item is None:
+            continue
+        # ElizaOS looks settings up like environment variables (PGLITE_DATA_DIR, POSTGRES_URL,
+        # SECRET_SALT, ...): the names a secret may not have, a setting may not have either.
+        why = agent_env.rejected(key) if _ENV_LIKE.match(key) else None
+        if why:
+            errors.add(["settings", key], why)
+        else:
+            out[key] = item
+    return out
+
+
+def _plugins(config: Mapping[str, Any], keys: frozenset[str], errors: _Errors) -> list[str]:
+    """sql and bootstrap, the model plugin the keys allow, and the character's own installed plugins."""
+    installed = installed_plugins()
+    wanted: list[str] = []
+    preferred = []
+    if isinstance(config.get("modelProvider"), str) and (p := agent_env.provider_named(config["modelProvider"])):
+        preferred.append(p)
+    raw = config.get("plugins")
+    if raw is not None and not isinstance(raw, list):
+        errors.add(["plugins"], "must be a list of plugin names")
+        raw = []
+    for i, name in enumerate(raw or []):
+        if not isinstance(name, str) or not name.strip():
+            errors.add(["plugins", i], "a plugin is named by its package, e.g. @elizaos/plugin-openai")
+            continue
+        package = plugin_package(name.strip())
+        provider = agent_env.provider_named(package)
+        if provider is not None:
+            preferred.append(provider)  # a model plugin runs only when its key is there: chosen below
+        elif package not in installed:
+            errors.add(["plugins", i], f"{name} is not installed here and nothing is installed at run time;"
+                                       f" installed: {', '.join(sorted(installed)) or 'none'}")
+        elif package not in ALWAYS:
+            wanted.append(package)
+    usable = agent_env.providers_with_keys(keys)
+    model = next((p for p in preferred if p in usable), usable[0] if usable else None)
+    plugins = [ALWAYS[0], *([model.plugin] if model else []), *wanted, ALWAYS[1]]
+    return list(dict.fromkeys(plugins))
