@@ -112,7 +112,8 @@ class Emulator:
 
     @property
     def token(self) -> str:
-        """An admin token for this emulator, minted as an operator would, with the mint command."""
+        """An admin token for this emulator, minted as an operator would with the mint command, and
+        written (--write) to $PARADYZE_HOME/admin-token, where the console looks for one."""
         if self._token is None:
             self._token = mint_admin_token(self.env())
         return self._token
@@ -181,8 +182,8 @@ class Emulator:
 
 
 def mint_admin_token(env: dict[str, str]) -> str:
-    """An admin token from `python -m local_emulator.admin_token`, run with the platform's settings in env."""
-    done = subprocess.run([sys.executable, "-m", "local_emulator.admin_token"], cwd=str(REPO), env=env,
+    """An admin token from `python -m local_emulator.admin_token --write`, run with the settings in env."""
+    done = subprocess.run([sys.executable, "-m", "local_emulator.admin_token", "--write"], cwd=str(REPO), env=env,
                           capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"minting an admin token failed ({done.returncode}):\n{done.stderr}")
