@@ -22,28 +22,10 @@ FIXTURES = Path(os.environ.get("PARADYZE_FIXTURES_DIR") or REPO.parent / "shared
 SOURCE = str(REPO / "functions" / "main.py")
 
 
-def fixture_files() -> dict[str, dict[str, Any]]:
-    """The fixture files exactly as users have them."""
+def fixture_characters() -> dict[str, dict[str, Any]]:
+    """The fixture files exactly as users have them (two name plugins that are not installed)."""
     return {p.name.removesuffix(".character.json"): json.loads(p.read_text())
             for p in sorted(FIXTURES.glob("*.character.json"))}
-
-
-def fixture_characters() -> dict[str, dict[str, Any]]:
-    """The fixtures as an agent can run them: without the plugins the pinned ElizaOS does not have.
-
-    Two fixtures name plugins that are not installed (@elizaos/plugin-dkg; web-search, reasoning,
-    analysis); creating an agent from those is a 422 naming each one, tested on its own.
-    """
-    from paradyze.agent_env import provider_named
-    from paradyze.eliza_character import installed_plugins, plugin_package
-
-    installed = installed_plugins()
-    characters = fixture_files()
-    for character in characters.values():
-        if "plugins" in character:
-            character["plugins"] = [p for p in character["plugins"]
-                                    if plugin_package(p) in installed or provider_named(p)]
-    return characters
 
 
 def free_port() -> int:
