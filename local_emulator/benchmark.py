@@ -1,21 +1,28 @@
 """Latency benchmark: median of N runs for create, hibernate, wake and wake-on-message, beside the bare floor.
 
-    python local_emulator/benchmark.py --runs 10                # starts its own emulator in a temp folder
+    python local_emulator/benchmark.py --runs 10                # the real ElizaOS, in an emulator of its own
     python local_emulator/benchmark.py --runs 10 --runtime docker
+    python local_emulator/benchmark.py --runs 10 --agent reference   # the reference agent (the test double)
     python local_emulator/benchmark.py --url http://127.0.0.1:8080 \
         --token "$(.venv/bin/python -m local_emulator.admin_token)"
     python local_emulator/benchmark.py --idle-agents 10000 --idle 1000   # hibernate_idle control-plane time
 
-The floor is the same agent started without the platform (a bare process, or a bare `docker run` of
-the same image) until it answers health, so the platform's overhead shows as a ratio.
+The floor is the same agent started without the platform (a bare `elizaos start` of the same
+character, a bare reference agent, or a bare `docker run` of the same image) until it answers health,
+so the platform's overhead shows as a ratio. With the real ElizaOS and no OPENAI_API_KEY, agents answer
+through the test suite's fake OpenAI-compatible model (instant, deterministic replies), so the figures
+are the platform's and ElizaOS's own, without a model's latency. `rss_mb` is the resident memory of
+all of an idle agent's processes (process runtime) or its container's memory use (docker).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -25,10 +32,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "functions"))
+sys.path.insert(0, str(REPO))
 FIXTURE = REPO.parent / "shared" / "fixtures" / "characters" / "eliza-default.character.json"
 AGENT = REPO / "local_emulator" / "reference_agent.py"
 
@@ -37,6 +46,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--runtime", choices=["process", "docker"], default="process")
+    parser.add_argument("--agent", choices=["elizaos", "reference"], default="elizaos",
+                        help="the agent server (for --url, the one that emulator runs)")
     parser.add_argument("--url", help="a running emulator; default: start one in a temp folder")
     parser.add_argument("--token", help="its admin token")
     parser.add_argument("--character", type=Path, default=FIXTURE)
@@ -47,26 +58,30 @@ def main() -> int:
 
     character = json.loads(args.character.read_text())
     emulator = None
+    model = _model_env(args.agent)
     if not args.url:
-        emulator = _Emulator(args.runtime)
+        emulator = _Emulator(args.runtime, args.agent, model.env if model else {})
         args.url, args.token = emulator.url, emulator.token
     try:
-        figures = {args.runtime: _lifecycle(args.url, args.token, character, args.runs, args.runtime)}
+        bench = _Bench(args.runtime, args.agent, model.env if model else {}, emulator.home if emulator else None)
+        figures = {f"{args.agent} on {args.runtime}": _lifecycle(args.url, args.token, character, args.runs, bench)}
         if args.idle_agents:
             figures["hibernate_idle"] = _idle_sweep(args.idle_agents, args.idle)
     finally:
         if emulator:
             emulator.stop()
+        if model:
+            model.stop()
     _print(figures)
     if args.json:
         print(json.dumps(figures))
     return 0
 
 
-def _lifecycle(url: str, token: str, character: dict, runs: int, runtime: str) -> dict[str, list[float]]:
+def _lifecycle(url: str, token: str, character: dict, runs: int, bench: _Bench) -> dict[str, list[float]]:
     headers = {"Authorization": f"Bearer {token}"}
     samples: dict[str, list[float]] = {"create": [], "hibernate": [], "wake": [], "wake_on_message": [],
-                                       "message": [], "floor": []}
+                                       "message": [], "floor": [], "rss_mb": []}
 
     def call(name: str, payload: dict) -> dict:
         resp = requests.post(f"{url}/{name}", json=payload, headers=headers, timeout=300)
@@ -74,10 +89,13 @@ def _lifecycle(url: str, token: str, character: dict, runs: int, runtime: str) -
         return resp.json()
 
     for _ in range(runs):
-        t, created = _timed(call, "create_agent", {"character": character, "runtime": runtime})
+        t, created = _timed(call, "create_agent", {"character": character, "runtime": bench.runtime})
         samples["create"].append(t)
         ref = {"agent_id": created["agent"]["id"]}
         samples["message"].append(_timed(call, "send_message", {**ref, "text": "hello"})[0])
+        rss = bench.rss_mb(ref["agent_id"])
+        if rss is not None:
+            samples["rss_mb"].append(rss)
         samples["hibernate"].append(_timed(call, "hibernate_agent", ref)[0])
         samples["wake"].append(_timed(call, "wake_agent", ref)[0])  # returns once it answers health
         call("hibernate_agent", ref)
@@ -85,7 +103,9 @@ def _lifecycle(url: str, token: str, character: dict, runs: int, runtime: str) -
         assert result["woke"] and result["replies"], result
         samples["wake_on_message"].append(t)
         call("delete_agent", ref)
-        samples["floor"].append(_floor(runtime, Path(tempfile.mkdtemp()) / "c.json", character))
+        samples["floor"].append(bench.floor(character))
+    if bench.restarts:
+        samples["floor_restart"] = bench.restarts
     return samples
 
 
@@ -95,29 +115,127 @@ def _timed(fn: Callable[..., dict], *args: object) -> tuple[float, dict]:
     return (time.perf_counter() - began) * 1000, result
 
 
-def _floor(runtime: str, path: Path, character: dict) -> float:
-    """The same agent started with no platform at all, until it answers health."""
-    path.write_text(json.dumps(character))
-    port = _free_port()
-    began = time.perf_counter()
-    if runtime == "docker":
+class _Bench:
+    """What differs by agent server and runtime: the bare floor and the memory of one agent."""
+
+    def __init__(self, runtime: str, agent: str, model_env: dict[str, str], home: Path | None) -> None:
+        os.environ["PARADYZE_AGENT"] = agent
         from paradyze.settings import get_settings
 
-        settings = get_settings()
-        cid = subprocess.check_output(
-            ["docker", "run", "-d", "--rm", "-p", f"127.0.0.1:{port}:{settings.docker_agent_port}",
-             "-v", f"{path}:{settings.docker_character_path}:ro", settings.docker_image], text=True).strip()
+        get_settings.cache_clear()
+        self.settings = get_settings()
+        self.runtime, self.agent, self.model_env, self.home = runtime, agent, model_env, home
+        self.restarts = []  # the bare server started again on its own database, until health answers
+
+    def floor(self, character: dict) -> float:
+        """The same agent started with no platform at all, until it answers health."""
+        work = Path(tempfile.mkdtemp(prefix="paradyze-floor-"))
+        try:
+            return self._floor(character, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _floor(self, character: dict, work: Path) -> float:
+        if self.agent == "elizaos":
+            from paradyze.eliza_character import for_runtime
+
+            character = for_runtime(character, set(self.model_env) | {"OPENAI_API_KEY"})
+        path = work / "character.json"
+        path.write_text(json.dumps(character))
+        port = _free_port()
+        if self.runtime == "docker":
+            image = self.settings.docker_image if "docker_image" in self.settings.model_fields_set else (
+                "paradyze/elizaos:1.7.2" if self.agent == "elizaos" else "paradyze/reference-agent:latest")
+            encoded = base64.b64encode(json.dumps(character).encode()).decode()
+            began = time.perf_counter()
+            cid = subprocess.check_output(
+                ["docker", "run", "-d", "--rm", "-p", f"127.0.0.1:{port}:3000", "-e", f"CHARACTER_JSON={encoded}",
+                 "-e", "PORT=3000", "-e", "SERVER_HOST=0.0.0.0",
+                 *[f"--env={k}={v}" for k, v in self.model_env.items()], image], text=True).strip()
+            try:
+                _wait_health(port)
+                return (time.perf_counter() - began) * 1000
+            finally:
+                subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
+        if self.agent == "elizaos":
+            eliza = self.settings.elizaos_dir
+            cli = eliza / "app/node_modules/@elizaos/cli/dist/index.js"
+            argv = [str(eliza / "bun/node_modules/.bin/bun"), str(cli), "start", "--character", str(path),
+                    "--port", str(port)]
+            env = {"PATH": str(eliza / "bun/node_modules/.bin"), "HOME": str(work), "SERVER_HOST": "127.0.0.1",
+                   "ELIZA_NO_AUTO_INSTALL": "true", "PGLITE_DATA_DIR": str(work / "elizadb"), **self.model_env}
+        else:
+            argv = [sys.executable, str(AGENT), "--character", str(path), "--port", str(port), "--host", "127.0.0.1"]
+            env = dict(os.environ)
+        first = _bare_start(argv, work, env, port)
+        if self.agent == "elizaos":
+            # Again on the database the first start made: what a wake does, without the platform.
+            self.restarts.append(_bare_start(argv, work, env, port))
+        return first
+
+    restarts: list[float]
+
+    def rss_mb(self, agent_id: str) -> float | None:
+        """Resident memory of every process of the agent (its home is their working directory)."""
+        if self.home is None:
+            return None  # an emulator of someone else's: its agents' homes are not known here
+        if self.runtime == "docker":
+            out = subprocess.run(["docker", "ps", "-q", "--filter", f"label=paradyze.agent_id={agent_id}"],
+                                 capture_output=True, text=True).stdout.split()
+            if not out:
+                return None
+            stats = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", out[0]],
+                                   capture_output=True, text=True).stdout.split("/")[0].strip()
+            return _mib(stats)
+        home = str(self.home / "agents" / agent_id)
+        total = 0
+        for proc in psutil.process_iter(["cwd", "memory_info"]):
+            if proc.info["cwd"] == home and proc.info["memory_info"] is not None:
+                total += proc.info["memory_info"].rss
+        return total / 2**20 if total else None
+
+
+def _bare_start(argv: list[str], work: Path, env: dict[str, str], port: int) -> float:
+    began = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
         _wait_health(port)
-        elapsed = (time.perf_counter() - began) * 1000
-        subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
-        return elapsed
-    proc = subprocess.Popen([sys.executable, str(AGENT), "--character", str(path), "--port", str(port),
-                             "--host", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_health(port)
-    elapsed = (time.perf_counter() - began) * 1000
-    proc.terminate()
-    proc.wait()
-    return elapsed
+        return (time.perf_counter() - began) * 1000
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _mib(text: str) -> float | None:
+    units = {"KiB": 1 / 1024, "MiB": 1.0, "GiB": 1024.0, "B": 1 / 2**20}
+    for unit, factor in units.items():
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * factor
+    return None
+
+
+class _Model:
+    """The test suite's fake OpenAI-compatible model, so ElizaOS agents can answer with no network."""
+
+    def __init__(self) -> None:
+        from tests.fakes.model_server import FakeModelServer
+
+        self.server = FakeModelServer().__enter__()
+        self.env = {"OPENAI_API_KEY": "benchmark", "OPENAI_BASE_URL": self.server.base_url}
+
+    def stop(self) -> None:
+        self.server.__exit__(None, None, None)
+
+
+def _model_env(agent: str) -> _Model | None:
+    if agent != "elizaos" or os.environ.get("OPENAI_API_KEY"):
+        return None
+    return _Model()
 
 
 def _wait_health(port: int) -> None:
@@ -173,24 +291,29 @@ def _idle_sweep(total: int, idle: int) -> dict[str, list[float]]:
 def _print(figures: dict[str, dict[str, list[float]]]) -> None:
     for group, samples in figures.items():
         runs = max(len(v) for v in samples.values())
-        print(f"\n{group}  (median of {runs} run{'s' if runs != 1 else ''}, milliseconds)")
+        print(f"\n{group}  (median and p95 of {runs} run{'s' if runs != 1 else ''}; ms, rss_mb in MiB)")
         floor = statistics.median(samples["floor"]) if samples.get("floor") else None
         for name, values in samples.items():
             if not values:
                 continue
             median = statistics.median(values)
-            ratio = f"  {median / floor:5.2f}x floor" if floor and name in ("create", "wake", "wake_on_message") \
-                else ""
-            print(f"  {name:<16} {median:9.1f}{ratio}")
+            p95 = sorted(values)[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
+            restart = statistics.median(samples["floor_restart"]) if samples.get("floor_restart") else floor
+            ratio = ""
+            if floor and name == "create":
+                ratio = f"  {median / floor:5.2f}x floor"
+            elif restart and name in ("wake", "wake_on_message"):
+                ratio = f"  {median / restart:5.2f}x floor{'_restart' if samples.get('floor_restart') else ''}"
+            print(f"  {name:<16} {median:9.1f} {p95:9.1f}{ratio}")
 
 
 class _Emulator:
-    def __init__(self, runtime: str) -> None:
+    def __init__(self, runtime: str, agent: str, model_env: dict[str, str]) -> None:
         self.home = Path(tempfile.mkdtemp(prefix="paradyze-bench-"))
         port = _free_port()
         self.url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "PARADYZE_HOME": str(self.home), "PARADYZE_RUNTIME": runtime,
-               "PARADYZE_INSTANCE": "bench"}
+               "PARADYZE_INSTANCE": "bench", "PARADYZE_AGENT": agent, **model_env}
         self.proc = subprocess.Popen([sys.executable, "-m", "local_emulator", "--port", str(port), "--no-console",
                                       "--no-scheduler"], cwd=REPO, env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -144,8 +144,8 @@ def test_fifty_concurrent_wakes_start_one_agent(emulator: Emulator) -> None:
 
 def test_benchmark_script_runs(emulator: Emulator) -> None:
     out = subprocess.run([sys.executable, str(REPO / "local_emulator" / "benchmark.py"), "--runs", "1",
-                          "--url", emulator.url, "--token", emulator.token, "--json"],
+                          "--url", emulator.url, "--token", emulator.token, "--agent", "reference", "--json"],
                          capture_output=True, text=True, timeout=300, cwd=REPO)
     assert out.returncode == 0, out.stderr
     figures = json.loads(out.stdout.strip().splitlines()[-1])
-    assert {"create", "hibernate", "wake", "floor"} <= set(figures["process"])
+    assert {"create", "hibernate", "wake", "floor"} <= set(figures["reference on process"])
