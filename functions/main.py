@@ -1,4 +1,8 @@
-"""Paradyze's functions: one thin functions-framework HTTP entry point per operation."""
+"""Paradyze's functions: one thin functions-framework HTTP entry point per operation.
+
+Each decorator declares the operation once (who may call it, its request and response models);
+the OpenAPI document at openapi_spec is built from those declarations.
+"""
 
 from __future__ import annotations
 
@@ -21,129 +25,169 @@ from paradyze.agents import (  # noqa: E402
     MessageSend,
     PolicyUpdate,
 )
+from paradyze.api_models import (  # noqa: E402
+    AgentCreated,
+    AgentEnvelope,
+    AgentList,
+    BackupEnvelope,
+    BackupList,
+    CreateHeaders,
+    EventList,
+    HealthQuery,
+    HealthReport,
+    IdleSweep,
+    LogLines,
+    MessageResult,
+    RestoreEnvelope,
+    SyncEnvelope,
+    VersionList,
+)
 from paradyze.auth import Caller  # noqa: E402
 from paradyze.backup import BackupRef  # noqa: E402
-from paradyze.http import body, endpoint, query  # noqa: E402
+from paradyze.http import Registry, cors  # noqa: E402
 from paradyze.logs import configure_logging  # noqa: E402
+from paradyze.settings import get_settings  # noqa: E402
 
 configure_logging()
+settings = get_settings()  # a missing or malformed setting stops the functions here, naming each one
+registry = Registry()
+endpoint = registry.endpoint
+Request = flask.Request
 
 
 @functions_framework.http
-@endpoint(auth="user", methods=("POST",))
-def create_agent(request: flask.Request, caller: Caller) -> tuple[dict, int]:
-    cmd = body(request, AgentCreate)
-    agent, created = lifecycle.create(caller, cmd, request.headers.get("Idempotency-Key"))
-    return {"agent": agent, "created": created}, 201 if created else 200
+@endpoint(auth="user", methods=("POST",), body=AgentCreate, headers=CreateHeaders, response=AgentCreated,
+          status=(201, 200))
+def create_agent(
+    request: Request, caller: Caller, body: AgentCreate, headers: CreateHeaders
+) -> tuple[AgentCreated, int]:
+    """Create an agent from a character file and start it"""
+    agent, created = lifecycle.create(caller, body, headers.idempotency_key)
+    return AgentCreated(agent=agent, created=created), 201 if created else 200
 
 
 @functions_framework.http
-@endpoint(auth="user", methods=("GET",))
-def get_agent(request: flask.Request, caller: Caller) -> dict:
-    return {"agent": lifecycle.get(caller, query(request, AgentRef).agent_id)}
+@endpoint(auth="user", methods=("GET",), query=AgentRef, response=AgentEnvelope)
+def get_agent(request: Request, caller: Caller, query: AgentRef) -> AgentEnvelope:
+    """One agent"""
+    return AgentEnvelope(agent=lifecycle.get(caller, query.agent_id))
 
 
 @functions_framework.http
-@endpoint(auth="user", methods=("GET",))
-def list_agents(request: flask.Request, caller: Caller) -> dict:
-    q = query(request, AgentQuery)
-    return {"agents": lifecycle.list_all(caller, status=q.status, q=q.q, limit=q.limit)}
+@endpoint(auth="user", methods=("GET",), query=AgentQuery, response=AgentList)
+def list_agents(request: Request, caller: Caller, query: AgentQuery) -> AgentList:
+    """The caller's agents (every agent for the admin), filtered by status or a name search"""
+    return AgentList(agents=lifecycle.list_all(caller, status=query.status, q=query.q, limit=query.limit))
 
 
 @functions_framework.http
-@endpoint(auth="user", methods=("POST",))
-def hibernate_agent(request: flask.Request, caller: Caller) -> dict:
-    return {"agent": lifecycle.hibernate(caller, body(request, AgentRef).agent_id)}
+@endpoint(auth="user", methods=("POST",), body=AgentRef, response=AgentEnvelope)
+def hibernate_agent(request: Request, caller: Caller, body: AgentRef) -> AgentEnvelope:
+    """Stop the agent's compute, keep everything else"""
+    return AgentEnvelope(agent=lifecycle.hibernate(caller, body.agent_id))
 
 
 @functions_framework.http
-@endpoint(auth="user", methods=("POST",))
-def wake_agent(request: flask.Request, caller: Caller) -> dict:
-    return {"agent": lifecycle.wake(caller, body(request, AgentRef).agent_id)}
+@endpoint(auth="user", methods=("POST",), body=AgentRef, response=AgentEnvelope)
+def wake_agent(request: Request, caller: Caller, body: AgentRef) -> AgentEnvelope:
+    """Start the agent again; answers once it is healthy"""
+    return AgentEnvelope(agent=lifecycle.wake(caller, body.agent_id))
 
 
 @functions_framework.http
-@endpoint(auth="user", methods=("POST",))
-def delete_agent(request: flask.Request, caller: Caller) -> dict:
-    return {"agent": lifecycle.delete(caller, body(request, AgentRef).agent_id)}
+@endpoint(auth="user", methods=("POST",), body=AgentRef, response=AgentEnvelope)
+def delete_agent(request: Request, caller: Caller, body: AgentRef) -> AgentEnvelope:
+    """Stop the agent and remove its rows and files"""
+    return AgentEnvelope(agent=lifecycle.delete(caller, body.agent_id))
 
 
 @functions_framework.http
-@endpoint(auth="user", methods=("POST",))
-def send_message(request: flask.Request, caller: Caller) -> dict:
-    return messaging.send(caller, body(request, MessageSend))
+@endpoint(auth="user", methods=("POST",), body=MessageSend, response=MessageResult)
+def send_message(request: Request, caller: Caller, body: MessageSend) -> MessageResult:
+    """Send a message and answer the agent's replies; a hibernated agent is woken first"""
+    return MessageResult.model_validate(messaging.send(caller, body))
 
 
 @functions_framework.http
-@endpoint(auth="user", methods=("POST",))
-def update_character(request: flask.Request, caller: Caller) -> dict:
-    return {"agent": lifecycle.update_character(caller, body(request, CharacterUpdate))}
+@endpoint(auth="user", methods=("POST",), body=CharacterUpdate, response=AgentEnvelope)
+def update_character(request: Request, caller: Caller, body: CharacterUpdate) -> AgentEnvelope:
+    """Store a new character version; a running agent restarts with it"""
+    return AgentEnvelope(agent=lifecycle.update_character(caller, body))
 
 
 @functions_framework.http
-@endpoint(auth="user", methods=("GET",))
-def character_versions(request: flask.Request, caller: Caller) -> dict:
-    return {"versions": lifecycle.versions(caller, query(request, AgentRef).agent_id)}
+@endpoint(auth="user", methods=("GET",), query=AgentRef, response=VersionList)
+def character_versions(request: Request, caller: Caller, query: AgentRef) -> VersionList:
+    """Every version of the agent's character, oldest first"""
+    return VersionList.model_validate({"versions": lifecycle.versions(caller, query.agent_id)})
 
 
 @functions_framework.http
-@endpoint(auth="user", methods=("GET",))
-def agent_events(request: flask.Request, caller: Caller) -> dict:
-    q = query(request, EventsQuery)
-    return {"events": lifecycle.events(caller, q.agent_id, q.limit)}
+@endpoint(auth="user", methods=("GET",), query=EventsQuery, response=EventList)
+def agent_events(request: Request, caller: Caller, query: EventsQuery) -> EventList:
+    """The agent's transitions, newest first (every agent's for the admin when agent_id is left out)"""
+    return EventList.model_validate({"events": lifecycle.events(caller, query.agent_id, query.limit)})
 
 
 @functions_framework.http
-@endpoint(auth="user", methods=("GET",))
-def agent_logs(request: flask.Request, caller: Caller) -> dict:
-    q = query(request, LogsQuery)
-    return {"lines": lifecycle.logs(caller, q.agent_id, q.tail)}
+@endpoint(auth="user", methods=("GET",), query=LogsQuery, response=LogLines)
+def agent_logs(request: Request, caller: Caller, query: LogsQuery) -> LogLines:
+    """The last `tail` lines of the agent's log"""
+    return LogLines(lines=lifecycle.logs(caller, query.agent_id, query.tail))
 
 
 @functions_framework.http
-@endpoint(auth="user", methods=("POST",))
-def update_policy(request: flask.Request, caller: Caller) -> dict:
-    return {"agent": schedules_service.update_policy(caller, body(request, PolicyUpdate))}
+@endpoint(auth="user", methods=("POST",), body=PolicyUpdate, response=AgentEnvelope)
+def update_policy(request: Request, caller: Caller, body: PolicyUpdate) -> AgentEnvelope:
+    """Idle policy and hibernate/wake schedules"""
+    return AgentEnvelope(agent=schedules_service.update_policy(caller, body))
 
 
 @functions_framework.http
-@endpoint(auth="admin", methods=("POST",))
-def backup_agents(request: flask.Request, caller: Caller) -> tuple[dict, int]:
-    return {"backup": backup.backup(caller)}, 201
+@endpoint(auth="admin", methods=("POST",), response=BackupEnvelope, status=201)
+def backup_agents(request: Request, caller: Caller) -> BackupEnvelope:
+    """Write one archive of every character version"""
+    return BackupEnvelope.model_validate({"backup": backup.backup(caller)})
 
 
 @functions_framework.http
-@endpoint(auth="admin", methods=("GET",))
-def list_backups(request: flask.Request, caller: Caller) -> dict:
-    return {"backups": backup.list_backups(caller)}
+@endpoint(auth="admin", methods=("GET",), response=BackupList)
+def list_backups(request: Request, caller: Caller) -> BackupList:
+    """Backups, newest first"""
+    return BackupList.model_validate({"backups": backup.list_backups(caller)})
 
 
 @functions_framework.http
-@endpoint(auth="admin", methods=("POST",))
-def restore_backup(request: flask.Request, caller: Caller) -> dict:
-    return {"restore": backup.restore(caller, body(request, BackupRef).backup_id)}
+@endpoint(auth="admin", methods=("POST",), body=BackupRef, response=RestoreEnvelope)
+def restore_backup(request: Request, caller: Caller, body: BackupRef) -> RestoreEnvelope:
+    """Restore what an archive has and the database lacks; restored agents come back hibernated"""
+    return RestoreEnvelope.model_validate({"restore": backup.restore(caller, body.backup_id)})
 
 
 @functions_framework.http
-@endpoint(auth="admin", methods=("GET", "POST"))
-def health_check(request: flask.Request, caller: Caller) -> dict:
-    return health.check(repair=request.args.get("repair", "true") != "false")
+@endpoint(auth="admin", methods=("GET", "POST"), query=HealthQuery, response=HealthReport)
+def health_check(request: Request, caller: Caller, query: HealthQuery) -> HealthReport:
+    """Platform and per-agent health; with repair (the default), restarts agents that should run"""
+    return HealthReport.model_validate(health.check(repair=query.repair))
 
 
 @functions_framework.http
-@endpoint(auth="admin", methods=("POST",))
-def hibernate_idle(request: flask.Request, caller: Caller) -> dict:
-    result = sweeps.hibernate_idle(caller)
-    result["stuck_finished"] = sweeps.finish_stuck(caller)
-    return result
+@endpoint(auth="admin", methods=("POST",), response=IdleSweep)
+def hibernate_idle(request: Request, caller: Caller) -> IdleSweep:
+    """Hibernate agents idle past their policy, and finish transitions that got stuck"""
+    swept = sweeps.hibernate_idle(caller)
+    return IdleSweep.model_validate({**swept, "stuck_finished": sweeps.finish_stuck(caller)})
 
 
 @functions_framework.http
-@endpoint(auth="admin", methods=("POST",))
-def sync_schedules(request: flask.Request, caller: Caller) -> dict:
-    return {"sync": schedules_service.sync_everything()}
+@endpoint(auth="admin", methods=("POST",), response=SyncEnvelope)
+def sync_schedules(request: Request, caller: Caller) -> SyncEnvelope:
+    """Make the scheduler's jobs match the stored schedules"""
+    return SyncEnvelope.model_validate({"sync": schedules_service.sync_everything()})
 
 
 @functions_framework.http
-def openapi_spec(request: flask.Request) -> flask.Response:
-    return openapi.response(request)
+@cors(settings, ("GET",))
+def openapi_spec(request: Request) -> flask.Response:
+    """The OpenAPI document of every function above"""
+    return openapi.response(registry, settings)

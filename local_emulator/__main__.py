@@ -16,8 +16,8 @@ sys.path.insert(0, str(REPO_ROOT / "functions"))
 
 from local_emulator.app import FUNCTIONS, build_app  # noqa: E402
 from local_emulator.scheduler import LocalScheduler  # noqa: E402
-from paradyze import db, lifecycle, reconcile, repository  # noqa: E402
-from paradyze.auth import ADMIN_ROLE, SYSTEM, mint_token  # noqa: E402
+from paradyze import admin_tokens, db, lifecycle, reconcile, repository  # noqa: E402
+from paradyze.auth import SYSTEM  # noqa: E402
 from paradyze.errors import ParadyzeError  # noqa: E402
 from paradyze.logs import configure_logging  # noqa: E402
 from paradyze.runtimes import get_runtime  # noqa: E402
@@ -49,10 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
 
     db.pool()  # starts the embedded Postgres when DATABASE_URL is unset, and migrates
-    token = mint_token(settings, role=ADMIN_ROLE, ttl=30 * 24 * 3600, actor="admin")
-    token_file = settings.state_dir / "admin-token"
-    token_file.write_text(token + "\n")
-    token_file.chmod(0o600)
 
     from werkzeug.serving import make_server
 
@@ -68,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
 
     scheduler = None
     if not args.no_scheduler:
-        scheduler = LocalScheduler(settings, base_url, token, jobs_file=settings.state_dir / "scheduler-jobs.json")
+        # A fresh short-lived token for every firing, so jobs keep running past any one token's life.
+        scheduler = LocalScheduler(settings, base_url, lambda: admin_tokens.mint(settings, actor="scheduler"),
+                                   jobs_file=settings.state_dir / "scheduler-jobs.json")
         try:
             sync_everything()
         except ParadyzeError as exc:
@@ -77,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     console = None
     if not args.no_console:
-        console = _start_console(args.console_port, base_url, token)
+        console = _start_console(args.console_port, base_url, admin_tokens.mint(settings, actor="console"))
 
     print(f"\nParadyze local emulator on {base_url}  (state in {settings.state_dir})", flush=True)
     for name in FUNCTIONS:
@@ -85,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {base_url}/openapi.json")
     if console:
         print(f"Console: http://127.0.0.1:{args.console_port}")
-    print(f"Admin token (also in {token_file}):\n{token}", flush=True)
+    print(f"Admin token: mint one ({settings.admin_token_ttl_hours:g} hours) with"
+          " `.venv/bin/python -m local_emulator.admin_token`", flush=True)
     _say_what_agents_run(settings)
     print("ready", flush=True)
 

@@ -2,7 +2,8 @@
 
     python local_emulator/benchmark.py --runs 10                # starts its own emulator in a temp folder
     python local_emulator/benchmark.py --runs 10 --runtime docker
-    python local_emulator/benchmark.py --url http://127.0.0.1:8080 --token "$(cat .paradyze/admin-token)"
+    python local_emulator/benchmark.py --url http://127.0.0.1:8080 \
+        --token "$(.venv/bin/python -m local_emulator.admin_token)"
     python local_emulator/benchmark.py --idle-agents 10000 --idle 1000   # hibernate_idle control-plane time
 
 The floor is the same agent started without the platform (a bare process, or a bare `docker run` of
@@ -196,8 +197,9 @@ class _Emulator:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
-                if (self.home / "admin-token").exists() and requests.get(self.url, timeout=1).ok:
-                    self.token = (self.home / "admin-token").read_text().strip()
+                if requests.get(self.url, timeout=1).ok:
+                    self.token = subprocess.run([sys.executable, "-m", "local_emulator.admin_token"], cwd=REPO,
+                                                env=env, capture_output=True, text=True, check=True).stdout.strip()
                     return
             except requests.RequestException:
                 pass

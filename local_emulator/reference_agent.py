@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import hmac
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections import deque
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -27,6 +29,9 @@ else:
 VERSION = "paradyze-reference-1.0"
 MAX_BODY = 1 << 20
 MAX_CONTENT = 4000  # the Sessions API's documented limit
+MESSAGE_SERVER = "00000000-0000-0000-0000-000000000000"  # ElizaOS's default message server
+# Served without the key, as ElizaOS serves them: everything else needs X-API-KEY when a key is set.
+PUBLIC_PATHS = ("/health", "/healthz")
 
 
 class HttpError(Exception):
@@ -40,8 +45,36 @@ class HttpError(Exception):
         )
 
 
+class Memories:
+    """Every message the agent heard or said, listed newest first as ElizaOS's memory routes do."""
+
+    def __init__(self, limit: int = 1000) -> None:
+        self._items: deque[dict[str, Any]] = deque(maxlen=limit)
+        self._lock = threading.Lock()
+
+    def add(self, agent_id: str, entity_id: str, room_id: str, text: str) -> None:
+        memory = {
+            "id": str(uuid.uuid4()),
+            "type": "messages",
+            "createdAt": int(time.time() * 1000),
+            "content": {"text": text},
+            "entityId": entity_id,
+            "agentId": agent_id,
+            "roomId": room_id,
+        }
+        with self._lock:
+            self._items.append(memory)
+
+    def newest_first(self, room_id: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            items = list(self._items)
+        return [m for m in reversed(items) if room_id is None or m["roomId"] == room_id]
+
+
 class Handler(BaseHTTPRequestHandler):
     agent: Agent  # set on the subclass made in serve()
+    memories: Memories  # likewise
+    api_key = ""  # ELIZA_SERVER_AUTH_TOKEN: when set, required as X-API-KEY
     _raw = b""
     protocol_version = "HTTP/1.1"
     server_version = "ParadyzeReferenceAgent/1.0"
@@ -58,12 +91,22 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
+    def do_OPTIONS(self) -> None:
+        self._dispatch("OPTIONS")
+
     def _dispatch(self, method: str) -> None:
         started = time.monotonic()
         path = self.path.split("?", 1)[0]
         status = 500
         try:
             self._raw = self._read_body()
+            if not self._authorized(method, path):
+                # ElizaOS's own 401 body (its api-key middleware)
+                status = self._send(
+                    401,
+                    {"error": "API key required", "message": "Missing or invalid X-API-KEY header"},
+                )
+                return
             status = self._route(method, path)
         except HttpError as err:
             status = err.status
@@ -91,9 +134,30 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             log(f"{method} {path} {status} {(time.monotonic() - started) * 1000:.1f}ms")
 
+    def _authorized(self, method: str, path: str) -> bool:
+        if not self.api_key or method == "OPTIONS" or path in PUBLIC_PATHS:
+            return True
+        given = self.headers.get("X-API-KEY") or ""
+        return hmac.compare_digest(given.encode(), self.api_key.encode())
+
     def _route(self, method: str, path: str) -> int:
         a, p = self.agent, self.agent.persona
         parts = [urllib.parse.unquote(part) for part in path.split("/") if part]
+        if method == "OPTIONS":
+            return self._send(204, None)
+        if method == "GET" and path == "/healthz":
+            return self._send(200, {"status": "ok", "timestamp": iso(utc_now())})
+        if method == "GET" and path == "/health":
+            return self._send(
+                200,
+                {
+                    "status": "OK",
+                    "version": VERSION,
+                    "timestamp": iso(utc_now()),
+                    "dependencies": {"agents": "healthy"},
+                    "agentCount": 1,
+                },
+            )
         if method == "GET" and path == "/api/server/health":
             return self._send(
                 200,
@@ -126,8 +190,15 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, {"success": True, "data": p.public()})
         if parts[:3] == ["api", "messaging", "sessions"]:
             return self._sessions(method, parts[3:])
-        if method == "POST" and len(parts) == 2 and parts[1] == "message":
-            return self._classic_message(parts[0])
+        if method == "GET" and parts == ["api", "messaging", "message-server", "current"]:
+            return self._send(200, {"success": True, "data": {"messageServerId": MESSAGE_SERVER}})
+        if method == "POST" and parts[:3] == ["api", "messaging", "channels"] and parts[4:] == ["messages"]:
+            return self._channel_message(parts[3])
+        if method == "GET" and len(parts) == 4 and parts[:2] == ["api", "memory"] and parts[3] == "memories":
+            self._agent_ref(parts[2])
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            room = (query.get("roomId") or query.get("channelId") or [None])[0]
+            return self._send(200, {"success": True, "data": {"memories": self.memories.newest_first(room)}})
         raise HttpError(404, "NOT_FOUND", f"no route for {method} {path}")
 
     def _agent_ref(self, ref: str) -> None:
@@ -135,17 +206,48 @@ class Handler(BaseHTTPRequestHandler):
         if ref != p.id and ref.lower() != p.name.lower():
             raise HttpError(404, "NOT_FOUND", "Agent not found", {"agentId": ref})
 
-    def _classic_message(self, ref: str) -> int:
-        """ElizaOS 0.x direct client: POST /{agentId}/message answers a list of replies."""
-        self._agent_ref(ref)
+    def _channel_message(self, channel_id: str) -> int:
+        """ElizaOS 1.x channels: the channel is made on first use; transport "http" answers the reply."""
         body = self._json_body()
-        text = body.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise HttpError(400, "BAD_REQUEST", "'text' must be a non-empty string")
-        user = str(body.get("userId") or "user")
-        conversation = f"room:{body.get('roomId') or user}"
-        answer = self.agent.reply(text, conversation, str(body.get("userName") or "there"))
-        return self._send(200, [{"text": answer, "user": self.agent.persona.name, "action": "NONE"}])
+        mode = str(body.get("mode") or "")
+        transport = body.get("transport") or {"sync": "http", "stream": "sse"}.get(mode, mode or None)
+        if transport not in (None, "http", "websocket", "sse"):
+            raise HttpError(400, "INVALID_TRANSPORT", "transport must be one of http, sse, websocket")
+        author, content = body.get("author_id"), body.get("content")
+        if not (is_uuid(channel_id) and is_uuid(author) and is_uuid(body.get("message_server_id"))) or not (
+            isinstance(content, str) and content.strip()
+        ):
+            raise HttpError(
+                400,
+                "BAD_REQUEST",
+                "Missing required fields: channelId, message_server_id, author_id, content",
+            )
+        agent_id = self.agent.persona.id
+        user_message = {
+            "id": str(uuid.uuid4()),
+            "channel_id": channel_id,
+            "message_server_id": body["message_server_id"],
+            "author_id": author,
+            "content": content,
+            "created_at": int(time.time() * 1000),
+            "source_type": body.get("source_type") or "eliza_gui",
+            "metadata": body.get("metadata") or {},
+        }
+        self.memories.add(agent_id, author, channel_id, content)
+
+        def answer() -> dict[str, Any]:
+            text = self.agent.reply(content, f"channel:{channel_id}")
+            self.memories.add(agent_id, agent_id, channel_id, text)
+            # As ElizaOS's Content: the thought is the agent's own and the platform must not pass it on.
+            return {"thought": "Answering from the character file.", "actions": ["REPLY"], "providers": [],
+                    "text": text, "simple": True}
+
+        if transport == "http":
+            return self._send(201, {"success": True, "userMessage": user_message, "agentResponse": answer()})
+        if transport == "sse":
+            return self._send_events([("user_message", user_message), ("done", answer())])
+        threading.Thread(target=answer, daemon=True).start()
+        return self._send(201, {"success": True, "userMessage": user_message})
 
     def _sessions(self, method: str, rest: list[str]) -> int:
         if method == "POST" and not rest:
@@ -242,6 +344,7 @@ class Handler(BaseHTTPRequestHandler):
                 **(body.get("metadata") or {}),
             },
         }
+        self.memories.add(self.agent.persona.id, session["userId"], session["channelId"], content)
         session["messages"].append(
             {
                 "id": user_message["id"],
@@ -263,6 +366,7 @@ class Handler(BaseHTTPRequestHandler):
 
         def answer() -> dict[str, Any]:
             text = self.agent.reply(content, f"session:{session['sessionId']}")
+            self.memories.add(self.agent.persona.id, self.agent.persona.id, session["channelId"], text)
             session["messages"].append(
                 {
                     "id": str(uuid.uuid4()),
@@ -312,9 +416,10 @@ class Handler(BaseHTTPRequestHandler):
         return body
 
     def _send(self, status: int, payload: Any) -> int:
-        data = json.dumps(payload).encode()
+        data = b"" if payload is None else json.dumps(payload).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        if payload is not None:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -363,7 +468,8 @@ def serve(character_path: str, host: str, port: int, env: dict[str, str]) -> int
         log(f"cannot load character {source}: {exc}")
         return 2
     agent = Agent(Persona(character), env)
-    handler = type("BoundHandler", (Handler,), {"agent": agent})
+    key = env.get("ELIZA_SERVER_AUTH_TOKEN", "")
+    handler = type("BoundHandler", (Handler,), {"agent": agent, "memories": Memories(), "api_key": key})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
 
@@ -375,7 +481,8 @@ def serve(character_path: str, host: str, port: int, env: dict[str, str]) -> int
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     who = f"agent {agent.persona.name} ({agent.persona.id})"
-    log(f"{who} listening on http://{host}:{server.server_port} [{agent.mode}]")
+    guard = "X-API-KEY required" if key else "open: ELIZA_SERVER_AUTH_TOKEN is not set"
+    log(f"{who} listening on http://{host}:{server.server_port} [{agent.mode}; {guard}]")
     try:
         # The loop notices shutdown() only between polls: a short poll keeps hibernate quick.
         server.serve_forever(poll_interval=0.05)

@@ -58,7 +58,7 @@ class LocalScheduler:
         self,
         settings: Settings,
         base_url: str,
-        token: str,
+        token: str | Callable[[], str],
         *,
         clock: Clock = _utcnow,
         jobs_file: Path | None = None,
@@ -69,7 +69,8 @@ class LocalScheduler:
         workers: int = 4,
     ) -> None:
         self._base_url = base_url.rstrip("/")
-        self.__token = token  # only ever put in the Authorization header
+        # Only ever put in the Authorization header; a callable mints a fresh token per firing.
+        self.__token: Callable[[], str] = token if callable(token) else (lambda: token)
         self._clock = clock
         self._tick = settings.scheduler_tick_seconds
         self._retries = retries
@@ -190,7 +191,7 @@ class LocalScheduler:
 
     def _fire(self, spec: JobSpec, scheduled_for: datetime) -> Fire:
         headers = {
-            "Authorization": f"Bearer {self.__token}",
+            "Authorization": f"Bearer {self.__token()}",
             "User-Agent": "paradyze-local-scheduler",
             # The headers Cloud Scheduler adds, so handlers can treat both alike.
             "X-CloudScheduler": "true",

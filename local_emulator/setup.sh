@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up what Paradyze needs on a fresh Debian machine: a virtualenv with requirements.txt
 # (reinstalled only when the file changes). With --tests, also what the test suite needs: Debian's
-# chromium for the browser test, a running Docker Engine and the locally built agent image.
+# chromium for the browser test, a running Docker Engine and the locally built agent images (the
+# reference agent, and the ElizaOS server from the install elizaos.sh made just before).
 # Idempotent; safe to run before every start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +34,7 @@ if [ "${1:-}" = "--tests" ]; then
     fi
     # Docker is needed by the docker-marked tests; when it cannot be had they skip and say why.
     if local_emulator/docker_engine.sh; then
-        local_emulator/docker_images.sh || say "WARNING: the agent image could not be built; docker tests will skip"
+        local_emulator/docker_images.sh || say "WARNING: the agent images could not be built; docker tests will skip"
     else
         say "WARNING: no Docker Engine; docker-marked tests will skip"
     fi

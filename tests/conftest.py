@@ -26,8 +26,7 @@ for var in ("PARADYZE_TEST_CRASH_AFTER", "PARADYZE_RUNTIME", "OPENROUTER_API_KEY
     os.environ.pop(var, None)
 
 from helpers import Emulator, Functions, User, free_port, make_user  # noqa: E402
-from paradyze import db  # noqa: E402
-from paradyze.auth import ADMIN_ROLE, mint_token  # noqa: E402
+from paradyze import admin_tokens, db  # noqa: E402
 from paradyze.settings import get_settings  # noqa: E402
 
 
@@ -51,9 +50,10 @@ def conn(database: None) -> Iterator[Any]:
             connection.autocommit = True
 
 
-@pytest.fixture(scope="session")
-def admin_token() -> str:
-    return mint_token(get_settings(), role=ADMIN_ROLE, actor="admin")
+@pytest.fixture
+def admin_token(database: None) -> str:
+    """A fresh admin token per test: a test that revokes every admin token leaves the next one working."""
+    return admin_tokens.mint(get_settings(), actor="admin")
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from typing import Any
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "characters"
+# The shared fixtures sit beside the repository; PARADYZE_FIXTURES_DIR (as the console reads it) moves them.
+FIXTURES = Path(os.environ.get("PARADYZE_FIXTURES_DIR") or REPO.parent / "shared" / "fixtures" / "characters")
 SOURCE = str(REPO / "functions" / "main.py")
 
 
@@ -103,6 +104,7 @@ class Emulator:
     port: int
     extra_env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    _token: str | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -110,7 +112,14 @@ class Emulator:
 
     @property
     def token(self) -> str:
-        return (self.home / "admin-token").read_text().strip()
+        """An admin token for this emulator, minted as an operator would, with the mint command."""
+        if self._token is None:
+            self._token = mint_admin_token(self.env())
+        return self._token
+
+    def env(self, **env: str) -> dict[str, str]:
+        return {**os.environ, "PARADYZE_HOME": str(self.home), "PYTHONUNBUFFERED": "1",
+                "PARADYZE_INSTANCE": "e2e", **self.extra_env, **env}
 
     @property
     def log(self) -> Path:
@@ -134,10 +143,7 @@ class Emulator:
         return {"Authorization": f"Bearer {token or self.token}"}
 
     def start(self, **env: str) -> Emulator:
-        full_env = {**os.environ, "PARADYZE_HOME": str(self.home), "PYTHONUNBUFFERED": "1",
-                    "PARADYZE_INSTANCE": "e2e", **self.extra_env, **env}
-        token_file = self.home / "admin-token"
-        token_file.unlink(missing_ok=True)
+        full_env = self.env(**env)
         offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
@@ -148,7 +154,7 @@ class Emulator:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"emulator exited with {self.proc.returncode}:\n{self.tail()}")
-            if token_file.exists() and "\nready" in self.log.read_bytes()[offset:].decode(errors="replace"):
+            if "\nready" in self.log.read_bytes()[offset:].decode(errors="replace"):
                 try:
                     if requests.get(f"{self.url}/", timeout=2).status_code == 200:
                         return self
@@ -172,6 +178,15 @@ class Emulator:
 
     def get(self, name: str, token: str | None = None, **params: Any) -> requests.Response:
         return requests.get(f"{self.url}/{name}", params=params, headers=self.headers(token), timeout=120)
+
+
+def mint_admin_token(env: dict[str, str]) -> str:
+    """An admin token from `python -m local_emulator.admin_token`, run with the platform's settings in env."""
+    done = subprocess.run([sys.executable, "-m", "local_emulator.admin_token"], cwd=str(REPO), env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"minting an admin token failed ({done.returncode}):\n{done.stderr}")
+    return done.stdout.strip()
 
 
 def fresh_database(url: str) -> str:

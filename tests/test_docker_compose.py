@@ -32,7 +32,8 @@ def compose() -> dict[str, Any]:
     if command is None:
         pytest.skip("neither `docker compose` nor `docker-compose` exists; run local_emulator/docker_engine.sh")
     # Only the file's own defaults: no overrides, and no provider key from this shell in the output.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PARADYZE_", "OPENROUTER_"))}
+    providers = ("OPENROUTER_", "OPENAI_", "ANTHROPIC_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PARADYZE_", *providers))}
     result = subprocess.run(
         [*command, "-f", str(REPO / "docker-compose.yml"), "config"],
         cwd=REPO,
@@ -109,12 +110,20 @@ def test_console_talks_to_the_functions_service(compose: dict[str, Any]) -> None
 
 def test_builds_use_dockerfiles_that_exist(compose: dict[str, Any]) -> None:
     built = {name: s["build"] for name, s in compose["services"].items() if "build" in s}
-    assert set(built) == {"postgres", "functions", "agent-image"}
+    assert set(built) == {"postgres", "functions"}
     for name, build in built.items():
         context = Path(build["context"])
         assert (context / build.get("dockerfile", "Dockerfile")).is_file(), name
         assert build["args"]["BASE_IMAGE"] == "paradyze/base:bookworm", name
-    assert Path(built["agent-image"]["dockerfile"]).name == "Dockerfile"
+
+
+def test_agents_run_the_elizaos_image_that_docker_images_sh_builds(compose: dict[str, Any]) -> None:
+    # Its build context is the pinned install, outside the repository: docker_images.sh builds it.
+    services = compose["services"]
+    assert services["agent-image"]["image"] == "paradyze/elizaos:1.7.2"
+    assert "build" not in services["agent-image"]
+    # The functions check characters' plugins against the same install the image holds.
+    assert ("/opt/paradyze/elizaos-1.7.2", "/opt/paradyze/elizaos-1.7.2", True) in binds(services["functions"])
 
 
 def test_nothing_is_published_beyond_this_host(compose: dict[str, Any]) -> None:

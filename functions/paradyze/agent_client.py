@@ -1,287 +1,278 @@
-"""The one place the platform speaks to a running agent over HTTP (ElizaOS REST API)."""
+"""The one place the platform speaks to a running agent over HTTP: the ElizaOS 1.7.2 REST API.
+
+Every call carries the agent's own key (`X-API-KEY`, agent_keys.api_key), which ElizaOS requires
+under /api when ELIZA_SERVER_AUTH_TOKEN is set; private Cloud Run agents also get an ID token
+from the client's `auth`.
+"""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlparse
 
-import requests
+import httpx
 
-from . import identity
-from .errors import AgentStartFailed, AgentUnreachable, BadRequest, RuntimeUnavailable
+from . import agent_keys
+from .errors import AgentFailed, AgentStartFailed, AgentUnreachable, BadRequest, ParadyzeError
+from .identity import IdTokenAuth
 from .settings import get_settings
 
-_POLL_S = 0.075
-_REPLY_POLL_S = 0.25
+_POLL_S = 0.1
 _INFO_TIMEOUT = 5.0
-_SESSION_CACHE_MAX = 1024
-# Turns user ids that are not UUIDs into stable UUIDs: the Sessions API accepts nothing else.
+# Turns (agent, user) into the conversation's channel id, and user ids that are not UUIDs into UUIDs.
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://paradyze/agent-client")
-
-# (base url, agent id, user id) -> session id, so one user's messages share one conversation.
-_sessions: OrderedDict[tuple[str, str, str], str] = OrderedDict()
-# Base URLs found to have no Sessions API (ElizaOS 0.x); they get the classic endpoint straight away.
-_classic_only: set[str] = set()
-_lock = threading.Lock()
-
-
-class _NoSessionsApiError(Exception):
-    """The server has no Sessions API; the classic 0.x endpoint is the way in."""
+# ElizaOS's message server when data isolation is off (the server's DEFAULT_SERVER_ID).
+_DEFAULT_MESSAGE_SERVER = "00000000-0000-0000-0000-000000000000"
+# What ElizaOS answers with 500 once it has stored the message and the agent's processing failed
+# (or, in 1.7.2, the agent chose IGNORE and the reply could not be serialised).
+_PROCESSING_FAILED = "Failed to process message in HTTP transport"
+_QUIET_ACTIONS = {"IGNORE", "NONE"}
 
 
-def is_healthy(url: str, timeout: float = 2.0) -> bool:
-    """True when the agent's health endpoint answers 2xx within timeout."""
-    try:
-        response = requests.get(_join(url, get_settings().agent_health_path), timeout=timeout,
-                                headers=identity.headers_for(url))
-    except (requests.RequestException, RuntimeUnavailable):
+class AgentClient:
+    """An HTTP client for running agents, with one pooled `httpx.Client`; close() it when done.
+
+    Thread-safe. `auth` adds what the agents' host needs (IdTokenAuth for private Cloud Run);
+    `transport` is for tests (httpx.MockTransport).
+    """
+
+    def __init__(self, *, auth: httpx.Auth | None = None, transport: httpx.BaseTransport | None = None) -> None:
+        # Node closes idle keep-alive sockets after 5 s: drop ours first, so that a message is never
+        # written into a socket the agent is closing (which would leave its delivery in doubt).
+        self._http = httpx.Client(auth=auth, transport=transport, timeout=httpx.Timeout(10.0, connect=5.0),
+                                  limits=httpx.Limits(max_connections=64, keepalive_expiry=4.0))
+        self._health_path = get_settings().agent_health_path
+        self._message_servers: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> AgentClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- health and identity ---------------------------------------------------------------------
+
+    def is_healthy(self, url: str, agent_id: str, timeout: float = 2.0) -> bool:
+        """True when the agent's health endpoint answers 2xx within timeout, to its own key."""
+        try:
+            return self._send("GET", _join(url, self._health_path), agent_id, timeout=timeout).is_success
+        except (httpx.HTTPError, ParadyzeError):
+            return False
+
+    def wait_healthy(self, url: str, agent_id: str, deadline_s: float,
+                     is_alive: Callable[[], bool] | None = None) -> None:
+        """Poll health until it answers; deadline_s is how many seconds to wait from now.
+
+        Raises AgentStartFailed when the time is up, or at once when is_alive() says the process died.
+        """
+        until = time.monotonic() + deadline_s
+        while True:
+            if is_alive is not None and not is_alive():
+                raise AgentStartFailed(f"the agent process exited before {url} became healthy")
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                raise AgentStartFailed(f"the agent at {url} was not healthy within {deadline_s:g}s")
+            if self.is_healthy(url, agent_id, timeout=min(2.0, max(remaining, 0.05))):
+                return
+            time.sleep(min(_POLL_S, max(until - time.monotonic(), 0)))
+
+    def agent_info(self, url: str, agent_id: str) -> dict[str, Any]:
+        """The first agent the server lists (GET /api/agents), as {"id", "name", ...}.
+
+        Raises AgentUnreachable when the server does not answer, fails, or lists no agent.
+        """
+        body = self._get_json(url, "/api/agents", agent_id)
+        data = body.get("data") if isinstance(body, dict) else None
+        agents = data.get("agents") if isinstance(data, dict) else None
+        if not isinstance(agents, list) or not agents or not isinstance(agents[0], dict) or not agents[0].get("id"):
+            raise AgentUnreachable(f"the agent server at {url} lists no agent")
+        first = agents[0]
+        return {**first, "id": str(first["id"]), "name": str(first.get("name") or "")}
+
+    def last_activity(self, url: str, agent_id: str, eliza_agent_id: str | None = None) -> datetime | None:
+        """When the agent last wrote a memory (any message, from any of its clients), or None.
+
+        ElizaOS lists an agent's memories newest first (GET /api/memory/{id}/memories). A server
+        without that route answers with the `last_activity` of its health report, if any.
+        """
+        try:
+            eliza_id = self._eliza_id(url, agent_id, eliza_agent_id)
+            response = self._send("GET", _join(url, f"/api/memory/{eliza_id}/memories"), agent_id,
+                                  timeout=_INFO_TIMEOUT)
+            if response.status_code == 404:
+                health = self._send("GET", _join(url, self._health_path), agent_id, timeout=_INFO_TIMEOUT)
+                return _parse_time(health.json().get("last_activity")) if health.is_success else None
+            memories = ((response.json() or {}).get("data") or {}).get("memories") if response.is_success else None
+        except (httpx.HTTPError, ParadyzeError, ValueError, AttributeError):
+            return None
+        stamps = [m.get("createdAt") for m in memories or [] if isinstance(m, dict)]
+        return max((t for t in map(_parse_time, stamps) if t is not None), default=None)
+
+    # --- messages --------------------------------------------------------------------------------
+
+    def send_message(self, url: str, agent_id: str, text: str, user_id: str, *,
+                     eliza_agent_id: str | None = None, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """Send text to the agent as user_id and return its replies: {"text", "actions"?, "attachments"?}.
+
+        One conversation per (agent, user): the message goes to a channel whose id is derived from
+        both, POST /api/messaging/channels/{id}/messages with transport "http", which ElizaOS
+        creates on first use (a DM with the agent), keeps in the agent's database, and answers
+        synchronously. So the agent sees what was said before a hibernate, wake or restart. A
+        reply carries text, actions and attachments only, never the agent's thought or reasoning.
+
+        An agent that chooses not to answer (IGNORE) gives an empty list. Raises AgentUnreachable
+        when the message did not reach the agent (not listening, refused, unknown agent),
+        AgentFailed when it did but the agent failed to reply (sending it again would repeat it),
+        and BadRequest when the agent rejects the message itself (e.g. too long).
+        """
+        deadline = time.monotonic() + timeout
+        eliza_id = self._eliza_id(url, agent_id, eliza_agent_id)
+        user = user_id if _is_uuid(user_id) else str(uuid.uuid5(_NAMESPACE, f"user:{user_id}"))
+        # The platform's agent id, not ElizaOS's: that one changes when the character is renamed.
+        channel = str(uuid.uuid5(_NAMESPACE, f"channel:{agent_id}:{user}"))
+        body = {
+            "author_id": user, "content": text, "message_server_id": self._message_server(url, agent_id),
+            "source_type": "user", "transport": "http",
+            "metadata": {"isDm": True, "channelType": "DM", "targetUserId": eliza_id, "source": "paradyze"},
+        }
+        path = f"/api/messaging/channels/{channel}/messages"
+        try:
+            response = self._send("POST", _join(url, path), agent_id, timeout=_left(deadline), json=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise AgentUnreachable(f"cannot reach the agent at {url}: {type(exc).__name__}") from exc
+        except httpx.TimeoutException as exc:
+            raise AgentFailed(f"the agent did not reply within {timeout:.0f}s") from exc
+        except httpx.TransportError as exc:
+            raise AgentFailed(f"the connection broke before the agent replied ({type(exc).__name__})") from exc
+        if response.status_code == 500 and _error_text(response) == _PROCESSING_FAILED:
+            if self._ignored(url, agent_id, eliza_id, channel, user, text):
+                return []
+            raise AgentFailed("the agent failed to reply")
+        _raise_for_status(response, f"POST {path}")
+        answer = _json(response, f"POST {path}")
+        return _public_replies(answer.get("agentResponse") if isinstance(answer, dict) else None)
+
+    def _eliza_id(self, url: str, agent_id: str, known: str | None) -> str:
+        """ElizaOS's id for the agent: the one the platform recorded, else the one the server lists."""
+        return known if known is not None and _is_uuid(known) else str(self.agent_info(url, agent_id)["id"])
+
+    def _ignored(self, url: str, agent_id: str, eliza_id: str, channel: str, user: str, text: str) -> bool:
+        """Whether the agent's memory shows it chose IGNORE for this message (ElizaOS 1.7.2 answers
+        that with a 500: the reply it builds then holds itself and cannot be serialised)."""
+        try:
+            body = self._get_json(url, f"/api/memory/{eliza_id}/memories?roomId={channel}", agent_id)
+            memories = list(body["data"]["memories"])
+        except (ParadyzeError, LookupError, TypeError):
+            return False
+        for memory in memories:  # newest first
+            content = memory.get("content") if isinstance(memory, dict) else None
+            if not isinstance(content, dict):
+                continue
+            if memory.get("entityId") == user and content.get("text") == text:
+                return False  # reached our own message: nothing the agent wrote after it says IGNORE
+            if memory.get("entityId") == eliza_id and (
+                    content.get("actionName") == "IGNORE" or "IGNORE" in (content.get("actions") or [])):
+                return True
         return False
-    return response.ok
 
-
-def last_activity(url: str, timeout: float = 2.0) -> datetime | None:
-    """The agent's own report of its last activity (its heartbeat), when its health carries one."""
-    try:
-        response = requests.get(_join(url, get_settings().agent_health_path), timeout=timeout,
-                                headers=identity.headers_for(url))
-        value = response.json().get("last_activity") if response.ok else None
-        return datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
-    except (requests.RequestException, RuntimeUnavailable, ValueError, AttributeError):
-        return None
-
-
-def wait_healthy(url: str, deadline_s: float, is_alive: Callable[[], bool] | None = None) -> None:
-    """Poll health until it answers; deadline_s is how many seconds to wait from now.
-
-    Raises AgentStartFailed when the time is up, or at once when is_alive() says the process died.
-    """
-    until = time.monotonic() + deadline_s
-    while True:
-        if is_alive is not None and not is_alive():
-            raise AgentStartFailed(f"the agent process exited before {url} became healthy")
-        remaining = until - time.monotonic()
-        if remaining <= 0:
-            raise AgentStartFailed(f"the agent at {url} was not healthy within {deadline_s:g}s")
-        if is_healthy(url, timeout=min(2.0, max(remaining, 0.05))):
-            return
-        time.sleep(min(_POLL_S, max(until - time.monotonic(), 0)))
-
-
-def agent_info(url: str) -> dict[str, Any]:
-    """The first agent the server lists (GET /api/agents), as {"id", "name", ...}.
-
-    Raises AgentUnreachable when the server does not answer, fails, or lists no agent.
-    """
-    body = _request("GET", _join(url, "/api/agents"), timeout=_INFO_TIMEOUT)
-    data = body.get("data") if isinstance(body, dict) else None
-    agents = data.get("agents") if isinstance(data, dict) else None
-    if not isinstance(agents, list) or not agents or not isinstance(agents[0], dict) or not agents[0].get("id"):
-        raise AgentUnreachable(f"the agent server at {url} lists no agent")
-    first = agents[0]
-    return {**first, "id": str(first["id"]), "name": str(first.get("name") or "")}
-
-
-def send_message(url: str, agent_ref: str, text: str, user_id: str, timeout: float = 60.0) -> list[dict[str, Any]]:
-    """Send text to the agent as user_id and return its replies, each a dict with at least "text".
-
-    Endpoint choice: the ElizaOS 1.x Sessions API, POST /api/messaging/sessions once per
-    (agent, user), then POST /api/messaging/sessions/{id}/messages with transport "http"
-    (and the legacy mode "sync"), which waits for the agent and answers its reply in
-    "agentResponse". It is ElizaOS's documented synchronous path; the older channel endpoints
-    only deliver replies over Socket.IO. A server that takes the message but leaves out
-    "agentResponse" (a 1.x release before the sync transport) is polled on
-    GET .../messages for the agent's answer. A server without the Sessions API (404 on
-    create; ElizaOS 0.x) gets the classic POST /{agent_ref}/message, which answers the list.
-    agent_ref is the agent's id or name; a name is resolved through GET /api/agents.
-    An expired or forgotten session (agent restarted) is recreated once.
-
-    An agent that chooses not to answer gives an empty list. Raises AgentUnreachable on
-    connection errors, timeouts, 5xx and unknown agents (chained from the cause), and
-    BadRequest when the agent rejects the message itself (4xx, e.g. too long).
-    """
-    base = url.rstrip("/")
-    deadline = time.monotonic() + timeout
-    classic_first = base in _classic_only
-    if not classic_first:
+    def _message_server(self, url: str, agent_id: str) -> str:
+        base = url.rstrip("/")
+        with self._lock:
+            known = self._message_servers.get(base)
+        if known:
+            return known
         try:
-            return _send_in_session(base, agent_ref, text, user_id, deadline)
-        except _NoSessionsApiError:
-            with _lock:
-                _classic_only.add(base)
-    try:
-        return _send_classic(base, agent_ref, text, user_id, deadline)
-    except _GoneError as exc:
-        if classic_first:
-            # Ports are reused: another kind of server may listen there now.
-            with _lock:
-                _classic_only.discard(base)
-            try:
-                return _send_in_session(base, agent_ref, text, user_id, deadline)
-            except _NoSessionsApiError:
-                pass
-        raise AgentUnreachable(f"the server at {base} does not run agent {agent_ref!r}") from exc
+            body = self._get_json(url, "/api/messaging/message-server/current", agent_id)
+        except AgentUnreachable:
+            return _DEFAULT_MESSAGE_SERVER  # the message itself will say whether the agent answers
+        data = body.get("data") if isinstance(body, dict) else None
+        listed = data.get("messageServerId") if isinstance(data, dict) else None
+        found = str(listed or _DEFAULT_MESSAGE_SERVER)
+        with self._lock:
+            if len(self._message_servers) > 1024:  # ports are reused: forget the oldest agents
+                self._message_servers.clear()
+            self._message_servers[base] = found
+        return found
 
+    # --- plumbing --------------------------------------------------------------------------------
 
-def _send_in_session(base: str, agent_ref: str, text: str, user_id: str, deadline: float) -> list[dict[str, Any]]:
-    agent_id = _agent_uuid(base, agent_ref, deadline)
-    user_uuid = user_id if _is_uuid(user_id) else str(uuid.uuid5(_NAMESPACE, f"user:{user_id}"))
-    key = (base, agent_id, user_uuid)
-    session_id = _session_for(key, deadline)
-    try:
-        body = _post_message(base, session_id, text, deadline)
-    except _GoneError:
-        # The session expired or the agent restarted and forgot it: start a new one, once.
-        with _lock:
-            _sessions.pop(key, None)
-        session_id = _session_for(key, deadline)
+    def _send(self, method: str, url: str, agent_id: str, *, timeout: float, json: Any = None) -> httpx.Response:
+        """One call with the agent's key; the auth's own failures (no ID token) become AgentUnreachable."""
         try:
-            body = _post_message(base, session_id, text, deadline)
-        except _GoneError as exc:
-            raise AgentUnreachable(f"the agent at {base} lost a session it had just created") from exc
-    if not isinstance(body, dict):
-        raise AgentUnreachable(f"the agent at {base} answered an unexpected body")
-    if "agentResponse" in body:
-        return _replies([body["agentResponse"]] if body["agentResponse"] else [])
-    return _poll_replies(base, session_id, body.get("userMessage"), deadline)
+            return self._http.request(method, url, json=json, timeout=timeout,
+                                      headers={"X-API-KEY": agent_keys.api_key(agent_id)})
+        except ParadyzeError as exc:
+            raise AgentUnreachable(f"cannot call the agent at {url}: {exc.message}") from exc
+
+    def _get_json(self, url: str, path: str, agent_id: str) -> Any:
+        try:
+            response = self._send("GET", _join(url, path), agent_id, timeout=_INFO_TIMEOUT)
+        except httpx.HTTPError as exc:
+            raise AgentUnreachable(f"cannot reach the agent at {url}: {type(exc).__name__}") from exc
+        _raise_for_status(response, f"GET {path}")
+        return _json(response, f"GET {path}")
 
 
-def _post_message(base: str, session_id: str, text: str, deadline: float) -> Any:
-    return _request(
-        "POST",
-        f"{base}/api/messaging/sessions/{session_id}/messages",
-        json={"content": text, "transport": "http", "mode": "sync"},
-        timeout=_left(deadline),
-    )
+def get_client() -> AgentClient:
+    """The process's client: made on first use and kept, as its connection pool is the point."""
+    settings = get_settings()
+    return _client_for(settings.cloud_run_public, settings.cloud_run_invoker, settings.id_token_hosts)
 
 
-def _session_for(key: tuple[str, str, str], deadline: float) -> str:
-    with _lock:
-        if key in _sessions:
-            _sessions.move_to_end(key)
-            return _sessions[key]
-    base, agent_id, user_uuid = key
-    try:
-        body = _request(
-            "POST",
-            f"{base}/api/messaging/sessions",
-            json={
-                "agentId": agent_id,
-                "userId": user_uuid,
-                "metadata": {"source": "paradyze"},
-            },
-            timeout=_left(deadline),
-        )
-    except _GoneError as exc:
-        # A 404 with an agent error means the agent is unknown; a bare 404 means no such route.
-        if "agent" in exc.message.lower():
-            raise AgentUnreachable(f"the server at {base} does not run agent {agent_id}") from exc
-        raise _NoSessionsApiError from exc
-    session_id = body.get("sessionId") if isinstance(body, dict) else None
-    if not isinstance(session_id, str) or not session_id:
-        raise AgentUnreachable(f"the agent at {base} created no session")
-    with _lock:
-        _sessions[key] = session_id
-        while len(_sessions) > _SESSION_CACHE_MAX:
-            _sessions.popitem(last=False)
-    return session_id
+@functools.cache
+def _client_for(public: bool, invoker: str | None, hosts: str) -> AgentClient:
+    # Keyed by the settings that choose the auth (just read by get_client), so a change of them
+    # is never served a client made for the old ones.
+    return AgentClient(auth=IdTokenAuth.from_settings(get_settings()))
 
 
-def _poll_replies(base: str, session_id: str, user_message: Any, deadline: float) -> list[dict[str, Any]]:
-    """Wait for the agent's messages that follow ours (servers that answer over Socket.IO only)."""
-    own_id = user_message.get("id") if isinstance(user_message, dict) else None
-    while True:
-        body = _request(
-            "GET",
-            f"{base}/api/messaging/sessions/{session_id}/messages",
-            timeout=_left(deadline),
-        )
-        messages = body.get("messages") if isinstance(body, dict) else None
-        newer: list[dict[str, Any]] = []
-        for message in messages if isinstance(messages, list) else []:  # newest first
-            if not isinstance(message, dict) or message.get("id") == own_id:
-                break
-            if message.get("isAgent"):
-                newer.append({**message, "text": str(message.get("content") or "")})
-        if newer:
-            return list(reversed(newer))
-        if time.monotonic() + _REPLY_POLL_S >= deadline:
-            raise AgentUnreachable(f"the agent at {base} did not answer in time")
-        time.sleep(_REPLY_POLL_S)
+def _public_replies(response: Any) -> list[dict[str, Any]]:
+    """What users see of ElizaOS's reply Content: text, actions, attachments; no thought or reasoning."""
+    if not isinstance(response, dict):
+        return []
+    text = response.get("text") if isinstance(response.get("text"), str) else ""
+    actions = [a for a in response.get("actions") or [] if isinstance(a, str)]
+    attachments = [a for a in response.get("attachments") or [] if isinstance(a, dict)]
+    if not text and not attachments and all(a.upper() in _QUIET_ACTIONS for a in actions):
+        return []
+    reply: dict[str, Any] = {"text": text}
+    if actions:
+        reply["actions"] = actions
+    if attachments:
+        reply["attachments"] = attachments
+    return [reply]
 
 
-def _send_classic(base: str, agent_ref: str, text: str, user_id: str, deadline: float) -> list[dict[str, Any]]:
-    body = _request(
-        "POST",
-        f"{base}/{quote(agent_ref, safe='')}/message",
-        json={"text": text, "userId": user_id, "roomId": f"paradyze-{user_id}"},
-        timeout=_left(deadline),
-    )
-    if not isinstance(body, list):
-        raise AgentUnreachable(f"the agent at {base} answered an unexpected body")
-    return _replies(body)
+def _raise_for_status(response: httpx.Response, what: str) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    if status in (401, 403):
+        raise AgentUnreachable(f"the agent refused the platform's key for {what} (HTTP {status})")
+    if status == 404:
+        raise AgentUnreachable(f"the agent server does not serve {what}: {_error_text(response)}")
+    if status >= 500 or status in (408, 429):
+        raise AgentUnreachable(f"the agent failed {what} with HTTP {status}: {_error_text(response)}")
+    raise BadRequest(f"the agent rejected the message: {_error_text(response)}")
 
 
-def _agent_uuid(base: str, agent_ref: str, deadline: float) -> str:
-    if _is_uuid(agent_ref):
-        return agent_ref
-    try:
-        body = _request("GET", f"{base}/api/agents", timeout=min(_INFO_TIMEOUT, _left(deadline)))
-    except _GoneError as exc:
-        raise _NoSessionsApiError from exc
-    data = body.get("data") if isinstance(body, dict) else None
-    for agent in (data or {}).get("agents", []) if isinstance(data, dict) else []:
-        if isinstance(agent, dict) and str(agent.get("name", "")).lower() == agent_ref.lower():
-            return str(agent["id"])
-    raise AgentUnreachable(f"the server at {base} does not run an agent named {agent_ref!r}")
-
-
-def _replies(items: list[Any]) -> list[dict[str, Any]]:
-    replies = []
-    for item in items:
-        if isinstance(item, dict) and isinstance(item.get("text"), str):
-            replies.append(item)
-        elif isinstance(item, str):
-            replies.append({"text": item})
-    return replies
-
-
-class _GoneError(Exception):
-    """404 or 410: a missing route, agent or session; callers decide which."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-def _request(method: str, url: str, *, timeout: float, json: Any = None) -> Any:
-    """One HTTP call; transport failures and 5xx become AgentUnreachable, 404/410 _GoneError."""
-    try:
-        response = requests.request(method, url, json=json, timeout=timeout, headers=identity.headers_for(url))
-    except RuntimeUnavailable as exc:
-        raise AgentUnreachable(f"cannot call the agent for {method} {_path(url)}: {exc.message}") from exc
-    except requests.Timeout as exc:
-        raise AgentUnreachable(f"the agent did not answer {method} {_path(url)} within {timeout:.0f}s") from exc
-    except requests.RequestException as exc:
-        raise AgentUnreachable(f"cannot reach the agent for {method} {_path(url)}: {type(exc).__name__}") from exc
-    if response.status_code >= 500:
-        raise AgentUnreachable(f"the agent failed {method} {_path(url)} with HTTP {response.status_code}")
-    if response.status_code in (404, 410):
-        raise _GoneError(_error_message(response))
-    if response.status_code >= 400:
-        raise BadRequest(f"the agent rejected the message: {_error_message(response)}")
+def _json(response: httpx.Response, what: str) -> Any:
     try:
         return response.json()
     except ValueError as exc:
-        raise AgentUnreachable(f"the agent answered {method} {_path(url)} with non-JSON") from exc
+        raise AgentUnreachable(f"the agent answered {what} with non-JSON") from exc
 
 
-def _error_message(response: requests.Response) -> str:
+def _error_text(response: httpx.Response) -> str:
     """The agent's own error text, from either ElizaOS envelope ({"error": str} or {"error": {...}})."""
     try:
         body = response.json()
@@ -293,6 +284,21 @@ def _error_message(response: requests.Response) -> str:
     return str(error)[:300] if error else f"HTTP {response.status_code}"
 
 
+def _parse_time(value: Any) -> datetime | None:
+    """ElizaOS's epoch milliseconds, or an ISO 8601 string."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value / 1000, UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
 def _left(deadline: float) -> float:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
@@ -302,10 +308,6 @@ def _left(deadline: float) -> float:
 
 def _join(url: str, path: str) -> str:
     return url.rstrip("/") + "/" + path.lstrip("/")
-
-
-def _path(url: str) -> str:
-    return urlparse(url).path or "/"
 
 
 def _is_uuid(value: str) -> bool:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .characters import Character
 from .errors import InvalidTransition
-from .schedules import ScheduleIn
+from .schedules import ScheduleList
 
 Status = Literal["provisioning", "running", "hibernating", "hibernated", "waking", "error", "deleting"]
 PublicStatus = Literal["provisioning", "running", "hibernating", "hibernated", "waking", "error", "deleting", "deleted"]
@@ -49,7 +49,7 @@ def _uuid(value: str) -> str:
 class Policy(BaseModel):
     idle_timeout_minutes: int = Field(default=60, ge=1, le=525600)
     auto_hibernate: bool = True
-    schedules: list[ScheduleIn] = Field(default_factory=list)
+    schedules: ScheduleList = Field(default_factory=list)
 
 
 class AgentCreate(BaseModel):
@@ -86,7 +86,7 @@ class CharacterUpdate(AgentRef):
 class PolicyUpdate(AgentRef):
     idle_timeout_minutes: int | None = Field(default=None, ge=1, le=525600)
     auto_hibernate: bool | None = None
-    schedules: list[ScheduleIn] | None = None
+    schedules: ScheduleList | None = None
 
 
 class AgentQuery(BaseModel):

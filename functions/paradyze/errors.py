@@ -4,12 +4,18 @@
     ├── BadRequest            code "bad_request"         malformed input (not JSON, wrong type of body)
     ├── Unauthenticated       code "unauthenticated"     missing or invalid token
     ├── Forbidden             code "forbidden"           a valid token without the needed role
+    ├── QuotaExceeded         code "quota_exceeded"      the user has as many agents (running) as allowed
     ├── NotFound              code "not_found"           missing, or not the caller's
     ├── InvalidTransition     code "invalid_transition"  the agent's state does not allow it
     ├── Conflict              code "conflict"            e.g. an idempotency key reused with another body
     │   └── ModelKeyMissing   code "model_key_missing"   the agent has no model to answer with
     ├── PayloadTooLarge       code "payload_too_large"
+    ├── UnsupportedMediaType  code "unsupported_media_type"  a body that is not JSON by its Content-Type
     ├── ValidationFailed      code "validation_failed"   fields that fail validation, with their paths
+    ├── AgentFailed           code "agent_failed"        the agent got the message but failed to reply;
+    │                                                    no Retry-After: sending it again would repeat it
+    ├── RateLimited           code "rate_limited"        too many calls of one kind by one user; retry_after
+    │   └── TooManyInFlight   code "too_many_in_flight"  too many of one user's requests served at once
     └── Unavailable           code "unavailable"         a dependency is down; retry later
         ├── DatabaseUnavailable
         ├── RuntimeUnavailable   the runtime backend itself (dockerd, Cloud Run API) is down
@@ -64,8 +70,36 @@ class PayloadTooLarge(ParadyzeError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(ParadyzeError):
+    code = "unsupported_media_type"
+
+
 class ValidationFailed(ParadyzeError):
     code = "validation_failed"
+
+
+class AgentFailed(ParadyzeError):
+    code = "agent_failed"
+
+
+class QuotaExceeded(ParadyzeError):
+    """Waiting does not help: the user must delete or hibernate an agent first."""
+
+    code = "quota_exceeded"
+
+
+class RateLimited(ParadyzeError):
+    """Retrying after retry_after seconds helps."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = max(1, retry_after)
+
+
+class TooManyInFlight(RateLimited):
+    code = "too_many_in_flight"
 
 
 class Unavailable(ParadyzeError):

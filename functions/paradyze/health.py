@@ -7,7 +7,7 @@ from typing import Any
 
 from . import agent_client, db, reconcile, repository
 from .auth import SYSTEM
-from .errors import ParadyzeError
+from .errors import DatabaseUnavailable, ParadyzeError, Unavailable
 from .runtimes import get_runtime
 
 
@@ -15,6 +15,9 @@ def check(*, repair: bool = True) -> dict[str, Any]:
     """Report platform and agent health; with repair, then restart agents that should run and don't.
 
     The agents' report shows what was found before any repair; `repairs` says what was done.
+    Agents that are not as they should be make the report "degraded"; the platform itself not
+    working (no database, migrations pending) raises Unavailable, answered 503 with Retry-After,
+    so a load balancer or uptime check sees it.
     """
     platform: dict[str, Any] = {}
     try:
@@ -23,8 +26,13 @@ def check(*, repair: bool = True) -> dict[str, Any]:
             platform["database"] = {"ok": True}
             rows = repository.list_agents(conn, limit=1_000_000)
         platform["migrations"] = db.migration_status()
-    except ParadyzeError as exc:
-        return {"status": "degraded", "platform": {"database": {"ok": False, "detail": exc.message}}, "agents": []}
+    except DatabaseUnavailable as exc:
+        raise DatabaseUnavailable(f"the platform is unhealthy: {exc.message}",
+                                  details=[{"loc": ["platform", "database"], "msg": exc.message}]) from exc
+    if not platform["migrations"]["ok"]:
+        pending = ", ".join(platform["migrations"]["pending"])
+        raise Unavailable(f"the platform is unhealthy: migrations pending ({pending})",
+                          details=[{"loc": ["platform", "migrations"], "msg": f"pending: {pending}"}])
     with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
         agents = list(pool.map(_agent_health, rows))
     report: dict[str, Any] = {"platform": platform, "agents": agents}
@@ -33,7 +41,7 @@ def check(*, repair: bool = True) -> dict[str, Any]:
         done = reconcile.reconcile_all(actor="health_check")
         report["repairs"] = {"restarted": done.restarted, "adopted": done.adopted, "errored": done.errored,
                              "removed_orphans": done.removed_orphans}
-    healthy = platform["migrations"]["ok"] and all(a["ok"] for a in agents)
+    healthy = all(a["ok"] for a in agents)
     report["status"] = "ok" if healthy else "degraded"
     return report
 
@@ -55,7 +63,7 @@ def _agent_health(row: dict[str, Any]) -> dict[str, Any]:
     else:
         item["runtime_state"] = "stopped"
     if row["url"]:
-        item["answering"] = agent_client.is_healthy(row["url"], timeout=2.0)
+        item["answering"] = agent_client.get_client().is_healthy(row["url"], str(row["id"]), timeout=2.0)
     if row["status"] == "error":
         item["ok"] = False
     elif row["desired_state"] == "running":

@@ -1,4 +1,4 @@
-"""The HTTP edge: the one table from error to status, CORS, body limits, auth, JSON in and out."""
+"""The HTTP edge: the registry of operations, the one table from error to status, CORS, auth, JSON out."""
 
 from __future__ import annotations
 
@@ -6,157 +6,160 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, Literal, TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import flask
+import flask_cors
 import pydantic
 from pydantic_core import to_jsonable_python
 
-from . import errors
-from .auth import Caller, caller_from_header
-from .settings import get_settings
+from . import errors, limits
+from .auth import caller_from_header
+from .payload import read_body, read_headers, read_query, validation_error
+from .settings import Settings, get_settings
+
+__all__ = ["STATUS", "Operation", "Registry", "cors", "error_response", "validation_error"]
 
 log = logging.getLogger("paradyze.http")
-
-MAX_BODY = 1024 * 1024
 
 STATUS: dict[type[errors.ParadyzeError], int] = {
     errors.BadRequest: 400,
     errors.Unauthenticated: 401,
     errors.Forbidden: 403,
+    errors.QuotaExceeded: 403,
     errors.NotFound: 404,
     errors.InvalidTransition: 409,
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
+    errors.UnsupportedMediaType: 415,
     errors.ValidationFailed: 422,
+    errors.AgentFailed: 502,
+    errors.RateLimited: 429,
     errors.Unavailable: 503,
 }
 
-M = TypeVar("M", bound=pydantic.BaseModel)
-Handler = Callable[[flask.Request, Caller], Any]
+Auth = Literal["user", "admin"]
+Model = type[pydantic.BaseModel]
+Handler = Callable[..., Any]
+CORS_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key")
 
 
-def endpoint(*, auth: Literal["user", "admin"], methods: tuple[str, ...]) -> Callable[[Handler], Callable[..., Any]]:
-    """Wrap a handler: CORS, method and size checks, the caller from the token, errors as JSON.
+@dataclass(frozen=True)
+class Operation:
+    """One function as its caller sees it: what it takes, what it answers, who may call it."""
 
-    The handler returns a JSON-able value (dict, pydantic model) or (value, status).
-    """
-
-    def decorate(handler: Handler) -> Callable[..., Any]:
-        @functools.wraps(handler)
-        def wrapper(request: flask.Request) -> flask.Response:
-            began = time.monotonic()
-            if request.method == "OPTIONS":
-                response = flask.Response(status=204)
-            else:
-                try:
-                    response = _json_response(*_run(handler, request, auth, methods))
-                except errors.ParadyzeError as exc:
-                    response = error_response(exc)
-                except pydantic.ValidationError as exc:
-                    response = error_response(validation_error(exc))
-                except Exception:
-                    log.exception("unexpected error in %s", handler.__name__)
-                    response = _json_response(
-                        {"error": {"code": "internal", "message": "internal error; it has been logged", "details": []}},
-                        500,
-                    )
-            _cors(request, response, methods)
-            log.info("%s %s -> %s in %d ms", request.method, handler.__name__, response.status_code,
-                     (time.monotonic() - began) * 1000)
-            return response
-
-        return wrapper
-
-    return decorate
+    name: str
+    summary: str
+    auth: Auth
+    methods: tuple[str, ...]
+    response: Model
+    statuses: tuple[int, ...] = (200,)
+    body: Model | None = None
+    query: Model | None = None
+    headers: Model | None = None
 
 
-def _run(handler: Handler, request: flask.Request, auth: str, methods: tuple[str, ...]) -> tuple[Any, int]:
-    if request.method not in methods:
-        raise errors.BadRequest(f"use {' or '.join(methods)} for this function, not {request.method}",
-                                details=[{"loc": ["method"], "msg": f"expected {'/'.join(methods)}"}])
-    if (request.content_length or 0) > MAX_BODY:
-        raise errors.PayloadTooLarge(f"the body is {request.content_length} bytes; the limit is {MAX_BODY} (1 MiB)")
+class Registry:
+    """Every operation, declared once by its decorator; the OpenAPI document is built from here."""
+
+    def __init__(self) -> None:
+        self.operations: dict[str, Operation] = {}
+
+    def endpoint(self, *, auth: Auth, methods: tuple[str, ...], response: Model, status: int | tuple[int, ...] = 200,
+                 body: Model | None = None, query: Model | None = None,
+                 headers: Model | None = None) -> Callable[[Handler], Callable[[flask.Request], flask.Response]]:
+        """Register the handler and wrap it: CORS, method, auth, the request parsed, errors as JSON.
+
+        The handler is called as handler(request, caller, body=..., query=..., headers=...) with
+        the parsed models it declared, and returns a `response` model (or what validates as one),
+        or (that, status).
+        """
+
+        def decorate(handler: Handler) -> Callable[[flask.Request], flask.Response]:
+            op = Operation(name=handler.__name__, summary=(handler.__doc__ or handler.__name__).strip().splitlines()[0],
+                           auth=auth, methods=methods, response=response,
+                           statuses=status if isinstance(status, tuple) else (status,),
+                           body=body, query=query, headers=headers)
+            self.operations[op.name] = op
+            return serve(op, handler, get_settings())
+
+        return decorate
+
+
+def serve(op: Operation, handler: Handler, settings: Settings) -> Callable[[flask.Request], flask.Response]:
+    """The functions-framework entry point for op: every answer is JSON, and passes through CORS."""
+
+    @cors(settings, op.methods)
+    @functools.wraps(handler)
+    def wrapper(request: flask.Request) -> flask.Response:
+        began = time.monotonic()
+        if request.method == "OPTIONS":
+            response = flask.Response(status=204)
+        else:
+            try:
+                response = _run(op, handler, request)
+            except errors.ParadyzeError as exc:
+                response = error_response(exc)
+            except Exception:
+                log.exception("unexpected error in %s", op.name)
+                response = _json_response(
+                    {"error": {"code": "internal", "message": "internal error; it has been logged", "details": []}},
+                    500,
+                )
+        log.info("%s %s -> %s in %d ms", request.method, op.name, response.status_code,
+                 (time.monotonic() - began) * 1000)
+        return response
+
+    return wrapper
+
+
+def cors(settings: Settings, methods: tuple[str, ...]) -> Callable[[Handler], Handler]:
+    """flask-cors for one function: PARADYZE_CORS_ORIGINS (comma-separated, or *) may call it from a browser."""
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    return flask_cors.cross_origin(
+        origins=origins, methods=[*methods, "OPTIONS"], allow_headers=list(CORS_HEADERS), max_age=3600,
+        # "*" needs no per-origin answer (bearer tokens, not cookies), so caches may share it.
+        send_wildcard=origins == ["*"],
+        # Our wrapper answers OPTIONS itself (204); flask-cors adds the preflight headers to it.
+        automatic_options=False,
+    )
+
+
+def _run(op: Operation, handler: Handler, request: flask.Request) -> flask.Response:
+    if request.method not in op.methods:
+        exc = errors.BadRequest(f"use {' or '.join(op.methods)} for this function, not {request.method}",
+                                details=[{"loc": ["method"], "msg": f"expected {'/'.join(op.methods)}"}])
+        response = error_response(exc)
+        response.headers["Allow"] = ", ".join((*op.methods, "OPTIONS"))
+        return response
     caller = caller_from_header(request.headers.get("Authorization"), get_settings())
-    if auth == "admin" and not caller.is_admin:
+    if op.auth == "admin" and not caller.is_admin:
         raise errors.Forbidden("this function is for the platform's admin (service_role) only")
-    result = handler(request, caller)
-    if isinstance(result, tuple):
-        return result[0], result[1]
-    return result, 200
-
-
-def body(request: flask.Request, model: type[M]) -> M:
-    """The JSON body parsed into model; raises BadRequest or pydantic.ValidationError."""
-    raw = request.get_data(cache=True)
-    if len(raw) > MAX_BODY:
-        raise errors.PayloadTooLarge(f"the body is {len(raw)} bytes; the limit is {MAX_BODY} (1 MiB)")
-    if not raw.strip():
-        data: Any = {}
-    else:
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise errors.BadRequest(f"the body is not valid JSON: {exc}",
-                                    details=[{"loc": ["body"], "msg": str(exc)}]) from exc
-    if not isinstance(data, dict):
-        raise errors.BadRequest("the body must be a JSON object",
-                                details=[{"loc": ["body"], "msg": f"got {type(data).__name__}"}])
-    bad = list(_unstorable_text(data, []))
-    if bad:
-        raise errors.ValidationFailed(
-            f"text that cannot be stored: {', '.join('.'.join(map(str, loc)) or 'body' for loc in bad[:5])}",
-            details=[{"loc": loc, "msg": "contains a NUL character or an unpaired surrogate", "type": "text"}
-                     for loc in bad],
-        )
-    return model.model_validate(data)
-
-
-def _unstorable_text(value: Any, loc: list[str | int]) -> Iterator[list[str | int]]:
-    """Paths of strings (keys too) that JSON allows but UTF-8 and Postgres text cannot hold."""
-    if isinstance(value, str):
-        if not _storable(value):
-            yield loc
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if not _storable(key):
-                yield [*loc, key.encode("utf-8", "backslashreplace").decode()]
-            yield from _unstorable_text(item, [*loc, key])
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _unstorable_text(item, [*loc, index])
-
-
-def _storable(text: str) -> bool:
-    if "\x00" in text:
-        return False
+    inputs: dict[str, Any] = {}
+    if op.body is not None:
+        inputs["body"] = read_body(request, op.body)
+    if op.query is not None:
+        inputs["query"] = read_query(request, op.query)
+    if op.headers is not None:
+        inputs["headers"] = read_headers(request, op.headers)
+    with limits.in_flight(caller):
+        result = handler(request, caller, **inputs)
+    value, status = result if isinstance(result, tuple) else (result, op.statuses[0])
+    # Answers pass through the declared model, so the document and the wire cannot differ.
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def query(request: flask.Request, model: type[M]) -> M:
-    return model.model_validate(request.args.to_dict())
-
-
-def validation_error(exc: pydantic.ValidationError) -> errors.ValidationFailed:
-    details = []
-    for err in exc.errors(include_url=False, include_input=False):
-        # Drop pydantic's names for union branches ("list[str]", "function-after[...]"): a user
-        # wants the path through their document, not through our types.
-        loc = [p for p in err["loc"] if isinstance(p, int) or ("[" not in p and p != "str")]
-        details.append({"loc": loc, "msg": err["msg"], "type": err["type"]})
-    fields = ", ".join(".".join(str(p) for p in d["loc"]) or "body" for d in details[:5])
-    return errors.ValidationFailed(f"invalid fields: {fields}", details=details)
+        answer = value if isinstance(value, op.response) else op.response.model_validate(value)
+    except pydantic.ValidationError:
+        log.exception("%s answered something that is not a %s", op.name, op.response.__name__)
+        raise RuntimeError(f"{op.name} broke its own response model") from None
+    return _json_response(answer, status)
 
 
 def error_response(exc: errors.ParadyzeError) -> flask.Response:
     status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 500)
     response = _json_response({"error": {"code": exc.code, "message": exc.message, "details": exc.details}}, status)
-    if isinstance(exc, errors.Unavailable):
+    if isinstance(exc, (errors.Unavailable, errors.RateLimited)):
         response.headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, errors.Unauthenticated):
         response.headers["WWW-Authenticate"] = 'Bearer realm="paradyze"'
@@ -167,20 +170,3 @@ def _json_response(value: Any, status: int) -> flask.Response:
     if isinstance(value, pydantic.BaseModel):
         value = value.model_dump(mode="json")
     return flask.Response(json.dumps(to_jsonable_python(value)), status=status, mimetype="application/json")
-
-
-def _cors(request: flask.Request, response: flask.Response, methods: tuple[str, ...]) -> None:
-    allowed = [o.strip() for o in get_settings().cors_origins.split(",") if o.strip()]
-    origin = request.headers.get("Origin")
-    if not origin or not allowed:
-        return
-    if "*" in allowed:
-        response.headers["Access-Control-Allow-Origin"] = "*"
-    elif origin in allowed:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
-    else:
-        return
-    response.headers["Access-Control-Allow-Methods"] = ", ".join((*methods, "OPTIONS"))
-    response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, Idempotency-Key"
-    response.headers["Access-Control-Max-Age"] = "3600"

@@ -14,14 +14,15 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
-from . import agent_client, agent_databases, agent_env, db, eliza_character, repository, vault
+from . import agent_client, agent_databases, agent_env, db, eliza_character, limits, repository, vault
 from .agents import AgentCreate, AgentPublic, CharacterUpdate, SchedulePublic, check_transition
-from .auth import SYSTEM, Caller
+from .auth import PLATFORM_OWNER, SYSTEM, Caller
 from .characters import Secrets, canonical_bytes, merge_secrets, sha256_hex, split_secrets
 from .db import Conn
 from .errors import AgentStartFailed, Conflict, Forbidden, NotFound, ParadyzeError, RuntimeUnavailable
@@ -86,8 +87,10 @@ def create(caller: Caller, cmd: AgentCreate, idempotency_key: str | None = None)
     """Store version 1, insert the rows, start the agent and wait until it answers health.
 
     Returns (agent, created): a retry with the same Idempotency-Key returns the first agent and
-    False. Raises Conflict (key reused with another body), AgentStartFailed, RuntimeUnavailable.
+    False. Raises Conflict (key reused with another body), RateLimited, QuotaExceeded,
+    AgentStartFailed, RuntimeUnavailable.
     """
+    limits.check_rate(caller, "create_agent")
     settings = get_settings()
     user_id = _owner_of(caller, cmd)
     runtime_kind = cmd.runtime or settings.runtime
@@ -103,7 +106,9 @@ def create(caller: Caller, cmd: AgentCreate, idempotency_key: str | None = None)
     data = canonical_bytes(split.config)
     agent_id, character_id = str(uuid.uuid4()), str(uuid.uuid4())
     try:
-        with db.transaction(caller) as conn:
+        # Nothing to own yet: the owner is the caller (_owner_of), and the platform writes the rows.
+        with db.transaction(caller) as conn, db.as_service_role(conn):
+            limits.reserve_new_agent(conn, user_id)
             repository.insert_character_with_id(conn, character_id, user_id, split.config["name"])
             uri = get_store().put(character_id, 1, data)
             repository.insert_version(conn, character_id=character_id, version=1, user_id=user_id,
@@ -191,19 +196,17 @@ def _owner_of(caller: Caller, cmd: AgentCreate) -> str:
             raise Forbidden("only the admin can create an agent for another user",
                             details=[{"loc": ["owner"], "msg": "must be omitted or your own id"}])
         return caller.user_id
-    return str(cmd.owner or uuid.UUID(int=0))
+    return str(cmd.owner or PLATFORM_OWNER)
 
 
 def _put_secrets(conn: Conn, character_id: str, user_id: str, stored: dict[str, str], sent: Secrets) -> None:
-    # Users may write secrets but never read them; the upsert needs the service role's rights.
+    """The stored secrets with the sent ones applied; the caller writes as service_role."""
     secrets = merge_secrets(stored, sent)
-    with db.as_service_role(conn):
-        repository.put_secrets(conn, character_id, user_id, sorted(secrets), vault.seal(secrets))
+    repository.put_secrets(conn, character_id, user_id, sorted(secrets), vault.seal(secrets))
 
 
 def _stored_secrets(conn: Conn, character_id: str) -> dict[str, str]:
-    with db.as_service_role(conn):
-        row = repository.get_secrets(conn, character_id)
+    row = repository.get_secrets(conn, character_id)
     return vault.unseal(row["ciphertext"]) if row else {}
 
 
@@ -234,9 +237,10 @@ def start_instance(agent_id: str, *, actor: str, reason: str) -> Row:
         repository.update_agent(conn, agent_id, runtime_handle=started.handle, url=started.url)
     crash_point("start:recorded")
     try:
-        agent_client.wait_healthy(started.url, settings.agent_start_timeout,
-                                  is_alive=lambda: runtime.alive(started.handle))
-        info = agent_client.agent_info(started.url)
+        client = agent_client.get_client()
+        client.wait_healthy(started.url, agent_id, settings.agent_start_timeout,
+                            is_alive=lambda: runtime.alive(started.handle))
+        info = client.agent_info(started.url, agent_id)
     except ParadyzeError as exc:
         tail = runtime.logs(started.handle, tail=20)
         runtime.stop(started.handle, grace=1.0)
@@ -282,12 +286,18 @@ def stop_instance(row: Row) -> None:
 
 
 def transition(agent_id: str, status: str, *, actor: str, reason: str, duration_ms: int | None = None,
-                fields: dict[str, Any] | None = None, details: dict[str, Any] | None = None) -> Row:
-    """Move the agent to status (checked against the transition table) and record the event."""
+                fields: dict[str, Any] | None = None, details: dict[str, Any] | None = None,
+                guard: Callable[[Conn, Row], None] | None = None) -> Row:
+    """Move the agent to status (checked against the transition table) and record the event.
+
+    guard runs in the same transaction, on the locked row, before the change (a quota check).
+    """
     with db.transaction(SYSTEM) as conn:
         row = require_row(conn, agent_id, for_update=True)
         if row["status"] != status:
             check_transition(agent_id, row["status"], status)
+        if guard is not None:
+            guard(conn, row)
         extra = dict(fields or {})
         if status in ("provisioning", "hibernating", "waking", "deleting"):
             extra.setdefault("transition_started_at", datetime.now(UTC))
@@ -335,7 +345,8 @@ def hibernate(caller: Caller, agent_id: str, *, reason: str = "requested",
 def wake(caller: Caller, agent_id: str, *, reason: str = "requested") -> AgentPublic:
     """Start the agent again from its current version; returns once it answers. Idempotent.
 
-    Raises NotFound, InvalidTransition, AgentStartFailed, RuntimeUnavailable.
+    Raises NotFound, InvalidTransition, QuotaExceeded (the owner runs as many agents as allowed),
+    AgentStartFailed, RuntimeUnavailable.
     """
     get(caller, agent_id)
     with db.agent_lock(agent_id):
@@ -345,7 +356,8 @@ def wake(caller: Caller, agent_id: str, *, reason: str = "requested") -> AgentPu
             return get(caller, agent_id)
         if row["status"] != "waking":
             check_transition(agent_id, row["status"], "waking")
-            transition(agent_id, "waking", actor=caller.actor, reason=reason, fields={"desired_state": "running"})
+            transition(agent_id, "waking", actor=caller.actor, reason=reason, fields={"desired_state": "running"},
+                       guard=limits.reserve_running_slot)
         crash_point("wake:marked")
         stop_instance(row)  # a dead or stale instance left from before
         start_instance(agent_id, actor=caller.actor, reason=reason)
@@ -397,18 +409,21 @@ def update_character(caller: Caller, cmd: CharacterUpdate) -> AgentPublic:
     data = canonical_bytes(split.config)
     with db.agent_lock(cmd.agent_id):
         with db.transaction(caller) as conn:
-            row = require_row(conn, cmd.agent_id)
+            row = require_row(conn, cmd.agent_id)  # ownership, through RLS
             character_id = str(row["character_id"])
-            version = repository.next_version(conn, character_id)
-            uri = get_store().put(character_id, version, data)
-            repository.insert_version(conn, character_id=character_id, version=version, user_id=str(row["user_id"]),
-                                      config=split.config, sha256=sha256_hex(data), storage_uri=uri)
-            if split.secrets:  # none sent: the stored secrets stay as they are
-                _put_secrets(conn, character_id, str(row["user_id"]), _stored_secrets(conn, character_id),
-                             split.secrets)
-            repository.insert_event(conn, agent_id=cmd.agent_id, user_id=str(row["user_id"]),
-                                    from_status=row["status"], to_status=row["status"], actor=caller.actor,
-                                    reason=f"character updated to version {version}", details={"version": version})
+            with db.as_service_role(conn):
+                version = repository.next_version(conn, character_id)
+                uri = get_store().put(character_id, version, data)
+                repository.insert_version(conn, character_id=character_id, version=version,
+                                          user_id=str(row["user_id"]), config=split.config,
+                                          sha256=sha256_hex(data), storage_uri=uri)
+                if split.secrets:  # none sent: the stored secrets stay as they are
+                    _put_secrets(conn, character_id, str(row["user_id"]), _stored_secrets(conn, character_id),
+                                 split.secrets)
+                repository.insert_event(conn, agent_id=cmd.agent_id, user_id=str(row["user_id"]),
+                                        from_status=row["status"], to_status=row["status"], actor=caller.actor,
+                                        reason=f"character updated to version {version}",
+                                        details={"version": version})
         if row["status"] == "running":
             transition(cmd.agent_id, "waking", actor=caller.actor, reason=f"restart on version {version}")
             stop_instance(row)

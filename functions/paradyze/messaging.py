@@ -6,10 +6,10 @@ import concurrent.futures
 import time
 from typing import Any
 
-from . import agent_client, db, eliza_character, lifecycle, repository
+from . import agent_client, db, eliza_character, lifecycle, limits, repository
 from .agents import AgentPublic, MessageSend
 from .auth import SYSTEM, Caller
-from .errors import AgentUnreachable, InvalidTransition, ModelKeyMissing, Unavailable
+from .errors import AgentFailed, AgentUnreachable, InvalidTransition, ModelKeyMissing, Unavailable
 from .settings import get_settings
 
 # Wakes run here so that a message can stop waiting for one without cancelling it: the agent
@@ -23,9 +23,13 @@ def send(caller: Caller, cmd: MessageSend) -> dict[str, Any]:
     A hibernated agent is woken first; messages arriving during one wake wait on the same wake
     (the agent's lock), so they cause one start. The message is delivered once or reported
     undelivered, never half: it is sent only to a running agent that answers health, and a
-    failed send is not retried. Raises NotFound, InvalidTransition (agent in error), and
-    Unavailable (the wake took longer than wake_timeout_s, or the agent did not answer).
+    failed send is not retried. An agent that chooses not to answer gives no replies. Raises
+    NotFound, InvalidTransition (agent in error), RateLimited, QuotaExceeded (waking it would pass
+    the owner's quota), Unavailable (the wake took longer than wake_timeout_s, or the message did
+    not reach the agent), and AgentFailed (it reached the agent, which failed to reply: a client
+    must not send it again).
     """
+    limits.check_rate(caller, "send_message")
     deadline = time.monotonic() + cmd.wake_timeout_s
     agent = lifecycle.get(caller, cmd.agent_id)
     woke = False
@@ -48,17 +52,20 @@ def send(caller: Caller, cmd: MessageSend) -> dict[str, Any]:
         agent = lifecycle.get(caller, cmd.agent_id)  # hibernated again meanwhile: wake it again
     replies: list[dict[str, Any]] = []
     try:
-        replies = agent_client.send_message(row["url"], row["eliza_agent_id"] or row["name"], cmd.text,
-                                            user_id=caller.user_id or "admin",
-                                            timeout=max(5.0, deadline - time.monotonic()))
+        replies = agent_client.get_client().send_message(
+            row["url"], cmd.agent_id, cmd.text, user_id=caller.user_id or "admin",
+            eliza_agent_id=row["eliza_agent_id"], timeout=max(5.0, deadline - time.monotonic()))
     except AgentUnreachable as exc:
         raise AgentUnreachable(f"agent {cmd.agent_id} did not answer; the message was not delivered"
                                f" ({exc.message})") from exc
+    except AgentFailed as exc:
+        raise AgentFailed(f"the message to agent {cmd.agent_id} was delivered, but {exc.message};"
+                          " sending it again would repeat it",
+                          details=[{"loc": ["agent_id"], "msg": "delivered, no reply"}]) from exc
     finally:
         with db.transaction(SYSTEM) as conn:
             repository.end_message(conn, cmd.agent_id, len(replies))
-    return {"replies": [{**r, "text": r.get("text", "")} for r in replies], "woke": woke,
-            "agent_id": cmd.agent_id}
+    return {"replies": replies, "woke": woke, "agent_id": cmd.agent_id}
 
 
 def _wake_within(caller: Caller, agent_id: str, deadline: float) -> AgentPublic:

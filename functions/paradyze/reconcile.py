@@ -129,7 +129,7 @@ def _reconcile_row(agent_id: str, instances: list[Owned], actor: str, report: Re
     if row["status"] == "error":
         return  # needs a person (or a wake) to try again
     if alive:
-        if row["status"] != "running" and row["url"] and agent_client.is_healthy(row["url"]):
+        if row["status"] != "running" and row["url"] and agent_client.get_client().is_healthy(row["url"], agent_id):
             lifecycle.transition(agent_id, "running", actor=actor, reason="found healthy by reconcile",
                                   fields={"transition_started_at": None, "running_version": row["current_version"],
                                           "started_at": row["started_at"] or datetime.now(UTC)})

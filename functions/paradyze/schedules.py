@@ -11,19 +11,24 @@ evaluates them. Daylight saving time makes the wall clock jump, so two rules fix
 
 Google documents only that jobs in those windows "may observe execution anomalies" and advises UTC;
 the local scheduler follows the rules above so that nothing is skipped and nothing runs twice.
+
+What users may ask for is narrower than what the platform runs itself: their schedules fire at
+least MIN_INTERVAL_MINUTES apart, name a time zone by its IANA name, and an agent has at most one
+schedule per action.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from croniter import CroniterError, croniter
-from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from .errors import ValidationFailed
@@ -42,6 +47,12 @@ _FIELD = re.compile(rf"^{_TOKEN}(?:,{_TOKEN})*$")
 _FIELD_NAMES = ("minute", "hour", "day of month", "month", "day of week")
 _NAMES_ALLOWED = {3, 4}  # only month and day-of-week fields take JAN.. / SUN..
 _NAME_RE = re.compile(r"[A-Za-z]{3}")
+
+# A user's schedule wakes or hibernates an agent, which starts or stops a process or a container:
+# more often than this is load, not a schedule.
+MIN_INTERVAL_MINUTES = 15
+# Entries of the tz database that are not places: POSIX defaults, the host's own zone, a placeholder.
+_NOT_ZONES = frozenset({"posixrules", "localtime", "Factory"})
 
 
 def check_cron(cron: str) -> str:
@@ -70,8 +81,49 @@ def check_timezone(name: str) -> str:
     return name
 
 
-class ScheduleIn(BaseModel):
-    """One schedule as a user sends it; stored fields (id, next_run_at) are ignored if echoed back."""
+def shortest_gap_minutes(cron: str) -> tuple[int, str, str]:
+    """The shortest wall-clock gap between two fires of a valid cron, and the two times it lies between.
+
+    Every day is taken to fire, so "0,59 0,23 * * 1" counts as one minute apart (23:59, then 00:00)
+    although Tuesday does not fire: the rule errs on the side of refusing.
+    """
+    minutes, hours = croniter.expand(cron)[0][:2]
+    times = sorted(h * 60 + m for h in (range(24) if hours == ["*"] else hours)
+                   for m in (range(60) if minutes == ["*"] else minutes))
+    pairs = [*zip(times, times[1:], strict=False), (times[-1], times[0] + 24 * 60)]
+    first, second = min(pairs, key=lambda pair: pair[1] - pair[0])
+
+    def clock(minute: int) -> str:
+        return f"{minute // 60 % 24:02d}:{minute % 60:02d}"
+
+    return second - first, clock(first), clock(second)
+
+
+def check_user_cron(cron: str) -> str:
+    """A valid cron (normalised) that fires at least MIN_INTERVAL_MINUTES apart; raises ValueError."""
+    normalised = check_cron(cron)
+    gap, first, second = shortest_gap_minutes(normalised)
+    if gap < MIN_INTERVAL_MINUTES:
+        raise ValueError(f"cron {normalised!r} fires {gap} minute{'s' if gap != 1 else ''} apart ({first} and"
+                         f" {second}); schedules must fire at least {MIN_INTERVAL_MINUTES} minutes apart")
+    return normalised
+
+
+@functools.cache
+def _iana_zones() -> frozenset[str]:
+    return frozenset(available_timezones()) - _NOT_ZONES
+
+
+def check_iana_timezone(name: str) -> str:
+    """The name unchanged when it is an IANA time zone (Area/Location, or UTC); raises ValueError."""
+    if name not in _iana_zones():
+        raise ValueError(f"{name!r} is not an IANA time zone name; use one such as 'Europe/Berlin',"
+                         " 'America/New_York' or 'UTC'")
+    return check_timezone(name)
+
+
+class Schedule(BaseModel):
+    """One schedule as stored: a cron Cloud Scheduler accepts and a zone zoneinfo knows."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
@@ -97,22 +149,50 @@ class ScheduleIn(BaseModel):
             raise PydanticCustomError("timezone", "{reason}", {"reason": str(exc)}) from None
 
 
+class ScheduleIn(Schedule):
+    """One schedule as a user sends it; stored fields (id, next_run_at) are ignored if echoed back.
+
+    Beyond a stored schedule: it fires at least MIN_INTERVAL_MINUTES apart, and its zone is an
+    IANA name, not a file of the tz database that is no zone (posixrules, localtime, Factory).
+    """
+
+    @field_validator("cron")
+    @classmethod
+    def _often(cls, value: str) -> str:
+        try:
+            return check_user_cron(value)
+        except ValueError as exc:
+            raise PydanticCustomError("cron", "{reason}", {"reason": str(exc)}) from None
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana(cls, value: str) -> str:
+        try:
+            return check_iana_timezone(value)
+        except ValueError as exc:
+            raise PydanticCustomError("timezone", "{reason}", {"reason": str(exc)}) from None
+
+
 def _one_per_action(schedules: list[ScheduleIn]) -> list[ScheduleIn]:
     # One Cloud Scheduler job per agent and action, so a second schedule would have no job name.
-    seen: set[str] = set()
-    for schedule in schedules:
-        if schedule.action in seen:
+    first: dict[str, int] = {}
+    for index, schedule in enumerate(schedules):
+        if schedule.action in first:
             raise PydanticCustomError(
                 "duplicate_action",
-                "at most one {action} schedule per agent (a cron expression can list several times)",
-                {"action": schedule.action},
+                "schedules {first} and {second} are both {action} schedules; an agent has at most one"
+                " schedule per action (one cron expression can list several times)",
+                {"first": first[schedule.action], "second": index, "action": schedule.action},
             )
-        seen.add(schedule.action)
+        first[schedule.action] = index
     return schedules
 
 
-# The type of an update_policy "schedules" field: validates each item and the one-per-action rule.
-ScheduleList = Annotated[list[ScheduleIn], AfterValidator(_one_per_action)]
+# At most one schedule per action, so this many in all; the bound is checked before any item is.
+MAX_SCHEDULES = len(get_args(Action))
+
+# The type of a "schedules" field: the count, each item, and the one-per-action rule.
+ScheduleList = Annotated[list[ScheduleIn], Field(max_length=MAX_SCHEDULES), AfterValidator(_one_per_action)]
 
 
 @dataclass(frozen=True)
@@ -225,13 +305,14 @@ def instance_scope(instance: str) -> str:
     return f"paradyze-{instance}-"
 
 
-def _as_schedule(item: ScheduleIn | Mapping[str, Any] | Any) -> ScheduleIn:
-    if isinstance(item, ScheduleIn):
+def _as_schedule(item: Schedule | Mapping[str, Any] | Any) -> Schedule:
+    # Stored rows are read as stored: a schedule that older rules let in still gets its job.
+    if isinstance(item, Schedule):
         return item
     if isinstance(item, Mapping):
-        return ScheduleIn.model_validate(item)
+        return Schedule.model_validate(item)
     # A stored row object (dataclass, pydantic model) with the same attribute names.
-    return ScheduleIn.model_validate(item, from_attributes=True)
+    return Schedule.model_validate(item, from_attributes=True)
 
 
 def agent_jobs(instance: str, agent_id: str, schedules: Iterable[Any]) -> list[JobSpec]:

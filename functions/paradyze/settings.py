@@ -5,11 +5,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .agent_env import PLATFORM_MODEL_VARS
@@ -21,6 +23,15 @@ StoreKind = Literal["local", "gcs", "supabase"]
 
 
 
+# gs://bucket[/prefix]: bucket names as Cloud Storage allows them (lowercase, digits, - _ .).
+_GS_URI = re.compile(r"gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/[^\s]*)?")
+_ORIGIN = re.compile(r"https?://[^/\s]+")
+
+
+class ConfigurationError(RuntimeError):
+    """Settings the platform cannot start with; the message names every variable to set or fix."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
 
@@ -30,7 +41,23 @@ class Settings(BaseSettings):
     db_pool_max: int = Field(default=20, alias="PARADYZE_DB_POOL_MAX")
 
     jwt_secret: SecretStr | None = Field(default=None, alias="SUPABASE_JWT_SECRET")
+    # Supabase's issuer, https://<project ref>.supabase.co/auth/v1; when set, user tokens must name it.
+    jwt_issuer: str | None = Field(default=None, alias="SUPABASE_JWT_ISSUER")
+    # Admin tokens are minted on demand (python -m local_emulator.admin_token) and live this long at most.
+    admin_token_ttl_hours: float = Field(default=12.0, gt=0, le=168, alias="PARADYZE_ADMIN_TOKEN_TTL_HOURS")
     secrets_key: SecretStr | None = Field(default=None, alias="PARADYZE_SECRETS_KEY")
+
+    # Per-user limits, counted in Postgres so they hold across every function instance.
+    # Agents a user may have: running (or starting), and in total.
+    agent_quota_running: int = Field(default=25, ge=0, alias="PARADYZE_AGENT_QUOTA_RUNNING")
+    agent_quota_total: int = Field(default=100, ge=0, alias="PARADYZE_AGENT_QUOTA_TOTAL")
+    # Requests of one user being served at once, over all functions.
+    user_concurrency: int = Field(default=16, ge=1, alias="PARADYZE_USER_CONCURRENCY")
+    # create_agent and send_message calls per user: at most N in any window of the period (seconds).
+    create_agent_rate: int = Field(default=10, ge=1, alias="PARADYZE_CREATE_AGENT_RATE")
+    create_agent_rate_period: float = Field(default=60.0, gt=0, alias="PARADYZE_CREATE_AGENT_RATE_PERIOD")
+    send_message_rate: int = Field(default=60, ge=1, alias="PARADYZE_SEND_MESSAGE_RATE")
+    send_message_rate_period: float = Field(default=60.0, gt=0, alias="PARADYZE_SEND_MESSAGE_RATE_PERIOD")
 
     runtime: RuntimeKind = Field(default="process", alias="PARADYZE_RUNTIME")
     # Which agent server runs: the real ElizaOS (the product) or the reference agent (a fast test double).
@@ -111,6 +138,57 @@ class Settings(BaseSettings):
     # Names a step after which the process exits at once; only for fault-injection tests.
     crash_after: str | None = Field(default=None, alias="PARADYZE_TEST_CRASH_AFTER")
 
+    # The platform's own environment as it was at start, for the few variables an agent inherits.
+    _environ: dict[str, str] = PrivateAttr(default_factory=lambda: dict(os.environ))
+
+    def inherited_env(self, names: tuple[str, ...]) -> dict[str, str]:
+        """The platform's values of these variables (those that are set); nothing else leaves Settings."""
+        return {name: self._environ[name] for name in names if name in self._environ}
+
+    @model_validator(mode="after")
+    def _complete(self) -> Settings:
+        """Every backend chosen has what it needs: checked once, when the functions start."""
+        problems = self.problems()
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def problems(self) -> list[str]:
+        """What is missing or malformed, one sentence per variable."""
+        out: list[str] = []
+
+        def need(variable: str, value: object, because: str) -> None:
+            if value is None or value == "":
+                out.append(f"{variable} is required {because}")
+
+        if self.store == "gcs":
+            need("PARADYZE_GCS_BUCKET", self.gcs_bucket, "with PARADYZE_STORE=gcs (the bucket for character files)")
+        if self.store == "supabase":
+            need("SUPABASE_URL", self.supabase_url, "with PARADYZE_STORE=supabase")
+            need("SUPABASE_SERVICE_ROLE_KEY", self.supabase_service_key, "with PARADYZE_STORE=supabase")
+        if self.runtime == "cloud_run":
+            need("GOOGLE_CLOUD_PROJECT", self.gcp_project, "with PARADYZE_RUNTIME=cloud_run")
+            if not self.cloud_run_public:
+                need("PARADYZE_CLOUD_RUN_INVOKER", self.cloud_run_invoker,
+                     "with PARADYZE_RUNTIME=cloud_run (the service account that calls agents;"
+                     " or PARADYZE_CLOUD_RUN_PUBLIC=true)")
+        if self.scheduler_backend == "cloud":
+            need("GOOGLE_CLOUD_PROJECT", self.gcp_project, "with PARADYZE_SCHEDULER=cloud")
+            need("PARADYZE_SCHEDULER_SERVICE_ACCOUNT", self.scheduler_service_account,
+                 "with PARADYZE_SCHEDULER=cloud (the account Cloud Scheduler signs its calls as)")
+        if self.backup_uri and not _GS_URI.fullmatch(self.backup_uri):
+            out.append(f"PARADYZE_BACKUP_URI must look like gs://bucket/prefix, not {self.backup_uri!r}")
+        bad_origins = [o.strip() for o in self.cors_origins.split(",")
+                       if o.strip() and o.strip() != "*" and not _ORIGIN.fullmatch(o.strip())]
+        if bad_origins:
+            out.append(f"PARADYZE_CORS_ORIGINS holds {', '.join(map(repr, bad_origins))}: each entry must be * or"
+                       " an origin like https://app.example.com (no path)")
+        try:
+            ZoneInfo(self.platform_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            out.append(f"PARADYZE_TIMEZONE {self.platform_timezone!r} is not an IANA time zone")
+        return list(dict.fromkeys(out))
+
     @property
     def state_dir(self) -> Path:
         return self.home.resolve()
@@ -184,4 +262,19 @@ def _generated_secret(path: Path, *, fernet: bool = False) -> str:
 
 @functools.lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The platform's settings from the environment; raises ConfigurationError naming each bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigurationError(describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    """pydantic's errors as lines a person deploying the platform can act on (values are not shown)."""
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False):
+        if err["loc"]:
+            lines.append(f"{'.'.join(map(str, err['loc']))}: {err['msg']}")
+        else:
+            lines.extend(str(err["msg"]).removeprefix("Value error, ").splitlines())
+    return "Paradyze cannot start with these settings:\n" + "\n".join(f"  - {line}" for line in lines)

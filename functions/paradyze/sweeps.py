@@ -53,8 +53,8 @@ def hibernate_idle(caller: Caller, *, batch: int = 200, budget_s: float = 50.0, 
 def _hibernate_one(caller: Caller, row: dict[str, Any]) -> str:
     agent_id = str(row["id"])
     cutoff = datetime.now(UTC) - timedelta(minutes=row["idle_timeout_minutes"])
-    # Messages may reach an agent without us (its own Twitter or Discord client): its heartbeat counts.
-    beat = agent_client.last_activity(row["url"]) if row["url"] else None
+    # Messages may reach an agent without us (its own Twitter or Discord client): its last memory counts.
+    beat = agent_client.get_client().last_activity(row["url"], agent_id) if row["url"] else None
     if beat is not None and beat > cutoff:
         with db.transaction(caller) as conn:
             repository.record_activity(conn, agent_id, beat)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import jwt
@@ -178,3 +179,107 @@ def test_a_runtime_this_platform_does_not_offer_is_422(functions: Functions, ali
     assert resp.status_code == 422
     assert error_of(resp)["details"][0]["loc"] == ["runtime"]
     assert functions.get("list_agents", alice.token).get_json()["agents"] == []
+
+
+# --- input no parser should choke on: each a 4xx that says what and where, never a 500 ------------
+
+AGENT = "6f1c1d5e-0000-4000-8000-000000000000"
+
+
+def test_a_100000_deep_array_is_400(functions: Functions, alice: User) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    resp = functions.post("create_agent", alice.token, data='{"character": {"name": "A", "bio": ' + deep + "}}")
+    assert resp.status_code == 400
+    assert "nests more than 64 levels" in error_of(resp)["message"]
+
+
+def test_nesting_past_the_limit_names_where(functions: Functions, alice: User) -> None:
+    deep = "[" * 70 + "]" * 70
+    resp = functions.post("create_agent", alice.token,
+                          data='{"character": {"name": "A", "bio": "b", "templates": {"t": ' + deep + "}}}")
+    assert resp.status_code == 400
+    loc = error_of(resp)["details"][0]["loc"]
+    assert loc[:3] == ["character", "templates", "t"] and set(loc[3:]) == {0}
+
+
+def test_a_5000_digit_integer_is_422_at_its_path(functions: Functions, alice: User) -> None:
+    resp = functions.post("update_policy", alice.token, data=f'{{"agent_id": "{AGENT}", '
+                          f'"idle_timeout_minutes": {"9" * 5000}}}')
+    assert resp.status_code == 422
+    detail = error_of(resp)["details"][0]
+    assert detail["loc"] == ["idle_timeout_minutes"] and detail["in"] == "body"
+    assert "5000 digits" in detail["msg"]
+    resp = functions.post("create_agent", alice.token,
+                          data='{"character": {"name": "A", "bio": "b", "knowledge": [1, -' + "7" * 5000 + "]}}")
+    assert resp.status_code == 422 and error_of(resp)["details"][0]["loc"] == ["character", "knowledge", 1]
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_numbers_json_and_postgres_cannot_hold_are_422(functions: Functions, alice: User, number: str) -> None:
+    resp = functions.post("create_agent", alice.token,
+                          data='{"character": {"name": "A", "bio": "b", "templates": {"n": ' + number + "}}}")
+    assert resp.status_code == 422
+    assert error_of(resp)["details"][0]["loc"] == ["character", "templates", "n"]
+
+
+def test_a_body_that_is_not_utf8_is_400_naming_the_byte(functions: Functions, alice: User) -> None:
+    raw = '{"character": {"name": "Zoë", "bio": "b"}}'.encode("latin-1")
+    resp = functions.post("create_agent", alice.token, data=raw)
+    assert resp.status_code == 400
+    err = error_of(resp)
+    assert "not UTF-8" in err["message"] and "0xeb" in err["message"]
+    assert err["details"][0]["offset"] == raw.index(b"\xeb")
+
+
+def test_a_body_over_one_mib_without_a_length_is_413(functions: Functions, alice: User) -> None:
+    body = io.BytesIO(b'{"character": {"name": "A", "bio": "' + b"x" * (2 * 1024 * 1024) + b'"}}')
+    # A chunked upload: no Content-Length, the server says where the body ends.
+    resp = functions.client("create_agent").post(
+        "/", input_stream=body, headers={**alice.headers, "Content-Type": "application/json"},
+        environ_overrides={"CONTENT_LENGTH": "", "wsgi.input_terminated": True})
+    assert resp.status_code == 413, resp.get_json()
+    assert "1 MiB" in error_of(resp)["message"]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "multipart/form-data; boundary=x", "application/xml"])
+def test_a_body_that_is_not_json_by_its_type_is_415(functions: Functions, alice: User, content_type: str) -> None:
+    resp = functions.client("create_agent").post("/", data='{"character": {"name": "A", "bio": "b"}}',
+                                                 headers={**alice.headers, "Content-Type": content_type})
+    assert resp.status_code == 415
+    assert error_of(resp)["details"][0] == {"loc": ["Content-Type"], "in": "header", "msg": "expected application/json"}
+    assert functions.get("list_agents", alice.token).get_json()["agents"] == []
+
+
+@pytest.mark.parametrize(("name", "query", "loc"), [
+    ("list_agents", "limit=many", ["limit"]),
+    ("list_agents", "limit=0", ["limit"]),
+    ("list_agents", "status=sleeping", ["status"]),
+    ("list_agents", "q=a%00b", ["q"]),
+    ("agent_logs", f"agent_id={AGENT}&tail=-1", ["tail"]),
+    ("agent_logs", "agent_id=urn:uuid:x", ["agent_id"]),
+    ("agent_events", "limit=1e3", ["limit"]),
+    ("health_check", "repair=perhaps", ["repair"]),
+    ("get_agent", f"agent_id={AGENT}&agent_id={AGENT}", ["agent_id"]),
+    ("list_agents", "limit=5&limit=6", ["limit"]),
+])
+def test_bad_query_parameters_are_422_naming_each(functions: Functions, admin_token: str,
+                                                  name: str, query: str, loc: list) -> None:
+    resp = functions.client(name).get(f"/?{query}", headers={"Authorization": f"Bearer {admin_token}"})
+    assert resp.status_code == 422, resp.get_json()
+    detail = error_of(resp)["details"][0]
+    assert detail["loc"] == loc and detail["in"] == "query"
+
+
+def test_an_idempotency_key_over_200_characters_is_422(functions: Functions, alice: User) -> None:
+    resp = functions.post("create_agent", alice.token, {"character": CHARACTERS["eliza-default"]},
+                          headers={"Idempotency-Key": "k" * 201})
+    assert resp.status_code == 422
+    assert error_of(resp)["details"][0] == {**error_of(resp)["details"][0], "loc": ["Idempotency-Key"], "in": "header"}
+    assert functions.get("list_agents", alice.token).get_json()["agents"] == []
+
+
+def test_a_key_postgres_cannot_store_is_422_at_its_path(functions: Functions, alice: User) -> None:
+    resp = functions.post("create_agent", alice.token,
+                          data='{"character": {"name": "A", "bio": "b", "templates": {"k\\u0000": 1}}}')
+    assert resp.status_code == 422
+    assert error_of(resp)["details"][0]["loc"] == ["character", "templates", "k\\x00"]

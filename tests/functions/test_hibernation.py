@@ -8,12 +8,13 @@ import os
 import signal
 import threading
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from helpers import Functions, User, fixture_characters
-from paradyze import db, reconcile, sweeps
+from paradyze import agent_keys, db, reconcile, sweeps
 from paradyze.auth import SYSTEM
 from paradyze.settings import get_settings
 
@@ -68,7 +69,12 @@ def test_agent_heartbeat_keeps_it_awake(functions: Functions, alice: User, admin
 
     agent = create(functions, alice, cleanup_agents)
     # A message that reaches the agent without the platform (its own client) still counts.
-    requests.post(f"{agent['url']}/{agent['name']}/message", json={"text": "hi", "userId": "u"}, timeout=5)
+    channel, someone = str(uuid.uuid4()), str(uuid.uuid4())
+    sent = requests.post(f"{agent['url']}/api/messaging/channels/{channel}/messages", timeout=5,
+                         headers={"X-API-KEY": agent_keys.api_key(agent["id"])},
+                         json={"author_id": someone, "content": "hi", "transport": "http",
+                               "message_server_id": "00000000-0000-0000-0000-000000000000"})
+    assert sent.status_code == 201, sent.text
     set_idle_for(agent["id"], 120)
     result = functions.post("hibernate_idle", admin_token).get_json()
     assert agent["id"] in result["active"] and agent["id"] not in result["hibernated"]
@@ -116,18 +122,18 @@ def test_many_messages_during_one_wake_cause_one_wake(
 
 def test_wake_timeout_is_503_and_the_message_is_not_delivered(
         functions: Functions, alice: User, cleanup_agents: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from paradyze import agent_client
+    from paradyze.agent_client import AgentClient
 
     agent = create(functions, alice, cleanup_agents)
     functions.post("hibernate_agent", alice.token, {"agent_id": agent["id"]})
     before = status_of(functions, alice, agent["id"])["message_count"]
-    slow = agent_client.wait_healthy
+    slow = AgentClient.wait_healthy
 
     def slow_health(*args: object, **kwargs: object) -> None:
         time.sleep(1.5)
         slow(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(agent_client, "wait_healthy", slow_health)
+    monkeypatch.setattr(AgentClient, "wait_healthy", slow_health)
     resp = functions.post("send_message", alice.token,
                           {"agent_id": agent["id"], "text": "anyone?", "wake_timeout_s": 0.5})
     assert resp.status_code == 503

@@ -203,10 +203,10 @@ def test_changed_platform_settings_update_platform_jobs(fake: FakeCloudScheduler
     assert {fake.job(n)["timeZone"] for n in PLATFORM} == {"UTC"}
 
 
-def test_without_service_account_no_oidc_token_is_sent(fake: FakeCloudScheduler) -> None:
-    settings = make_settings(fake.endpoint, PARADYZE_SCHEDULER_SERVICE_ACCOUNT="")
-    sync_agent(CloudSchedulerSink(settings), "prod", A1, NIGHTS)
-    assert "oidcToken" not in fake.job(f"paradyze-prod-{A1}-wake")["httpTarget"]
+def test_without_service_account_the_platform_does_not_start(fake: FakeCloudScheduler) -> None:
+    # Jobs without an OIDC token could not call the functions: refused at start, not at the first sweep.
+    with pytest.raises(ValueError, match="PARADYZE_SCHEDULER_SERVICE_ACCOUNT"):
+        make_settings(fake.endpoint, PARADYZE_SCHEDULER_SERVICE_ACCOUNT="")
 
 
 def test_job_created_concurrently_is_reconciled_not_failed(

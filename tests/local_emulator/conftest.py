@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 import pytest
 
 from helpers import FIXTURES
+from paradyze import agent_keys
+from paradyze.agent_client import AgentClient
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT_SCRIPT = REPO / "local_emulator" / "reference_agent.py"
@@ -34,6 +37,11 @@ class RunningAgent:
     url: str
     log_path: Path
     character: dict[str, Any]
+    agent_id: str  # the platform's id for it: its key is agent_keys.api_key(agent_id)
+
+    @property
+    def key(self) -> str:
+        return agent_keys.api_key(self.agent_id)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -53,12 +61,15 @@ class RunningAgent:
 
 
 def launch(character_path: Path, log_path: Path, env: dict[str, str] | None = None) -> RunningAgent:
-    """Start the agent and wait until it is healthy; env adds to a model-key-free environment."""
-    from paradyze import agent_client
+    """Start the agent, requiring its key as the platform starts it, and wait until it is healthy.
 
+    env adds to a model-key-free environment.
+    """
     port = free_port()
+    agent_id = str(uuid.uuid4())
     # A developer's real provider key must never make the tests call out.
     child_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENROUTER_", "OPENAI_"))}
+    child_env["ELIZA_SERVER_AUTH_TOKEN"] = agent_keys.api_key(agent_id)
     child_env.update(env or {})
     log_file = log_path.open("wb")
     proc = subprocess.Popen(
@@ -81,9 +92,10 @@ def launch(character_path: Path, log_path: Path, env: dict[str, str] | None = No
         character = json.loads(character_path.read_text())
     except ValueError:
         character = {}  # a broken file is a test of the agent's own refusal
-    agent = RunningAgent(proc, f"http://127.0.0.1:{port}", log_path, character)
+    agent = RunningAgent(proc, f"http://127.0.0.1:{port}", log_path, character, agent_id)
     try:
-        agent_client.wait_healthy(agent.url, 15.0, is_alive=agent.alive)
+        with AgentClient() as client:
+            client.wait_healthy(agent.url, agent_id, 15.0, is_alive=agent.alive)
     except Exception:
         agent.stop(signal.SIGKILL)
         raise

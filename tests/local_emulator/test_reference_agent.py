@@ -15,10 +15,16 @@ from typing import Any
 import pytest
 import requests
 
-from paradyze import agent_client
+from paradyze.agent_client import AgentClient
 from paradyze.errors import AgentStartFailed
 
 USER = "7d9b6f5e-0c1a-4b8e-9f00-000000000001"
+
+
+@pytest.fixture
+def client() -> Iterator[AgentClient]:
+    with AgentClient() as made:
+        yield made
 
 
 def example_pairs(character: dict[str, Any]) -> list[tuple[str, str]]:
@@ -49,30 +55,46 @@ def in_character(reply: str, character: dict[str, Any]) -> bool:
 
 
 def get_json(agent: Any, path: str) -> tuple[int, Any]:
-    response = requests.get(agent.url + path, timeout=5)
+    response = requests.get(agent.url + path, headers={"X-API-KEY": agent.key}, timeout=5)
     return response.status_code, response.json()
 
 
 def post(agent: Any, path: str, body: Any = None, raw: bytes | None = None) -> requests.Response:
+    headers = {"X-API-KEY": agent.key}
     if raw is not None:
         return requests.post(
             agent.url + path,
             data=raw,
-            headers={"Content-Type": "application/json"},
+            headers={**headers, "Content-Type": "application/json"},
             timeout=10,
         )
-    return requests.post(agent.url + path, json=body, timeout=10)
+    return requests.post(agent.url + path, json=body, headers=headers, timeout=10)
 
 
 def agent_id(agent: Any) -> str:
-    return str(agent_client.agent_info(agent.url)["id"])
+    """ElizaOS's id for the agent (not the platform's)."""
+    with AgentClient() as client:
+        return str(client.agent_info(agent.url, agent.agent_id)["id"])
+
+
+def channel_message(agent: Any, channel: str, text: str, transport: str = "http") -> requests.Response:
+    return post(
+        agent,
+        f"/api/messaging/channels/{channel}/messages",
+        {
+            "author_id": USER,
+            "content": text,
+            "message_server_id": "00000000-0000-0000-0000-000000000000",
+            "transport": transport,
+        },
+    )
 
 
 # --- health and agents --------------------------------------------------------------------------
 
 
-def test_health_answers_ok_with_the_agent(running_agent: Any) -> None:
-    assert agent_client.is_healthy(running_agent.url)
+def test_health_answers_ok_with_the_agent(running_agent: Any, client: AgentClient) -> None:
+    assert client.is_healthy(running_agent.url, running_agent.agent_id)
     status, body = get_json(running_agent, "/api/server/health")
     assert status == 200
     assert body["status"] == "OK"
@@ -81,7 +103,7 @@ def test_health_answers_ok_with_the_agent(running_agent: Any) -> None:
     assert (status, ping["pong"]) == (200, True)
 
 
-def test_agents_list_holds_exactly_this_agent(running_agent: Any) -> None:
+def test_agents_list_holds_exactly_this_agent(running_agent: Any, client: AgentClient) -> None:
     status, body = get_json(running_agent, "/api/agents")
     assert status == 200 and body["success"] is True
     (listed,) = body["data"]["agents"]
@@ -89,7 +111,7 @@ def test_agents_list_holds_exactly_this_agent(running_agent: Any) -> None:
     uuid.UUID(listed["id"])
     if "id" in running_agent.character:
         assert listed["id"] == running_agent.character["id"]
-    info = agent_client.agent_info(running_agent.url)
+    info = client.agent_info(running_agent.url, running_agent.agent_id)
     assert (info["id"], info["name"]) == (listed["id"], listed["name"])
 
 
@@ -118,23 +140,20 @@ def test_agent_id_is_stable_across_restarts(start_agent: Any, characters: Any) -
 # --- messages -----------------------------------------------------------------------------------
 
 
-def test_agent_client_gets_the_characters_own_example_replies(
-    running_agent: Any,
-) -> None:
-    ref = agent_id(running_agent)
+def test_agent_client_gets_the_characters_own_example_replies(running_agent: Any, client: AgentClient) -> None:
     for question, expected in example_pairs(running_agent.character):
-        replies = agent_client.send_message(running_agent.url, ref, question, USER)
-        assert [r["text"] for r in replies] == [expected]
+        replies = client.send_message(running_agent.url, running_agent.agent_id, question, USER)
+        # The agent's thought stays with the agent.
+        assert replies == [{"text": expected, "actions": ["REPLY"]}]
 
 
 def test_agent_client_reply_to_free_text_is_in_character_and_deterministic(
-    running_agent: Any,
+    running_agent: Any, client: AgentClient
 ) -> None:
-    name = running_agent.character["name"]
     question = "Tell me something about yourself, please."
-    (reply,) = agent_client.send_message(running_agent.url, name, question, "someone-not-a-uuid")
+    (reply,) = client.send_message(running_agent.url, running_agent.agent_id, question, "someone-not-a-uuid")
     assert in_character(reply["text"], running_agent.character), reply
-    (again,) = agent_client.send_message(running_agent.url, name, question, "another-user")
+    (again,) = client.send_message(running_agent.url, running_agent.agent_id, question, "another-user")
     assert again["text"] == reply["text"]
 
 
@@ -185,35 +204,67 @@ def test_sessions_api_default_transport_puts_the_reply_in_the_history(
     assert len(agent_said) == 1 and in_character(agent_said[0], running_agent.character)
 
 
-def test_classic_message_endpoint_answers_a_list(running_agent: Any) -> None:
-    name = running_agent.character["name"]
+def test_channel_messages_answer_synchronously_and_keep_one_conversation(running_agent: Any) -> None:
+    channel = str(uuid.uuid4())
     question, expected = example_pairs(running_agent.character)[-1]
-    for ref in (agent_id(running_agent), name.upper()):
-        response = post(
-            running_agent,
-            f"/{ref}/message",
-            {"text": question, "userId": "u1", "roomId": "r1"},
-        )
-        assert response.status_code == 200
-        assert response.json() == [{"text": expected, "user": name, "action": "NONE"}]
-    assert post(running_agent, f"/{uuid.uuid4()}/message", {"text": "hi"}).status_code == 404
+    sent = channel_message(running_agent, channel, question)
+    assert sent.status_code == 201
+    assert sent.json()["userMessage"]["channel_id"] == channel
+    assert sent.json()["agentResponse"]["text"] == expected
+    channel_message(running_agent, channel, "and another thing")
+    status, listed = get_json(running_agent, f"/api/memory/{agent_id(running_agent)}/memories?roomId={channel}")
+    assert status == 200
+    # Newest first, as ElizaOS lists them: both turns of both exchanges, in this channel only.
+    texts = [m["content"]["text"] for m in listed["data"]["memories"]]
+    assert len(texts) == 4 and texts[2:] == [expected, question]
+    assert channel_message(running_agent, str(uuid.uuid4()), "hi", transport="carrier-pigeon").status_code == 400
 
 
-def test_health_counts_messages_and_last_activity(running_agent: Any) -> None:
+def test_the_key_is_required_everywhere_but_the_public_health_checks(running_agent: Any) -> None:
+    ref = agent_id(running_agent)
+    guarded = [
+        ("GET", "/api/server/health"),
+        ("GET", "/api/agents"),
+        ("GET", f"/api/agents/{ref}"),
+        ("GET", f"/api/memory/{ref}/memories"),
+        ("POST", "/api/messaging/sessions"),
+        ("POST", f"/api/messaging/channels/{uuid.uuid4()}/messages"),
+        ("GET", "/no/such/path"),
+    ]
+    for method, path in guarded:
+        for headers in ({}, {"X-API-KEY": "not-the-key"}, {"X-API-KEY": running_agent.key[:-1]}):
+            response = requests.request(method, running_agent.url + path, json={}, headers=headers, timeout=5)
+            assert response.status_code == 401, (method, path, headers)
+            assert response.json()["error"] == "API key required"
+    for path in ("/health", "/healthz"):
+        assert requests.get(running_agent.url + path, timeout=5).status_code == 200
+    assert requests.options(running_agent.url + "/api/agents", timeout=5).status_code == 204
+
+
+def test_without_a_key_configured_the_agent_is_open_as_elizaos_is(start_agent: Any, characters: Any) -> None:
+    agent = start_agent(characters[0], {"ELIZA_SERVER_AUTH_TOKEN": ""})
+    assert requests.get(agent.url + "/api/agents", timeout=5).status_code == 200
+    assert "ELIZA_SERVER_AUTH_TOKEN is not set" in agent.output()
+
+
+def test_health_counts_messages_and_last_activity(running_agent: Any, client: AgentClient) -> None:
     _, before = get_json(running_agent, "/api/server/health")
     for _ in range(3):
-        agent_client.send_message(running_agent.url, agent_id(running_agent), "how are you?", USER)
+        client.send_message(running_agent.url, running_agent.agent_id, "how are you?", USER)
     _, after = get_json(running_agent, "/api/server/health")
     assert after["messages"] - before["messages"] == 3
-    last_activity = datetime.fromisoformat(after["last_activity"])
-    assert last_activity >= datetime.fromisoformat(before["timestamp"])
+    started = datetime.fromisoformat(before["timestamp"])
+    assert datetime.fromisoformat(after["last_activity"]) >= started
+    # The platform's idle signal: the agent's newest memory.
+    active = client.last_activity(running_agent.url, running_agent.agent_id)
+    assert active is not None and active >= started.replace(microsecond=0)
 
 
 def test_malformed_requests_get_400_and_unknown_paths_404(
     running_agent: Any,
 ) -> None:
     ref = agent_id(running_agent)
-    for path in ("/api/messaging/sessions", f"/{ref}/message"):
+    for path in ("/api/messaging/sessions", f"/api/messaging/channels/{uuid.uuid4()}/messages"):
         bad = post(running_agent, path, raw=b"{not json")
         assert bad.status_code == 400
         assert bad.json()["error"]["code"] == "BAD_REQUEST"
@@ -226,7 +277,7 @@ def test_malformed_requests_get_400_and_unknown_paths_404(
         ).status_code
         == 400
     )
-    assert post(running_agent, f"/{ref}/message", {"text": ""}).status_code == 400
+    assert channel_message(running_agent, str(uuid.uuid4()), "").status_code == 400
     session_id = post(running_agent, "/api/messaging/sessions", {"agentId": ref, "userId": USER}).json()["sessionId"]
     too_long = post(
         running_agent,
@@ -245,7 +296,8 @@ def test_malformed_requests_get_400_and_unknown_paths_404(
     status, body = get_json(running_agent, "/no/such/path")
     assert status == 404 and body["success"] is False
     # The server stays usable after each of these.
-    assert agent_client.is_healthy(running_agent.url)
+    with AgentClient() as client:
+        assert client.is_healthy(running_agent.url, running_agent.agent_id)
 
 
 # --- process behaviour ----------------------------------------------------------------------------
@@ -254,7 +306,7 @@ def test_malformed_requests_get_400_and_unknown_paths_404(
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_stops_the_agent_cleanly(start_agent: Any, characters: Any, sig: int) -> None:
     agent = start_agent(characters[0])
-    requests.get(agent.url + "/api/server/health", timeout=5)
+    requests.get(agent.url + "/api/server/health", headers={"X-API-KEY": agent.key}, timeout=5)
     assert agent.stop(sig, timeout=5) == 0
     log = agent.output()
     assert "GET /api/server/health 200" in log and "ms" in log
@@ -320,7 +372,7 @@ def eliza_path(characters: Any) -> Any:
 
 
 def test_openrouter_answers_with_the_character_as_system_prompt(
-    start_agent: Any, fake_openrouter: FakeOpenRouter, eliza_path: Any
+    start_agent: Any, fake_openrouter: FakeOpenRouter, eliza_path: Any, client: AgentClient
 ) -> None:
     path = eliza_path
     agent = start_agent(
@@ -330,7 +382,7 @@ def test_openrouter_answers_with_the_character_as_system_prompt(
             "OPENROUTER_BASE_URL": fake_openrouter.base_url,
         },
     )
-    replies = agent_client.send_message(agent.url, agent_id(agent), "what should I focus on today?", USER)
+    replies = client.send_message(agent.url, agent.agent_id, "what should I focus on today?", USER)
     assert [r["text"] for r in replies] == ["FAKE-LLM says hello"]
 
     (sent,) = fake_openrouter.requests
@@ -345,7 +397,7 @@ def test_openrouter_answers_with_the_character_as_system_prompt(
     assert user == {"role": "user", "content": "what should I focus on today?"}
 
     # The second turn of the same conversation carries the first one.
-    agent_client.send_message(agent.url, agent_id(agent), "and tomorrow?", USER)
+    client.send_message(agent.url, agent.agent_id, "and tomorrow?", USER)
     roles = [m["role"] for m in fake_openrouter.requests[1]["body"]["messages"]]
     assert roles == ["system", "user", "assistant", "user"]
 
@@ -353,7 +405,9 @@ def test_openrouter_answers_with_the_character_as_system_prompt(
     assert FAKE_KEY not in agent.output()
 
 
-def test_openrouter_failure_falls_back_offline_without_leaking_the_key(start_agent: Any, eliza_path: Any) -> None:
+def test_openrouter_failure_falls_back_offline_without_leaking_the_key(
+    start_agent: Any, eliza_path: Any, client: AgentClient
+) -> None:
     fake = FakeOpenRouter(status=500)
     try:
         path = eliza_path
@@ -366,7 +420,7 @@ def test_openrouter_failure_falls_back_offline_without_leaking_the_key(start_age
             },
         )
         question, expected = example_pairs(agent.character)[0]
-        replies = agent_client.send_message(agent.url, agent_id(agent), question, USER)
+        replies = client.send_message(agent.url, agent.agent_id, question, USER)
         assert [r["text"] for r in replies] == [expected]
         assert fake.requests[0]["body"]["model"] == "test/model"
     finally:

@@ -375,3 +375,15 @@ def test_jobs_file_from_an_earlier_run_does_not_replay_missed_instants(target: T
     assert scheduler.run_due() == []
     clock.now = utc(2026, 3, 10, 4)
     assert [f.job for f in scheduler.run_due()] == [f"paradyze-local-{AGENT}-hibernate"]
+
+
+def test_a_token_source_gives_each_firing_a_fresh_token(target: Target) -> None:
+    clock = Clock(utc(2026, 3, 9, 7, 59))
+    minted = iter(f"short-lived-{n}" for n in range(10))
+    settings = Settings(PARADYZE_SCHEDULER_TICK=0.05, PARADYZE_INSTANCE="local")
+    scheduler = LocalScheduler(settings, target.url, lambda: next(minted), clock=clock, retry_backoff=0)
+    sync_agent(scheduler, "local", AGENT, NIGHTS)
+    tick_through(scheduler, clock, utc(2026, 3, 10, 12, 1), timedelta(minutes=30))
+    tokens = [r.headers["Authorization"] for r in target.received]
+    assert len(tokens) == 3 and len(set(tokens)) == 3, tokens
+    assert all(t.startswith("Bearer short-lived-") for t in tokens)

@@ -15,6 +15,7 @@ from .. import agent_databases
 from ..errors import AgentStartFailed, ParadyzeError, RuntimeUnavailable, ValidationFailed
 from ..settings import Settings
 from .base import AgentSpec, Owned, RuntimeStatus, Started
+from .images import agent_image, agent_memory
 
 if TYPE_CHECKING:  # google-cloud-run loads only when this backend is used
     from google.cloud.run_v2 import EnvVar, Service, ServicesClient
@@ -63,9 +64,10 @@ class CloudRunRuntime:
     CHARACTER_JSON, which the agent reads instead of CHARACTER_PATH. Agent env values of the
     form `sm://projects/P/secrets/NAME/versions/V` become Secret Manager references.
 
-    settings.docker_image must name an image Cloud Run can pull (Artifact Registry, e.g.
-    REGION-docker.pkg.dev/PROJECT/paradyze/agent:latest). A deployment takes tens of seconds,
-    so PARADYZE_AGENT_START_TIMEOUT wants raising (e.g. 300) with this backend.
+    The image and memory limit are the docker runtime's (images.py: the ElizaOS image and 1 GiB
+    unless PARADYZE_AGENT=reference); PARADYZE_DOCKER_IMAGE must name an image Cloud Run can pull
+    (Artifact Registry, e.g. REGION-docker.pkg.dev/PROJECT/paradyze/elizaos:1.7.2). A deployment
+    takes tens of seconds, so PARADYZE_AGENT_START_TIMEOUT wants raising (e.g. 300) with this backend.
 
     The handle is the service's full resource name.
     """
@@ -236,12 +238,12 @@ class CloudRunRuntime:
         }
         container = run_v2.Container(
             name=CONTAINER_NAME,
-            image=self.settings.docker_image,
+            image=agent_image(self.settings),
             ports=[run_v2.ContainerPort(container_port=self.settings.docker_agent_port)],
             env=self._environment(spec, character),
             resources=run_v2.ResourceRequirements(
                 limits={
-                    "memory": cloud_run_memory(self.settings.docker_memory),
+                    "memory": cloud_run_memory(agent_memory(self.settings)),
                     "cpu": cloud_run_cpu(self.settings.docker_cpus),
                 },
                 # CPU outside requests (cpu_idle false, which the API takes as absent once

@@ -1,27 +1,42 @@
-"""The `docker` backend: each agent is one container of settings.docker_image, managed with docker-py."""
+"""The `docker` backend: each agent is one container of the agent image, managed with docker-py."""
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import agent_keys
 from ..errors import AgentStartFailed, ParadyzeError, RuntimeUnavailable
 from ..settings import Settings
 from .base import AgentSpec, Owned, RuntimeStatus, Started
+from .images import agent_image, agent_memory
 
 if TYPE_CHECKING:  # docker-py loads only when this backend is used
     from docker import DockerClient
     from docker.models.containers import Container
+    from docker.models.networks import Network
 
 LABEL_AGENT = "paradyze.agent_id"
 LABEL_INSTANCE = "paradyze.instance"
 LABEL_VERSION = "paradyze.character_version"
-# Agents publish their port on the host's loopback only: nothing outside this host reaches them.
-PUBLISH_HOST = "127.0.0.1"
-_PORT_POLL = 0.05
+# Every agent container joins this bridge network and publishes no port: only this host (and no
+# other agent: inter-container traffic is off) reaches an agent, at its address on the network.
+# Not an --internal network, because agents call their model APIs (and chat services) outside.
+# One network per host rather than per platform instance: Docker has only about 30 address
+# pools for bridge networks, and with inter-container traffic off, sharing one isolates as well.
+AGENT_NETWORK = "paradyze-agents"
+_NO_ICC = {"com.docker.network.bridge.enable_icc": "false"}
+# The agent's own folder (Settings.agent_home) inside the container: working directory and memory.
+AGENT_DIR = "/agent"
+# The unprivileged user both agent images define; a root platform hands it the agent's folder.
+AGENT_UID = AGENT_GID = 10001
+AGENT_PATH = "/usr/local/bin:/usr/bin:/bin"
+_START_POLL = 0.05
 
 
 class _Missing(Exception):
@@ -45,57 +60,70 @@ class DockerRuntime:
         return f"paradyze-{self.settings.instance_key}-{agent_id}"
 
     def start(self, spec: AgentSpec) -> Started:
-        """Run the agent's container and return once Docker has published its port.
+        """Run the agent's container and return once it has its address on the agent network.
 
+        The agent's folder is mounted read-write at /agent; the container publishes no port.
         Raises RuntimeUnavailable when the engine does not answer, AgentStartFailed otherwise
-        (missing image, bad mount, container exiting before its port shows, ...).
+        (missing image, bad mount, container exiting before it has an address, ...).
         """
         name = self.container_name(spec.agent_id)
         # An earlier attempt may have left a container under this name: a retry replaces it.
         self._remove_by_name(name, spec)
+        home = self.settings.agent_home(spec.agent_id)
+        user = self._agent_user(home, spec)
+        mounts, character = self._mounts(spec, home)
         with self._docker_errors(f"start agent {spec.agent_id}", start=True, secrets=spec.env.values()):
-            from docker.types import LogConfig, Mount
+            from docker.types import LogConfig
 
             client = self._docker()
             container = client.containers.create(
-                self.settings.docker_image,
+                agent_image(self.settings),
                 name=name,
                 labels={
                     LABEL_AGENT: spec.agent_id,
                     LABEL_INSTANCE: self.settings.instance_key,
                     LABEL_VERSION: str(spec.character_version),
                 },
-                environment=self._environment(spec),
-                # A --mount bind (unlike -v) fails when the file is missing instead of creating
-                # an empty directory in its place in the character store.
-                mounts=[
-                    Mount(
-                        target=self.settings.docker_character_path,
-                        source=str(spec.character_path),
-                        type="bind",
-                        read_only=True,
-                    )
-                ],
-                ports={self._port_key: (PUBLISH_HOST, None)},
-                mem_limit=self.settings.docker_memory,
-                memswap_limit=self.settings.docker_memory,
+                environment=self._environment(spec, character),
+                user=user,
+                working_dir=AGENT_DIR,
+                mounts=mounts,
+                network=self._network().name,
+                mem_limit=agent_memory(self.settings),
+                memswap_limit=agent_memory(self.settings),
                 nano_cpus=int(self.settings.docker_cpus * 1e9),
+                pids_limit=512,
+                # The agent needs no capability (its port is above 1024) and never gains one.
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
                 # The platform restarts crashed agents itself, counting crashes; Docker must not.
                 restart_policy={"Name": "no"},
-                # tini as PID 1 forwards SIGTERM: a node agent as PID 1 would ignore it and sit
-                # out the whole grace period.
+                # tini as PID 1 forwards SIGTERM: a server as PID 1 would ignore it and sit out
+                # the whole grace period.
                 init=True,
                 log_config=LogConfig(type=LogConfig.types.JSON, config={"max-size": "10m", "max-file": "3"}),
             )
             try:
                 container.start()
-                port = self._published_port(container)
+                address = self._address(container)
             except BaseException:
                 # Leave nothing behind from a failed start; the original error is what matters.
                 with contextlib.suppress(Exception):
                     container.remove(force=True)
                 raise
-        return Started(handle=str(container.id), url=f"http://{PUBLISH_HOST}:{port}")
+        return Started(handle=str(container.id), url=f"http://{address}:{self.settings.docker_agent_port}")
+
+    def gateway(self) -> str:
+        """This host's address on the agent network: where agents reach a server the host runs.
+
+        Raises RuntimeUnavailable when the engine does not answer.
+        """
+        with self._docker_errors("read the agent network"):
+            configs = self._network().attrs.get("IPAM", {}).get("Config") or []
+        for config in configs:
+            if config.get("Gateway"):
+                return str(config["Gateway"])
+        raise RuntimeUnavailable(f"Docker network {AGENT_NETWORK} has no gateway address")
 
     def stop(self, handle: str, grace: float) -> None:
         """SIGTERM, up to grace seconds, SIGKILL, then remove. A missing container is fine.
@@ -145,7 +173,7 @@ class DockerRuntime:
     def list_owned(self) -> list[Owned]:
         """Every container, in any state, labelled with this platform instance.
 
-        A container that is not running has no published port; its url is "".
+        A container that is not running has no address; its url is "".
         """
         with self._docker_errors("list agent containers"):
             containers = self._docker().containers.list(
@@ -162,22 +190,68 @@ class DockerRuntime:
 
     # -- internals ---------------------------------------------------------------------------
 
-    @property
-    def _port_key(self) -> str:
-        return f"{self.settings.docker_agent_port}/tcp"
-
-    def _environment(self, spec: AgentSpec) -> dict[str, str]:
+    def _environment(self, spec: AgentSpec, character: str) -> dict[str, str]:
+        """spec.env, then the runtime's own variables, which always win over it."""
         env = {k: v for k, v in spec.env.items() if v != ""}
-        # Both names: the reference agent reads PORT, ElizaOS's server reads SERVER_PORT.
+        port = str(self.settings.docker_agent_port)
         env.update(
             {
-                "CHARACTER_PATH": self.settings.docker_character_path,
-                "PORT": str(self.settings.docker_agent_port),
-                "SERVER_PORT": str(self.settings.docker_agent_port),
+                # Both names: the reference agent reads PORT and HOST, ElizaOS SERVER_PORT and
+                # SERVER_HOST. All addresses inside the container: its port is never published.
+                "PORT": port,
+                "SERVER_PORT": port,
                 "HOST": "0.0.0.0",
+                "SERVER_HOST": "0.0.0.0",
+                "ELIZA_SERVER_AUTH_TOKEN": agent_keys.api_key(spec.agent_id),
+                "ELIZA_NO_AUTO_INSTALL": "true",
+                "CHARACTER_PATH": character,
+                "PGLITE_DATA_DIR": f"{AGENT_DIR}/elizadb",
+                "HOME": AGENT_DIR,
+                "PATH": AGENT_PATH,
+                "LANG": "C.UTF-8",
+                "TZ": "UTC",
+                "PARADYZE_AGENT_ID": spec.agent_id,
+                "PARADYZE_INSTANCE_KEY": self.settings.instance_key,
             }
         )
         return env
+
+    def _agent_user(self, home: Path, spec: AgentSpec) -> str:
+        """Create the agent's folder and return the user its container runs as, who owns it.
+
+        A root platform gives the folder to the images' unprivileged user (the agent itself
+        never runs as root); an unprivileged platform cannot, so the agent runs as the platform's
+        own user, who already owns it. Links are changed, never followed.
+        """
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+            if os.geteuid() != 0:
+                return f"{os.getuid()}:{os.getgid()}"
+            for folder, dirs, files in os.walk(home):
+                for path in (folder, *(os.path.join(folder, n) for n in (*dirs, *files))):
+                    st = os.lstat(path)
+                    if (st.st_uid, st.st_gid) != (AGENT_UID, AGENT_GID):
+                        os.lchown(path, AGENT_UID, AGENT_GID)
+        except OSError as exc:
+            raise AgentStartFailed(f"cannot prepare the folder of agent {spec.agent_id}: {exc.strerror}") from exc
+        return f"{AGENT_UID}:{AGENT_GID}"
+
+    def _mounts(self, spec: AgentSpec, home: Path) -> tuple[list[Any], str]:
+        """The agent's folder at /agent, read-write, and where its character file is in there.
+
+        A character file outside the folder is bind-mounted read-only at docker_character_path.
+        --mount binds (unlike -v) fail when the source is missing instead of creating an empty
+        directory in its place.
+        """
+        from docker.types import Mount
+
+        mounts = [Mount(target=AGENT_DIR, source=str(home), type="bind", read_only=False)]
+        character = Path(os.path.abspath(spec.character_path))
+        if character.is_relative_to(home.resolve()):
+            return mounts, f"{AGENT_DIR}/{character.relative_to(home.resolve()).as_posix()}"
+        target = self.settings.docker_character_path
+        mounts.append(Mount(target=target, source=str(character), type="bind", read_only=True))
+        return mounts, target
 
     def _docker(self) -> DockerClient:
         if self._client is None:
@@ -194,29 +268,47 @@ class DockerRuntime:
         ):
             self._docker().containers.get(name).remove(force=True)
 
-    def _published_port(self, container: Container) -> int:
-        """Reload until Docker shows the host port it chose; fail if the container dies first."""
+    def _network(self) -> Network:
+        """The agent network, created on first use. Call inside _docker_errors."""
+        import docker.errors
+
+        client = self._docker()
+        try:
+            return client.networks.get(AGENT_NETWORK)
+        except docker.errors.NotFound:
+            pass
+        try:
+            return client.networks.create(
+                AGENT_NETWORK,
+                driver="bridge",
+                check_duplicate=True,
+                options=_NO_ICC,
+                labels={"paradyze.role": "agents"},
+            )
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: another start created it just now
+                raise
+            return client.networks.get(AGENT_NETWORK)
+
+    def _address(self, container: Container) -> str:
+        """Reload until the container has its address on the agent network; fail if it dies first."""
         deadline = time.monotonic() + self.settings.agent_start_timeout
         while True:
             container.reload()
-            bindings = (container.ports or {}).get(self._port_key) or []
-            for binding in bindings:
-                if binding.get("HostPort"):
-                    return int(binding["HostPort"])
+            address = _address_of(container)
+            if address:
+                return address
             if container.status in ("exited", "dead"):
                 state = container.attrs.get("State") or {}
                 raise AgentStartFailed(f"agent container exited during start ({_detail(state)}); see its logs")
             if time.monotonic() >= deadline:
-                raise AgentStartFailed(
-                    f"Docker published no port for {self._port_key} within {self.settings.agent_start_timeout:g}s"
-                )
-            time.sleep(_PORT_POLL)
+                timeout = self.settings.agent_start_timeout
+                raise AgentStartFailed(f"the agent container had no address on {AGENT_NETWORK} within {timeout:g}s")
+            time.sleep(_START_POLL)
 
     def _url_of(self, container: Container) -> str:
-        for binding in (container.ports or {}).get(self._port_key) or []:
-            if binding.get("HostPort"):
-                return f"http://{PUBLISH_HOST}:{binding['HostPort']}"
-        return ""
+        address = _address_of(container)
+        return f"http://{address}:{self.settings.docker_agent_port}" if address else ""
 
     def _memory_bytes(self, container: Container) -> int | None:
         from docker.utils import version_lt
@@ -250,7 +342,7 @@ class DockerRuntime:
             raise
         except docker.errors.ImageNotFound as exc:
             raise AgentStartFailed(
-                f"cannot {action}: image {self.settings.docker_image!r} not found "
+                f"cannot {action}: image {agent_image(self.settings)!r} not found "
                 "(build it with local_emulator/docker_images.sh or set PARADYZE_DOCKER_IMAGE)"
             ) from exc
         except docker.errors.NotFound as exc:
@@ -269,6 +361,12 @@ class DockerRuntime:
             raise RuntimeUnavailable(
                 f"cannot {action}: Docker Engine does not answer ({_scrub(str(exc), secrets)})"
             ) from exc
+
+
+def _address_of(container: Container) -> str:
+    """The container's address on the agent network; "" while it has none (e.g. not running)."""
+    networks = (container.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    return str((networks.get(AGENT_NETWORK) or {}).get("IPAddress") or "")
 
 
 def _detail(state: dict[str, Any]) -> str:

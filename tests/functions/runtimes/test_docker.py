@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import requests
 
+from paradyze import agent_keys
 from paradyze.errors import AgentStartFailed
 from paradyze.runtimes.base import AgentRuntime, AgentSpec
-from paradyze.runtimes.docker import LABEL_AGENT, LABEL_INSTANCE, LABEL_VERSION, DockerRuntime
+from paradyze.runtimes.docker import AGENT_NETWORK, LABEL_AGENT, LABEL_INSTANCE, LABEL_VERSION, DockerRuntime
 from paradyze.settings import Settings
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(120)]
@@ -35,6 +36,7 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(
         PARADYZE_HOME=tmp_path / "home",
         PARADYZE_INSTANCE=f"test-{uuid.uuid4().hex[:8]}",
+        PARADYZE_AGENT="reference",
         PARADYZE_DOCKER_MEMORY="256m",
         PARADYZE_DOCKER_CPUS=0.5,
     )
@@ -64,11 +66,13 @@ def spec_for(
     )
 
 
-def wait_healthy(url: str, timeout: float = 20.0) -> dict[str, Any]:
+def wait_healthy(url: str, agent_id: str, timeout: float = 20.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            response = requests.get(f"{url}/api/server/health", timeout=2)
+            response = requests.get(
+                f"{url}/api/server/health", headers={"X-API-KEY": agent_keys.api_key(agent_id)}, timeout=2
+            )
             if response.status_code == 200:
                 body: dict[str, Any] = response.json()
                 return body
@@ -106,26 +110,40 @@ def test_start_runs_a_named_labelled_limited_container_that_answers(
     assert host["Memory"] == 256 * 1024 * 1024
     assert host["NanoCpus"] == 500_000_000
     assert host["RestartPolicy"]["Name"] in ("", "no")
-    [mount] = [m for m in container.attrs["Mounts"] if m["Destination"] == settings.docker_character_path]
-    assert mount["Source"] == str(character) and mount["RW"] is False
-    [binding] = container.ports[f"{settings.docker_agent_port}/tcp"]
-    assert binding["HostIp"] == "127.0.0.1"
-    assert started.url == f"http://127.0.0.1:{binding['HostPort']}"
+    assert host["CapDrop"] == ["ALL"]
+    assert container.attrs["Config"]["User"] == "10001:10001"
+    mounts = {m["Destination"]: m for m in container.attrs["Mounts"]}
+    home = settings.agent_home(spec.agent_id)
+    assert mounts["/agent"]["Source"] == str(home) and mounts["/agent"]["RW"] is True
+    assert home.stat().st_uid == 10001  # the agent's own folder belongs to the container's user
+    character_mount = mounts[settings.docker_character_path]
+    assert character_mount["Source"] == str(character) and character_mount["RW"] is False
 
-    health = wait_healthy(started.url)
+    # Reached at its address on the agent network, with nothing published on the host.
+    assert not host.get("PortBindings")
+    assert all(not bindings for bindings in (container.ports or {}).values())
+    address = container.attrs["NetworkSettings"]["Networks"][AGENT_NETWORK]["IPAddress"]
+    assert list(container.attrs["NetworkSettings"]["Networks"]) == [AGENT_NETWORK]
+    assert started.url == f"http://{address}:{settings.docker_agent_port}"
+
+    health = wait_healthy(started.url, spec.agent_id)
     assert health["agentName"] == "Dockerling"  # it read the mounted character file
 
 
 def test_secrets_reach_the_agent_environment_but_not_labels_or_logs(
     runtime: DockerRuntime, character: Path, docker_client: Any
 ) -> None:
-    started = runtime.start(spec_for(character, env={"OPENROUTER_API_KEY": SECRET, "EMPTY": ""}))
-    wait_healthy(started.url)
+    spec = spec_for(character, env={"OPENROUTER_API_KEY": SECRET, "EMPTY": "", "ELIZA_SERVER_AUTH_TOKEN": "mine"})
+    started = runtime.start(spec)
+    wait_healthy(started.url, spec.agent_id)
 
     container = docker_client.containers.get(started.handle)
     env = container.attrs["Config"]["Env"]
     assert f"OPENROUTER_API_KEY={SECRET}" in env
     assert not any(item.startswith("EMPTY=") for item in env)
+    # The runtime's own variables win over the agent's: the key is the platform's, never the user's.
+    assert f"ELIZA_SERVER_AUTH_TOKEN={agent_keys.api_key(spec.agent_id)}" in env
+    assert "ELIZA_SERVER_AUTH_TOKEN=mine" not in env
     assert SECRET not in json.dumps(container.labels)
     assert SECRET not in "\n".join(runtime.logs(started.handle))
     assert SECRET not in repr(runtime.status(started.handle))
@@ -136,8 +154,9 @@ def test_stop_removes_the_container_and_is_idempotent(
 ) -> None:
     import docker
 
-    started = runtime.start(spec_for(character))
-    wait_healthy(started.url)
+    spec = spec_for(character)
+    started = runtime.start(spec)
+    wait_healthy(started.url, spec.agent_id)
 
     runtime.stop(started.handle, grace=5)
 
@@ -151,8 +170,9 @@ def test_stop_removes_the_container_and_is_idempotent(
 def test_status_of_a_running_agent_then_after_docker_kill(
     runtime: DockerRuntime, character: Path, docker_client: Any
 ) -> None:
-    started = runtime.start(spec_for(character))
-    wait_healthy(started.url)
+    spec = spec_for(character)
+    started = runtime.start(spec)
+    wait_healthy(started.url, spec.agent_id)
 
     running = runtime.status(started.handle)
     assert running.state == "running" and running.alive is True
@@ -185,8 +205,9 @@ def test_an_agent_that_crashes_shows_its_exit_code(runtime: DockerRuntime, tmp_p
 
 
 def test_logs_returns_the_agents_output(runtime: DockerRuntime, character: Path) -> None:
-    started = runtime.start(spec_for(character))
-    wait_healthy(started.url)
+    spec = spec_for(character)
+    started = runtime.start(spec)
+    wait_healthy(started.url, spec.agent_id)
     lines = runtime.logs(started.handle, tail=50)
     assert any("Dockerling" in line and "listening" in line for line in lines)
     assert len(runtime.logs(started.handle, tail=1)) == 1
@@ -223,7 +244,7 @@ def test_starting_the_same_agent_twice_leaves_one_container(
     assert [c.id for c in containers] == [second.handle]
     assert containers[0].labels[LABEL_VERSION] == "2"
     assert runtime.status(first.handle).state == "missing"
-    wait_healthy(second.url)
+    wait_healthy(second.url, spec.agent_id)
 
 
 def test_a_missing_character_file_fails_the_start_and_leaves_nothing(

@@ -1,0 +1,129 @@
+"""Per-user limits: agent quotas, requests in flight and call rates, kept in Postgres for every instance.
+
+Cloud Run runs as many instances of each function as the load asks for, so a counter in one
+instance's memory would let a user multiply every limit by the number of instances. The counters
+live in the platform's own tables instead (limits_repository), which only the service role can see.
+The platform itself (the admin token, the scheduler, sweeps) is never limited; the agents the admin
+creates for a user count against that user's quota.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any, Literal
+
+from . import db
+from . import limits_repository as repo
+from .caller import PLATFORM_OWNER, SYSTEM, Caller
+from .db import Conn
+from .errors import DatabaseUnavailable, QuotaExceeded, RateLimited, TooManyInFlight
+from .settings import get_settings
+
+log = logging.getLogger(__name__)
+
+Action = Literal["create_agent", "send_message"]
+
+# How long an operation's slot is held if its instance dies before giving it back; longer than
+# any one request runs (a wake-on-message waits 300 s at most).
+_LEASE = timedelta(minutes=15)
+# When a request is refused for having too many in flight: others finish within seconds.
+_IN_FLIGHT_RETRY_S = 2
+
+
+def check_rate(caller: Caller, action: Action) -> None:
+    """Count one call of action by the calling user. Raises RateLimited (with retry_after)."""
+    if caller.user_id is None:
+        return
+    settings = get_settings()
+    limit, period = {
+        "create_agent": (settings.create_agent_rate, settings.create_agent_rate_period),
+        "send_message": (settings.send_message_rate, settings.send_message_rate_period),
+    }[action]
+    with db.transaction(SYSTEM) as conn:
+        wait = repo.take_rate_slot(conn, caller.user_id, action, limit, timedelta(seconds=period))
+    if wait is None:
+        return
+    retry_after = max(1, math.ceil(wait))
+    raise RateLimited(
+        f"too many {action} calls: the limit is {limit} per {period:g} seconds for each user;"
+        f" try again in {retry_after} s",
+        retry_after=retry_after,
+        details=[{"loc": ["function"], "msg": f"{action}: at most {limit} per {period:g} s",
+                  "limit": limit, "period_s": period}],
+    )
+
+
+@contextlib.contextmanager
+def in_flight(caller: Caller) -> Iterator[None]:
+    """Hold one of the calling user's request slots while the block runs. Raises TooManyInFlight."""
+    if caller.user_id is None:
+        yield
+        return
+    user_id, limit = caller.user_id, get_settings().user_concurrency
+    with db.transaction(SYSTEM) as conn:
+        repo.lock_user(conn, user_id)
+        busy = repo.operations_in_flight(conn, user_id)
+        if busy >= limit:
+            raise TooManyInFlight(
+                f"too many requests at once: {busy} of yours are being served and the limit is {limit};"
+                f" try again in {_IN_FLIGHT_RETRY_S} s",
+                retry_after=_IN_FLIGHT_RETRY_S,
+                details=[{"loc": ["user"], "msg": f"at most {limit} requests in flight", "limit": limit,
+                          "in_flight": busy}],
+            )
+        operation_id = repo.begin_operation(conn, user_id, _LEASE)
+    try:
+        yield
+    finally:
+        try:
+            with db.transaction(SYSTEM) as conn:
+                repo.end_operation(conn, operation_id)
+        except DatabaseUnavailable:
+            # The answer still goes out; the slot frees itself when its lease runs out.
+            log.warning("could not release request slot %s of user %s; it expires on its own", operation_id, user_id)
+
+
+def reserve_new_agent(conn: Conn, user_id: str) -> None:
+    """In the transaction that inserts the agent: refuse it when the owner is at a quota.
+
+    The owner's lock is held until that transaction ends, so two creates cannot both take the
+    last slot. Raises QuotaExceeded.
+    """
+    if user_id == PLATFORM_OWNER:
+        return
+    settings = get_settings()
+    repo.lock_user(conn, user_id)
+    counts = repo.agent_counts(conn, user_id)
+    if counts.total >= settings.agent_quota_total:
+        raise _quota("agents", settings.agent_quota_total, counts.total,
+                     "delete one before creating another")
+    if counts.running >= settings.agent_quota_running:
+        raise _quota("running agents", settings.agent_quota_running, counts.running,
+                     "hibernate or delete one before creating another")
+
+
+def reserve_running_slot(conn: Conn, row: dict[str, Any]) -> None:
+    """In the transaction that marks the agent waking: refuse it when its owner runs the quota already.
+
+    Raises QuotaExceeded.
+    """
+    user_id = str(row["user_id"])
+    if user_id == PLATFORM_OWNER:
+        return
+    limit = get_settings().agent_quota_running
+    repo.lock_user(conn, user_id)
+    running = repo.agent_counts(conn, user_id, excluding=str(row["id"])).running
+    if running >= limit:
+        raise _quota("running agents", limit, running, f"hibernate one before waking agent {row['id']}")
+
+
+def _quota(what: str, limit: int, current: int, remedy: str) -> QuotaExceeded:
+    return QuotaExceeded(
+        f"agent quota reached: you have {current} of at most {limit} {what}; {remedy}",
+        details=[{"loc": ["agents"], "msg": f"at most {limit} {what} per user", "limit": limit,
+                  "current": current}],
+    )

@@ -1,0 +1,89 @@
+"""The SQL of per-user limits and admin token generations. Parameterised; services own the transactions."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from .db import Conn
+
+# Agents that hold compute or are getting it; hibernating ones are on their way out.
+_RUNNING = ("provisioning", "running", "waking")
+
+
+@dataclass(frozen=True)
+class AgentCounts:
+    total: int
+    running: int
+
+
+def lock_user(conn: Conn, user_id: str) -> None:
+    """Serialise one user's quota and in-flight bookkeeping until this transaction ends."""
+    conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"paradyze.user:{user_id}",))
+
+
+def agent_counts(conn: Conn, user_id: str, *, excluding: str | None = None) -> AgentCounts:
+    """The user's agents (those being deleted aside), and how many of them run; `excluding` is not counted."""
+    row = conn.execute(
+        "select count(*) as total, count(*) filter (where status = any(%s)) as running"
+        "  from public.agents where user_id = %s and status <> 'deleting' and id is distinct from %s",
+        (list(_RUNNING), user_id, excluding),
+    ).fetchone()
+    assert row is not None
+    return AgentCounts(total=int(row["total"]), running=int(row["running"]))
+
+
+def take_rate_slot(conn: Conn, user_id: str, action: str, limit: int, period: timedelta) -> float | None:
+    """Count one call against the user's rate: None when admitted, else seconds until a call would be."""
+    step = period / limit
+    admitted = conn.execute(
+        "insert into public.user_rate_limits as r (user_id, action, tat)"
+        " values (%(user)s, %(action)s, now() + %(step)s)"
+        " on conflict (user_id, action) do update set tat = greatest(r.tat, now()) + %(step)s"
+        "  where greatest(r.tat, now()) + %(step)s <= now() + %(period)s"
+        " returning tat",
+        {"user": user_id, "action": action, "step": step, "period": period},
+    ).fetchone()
+    if admitted is not None:
+        return None
+    row = conn.execute(
+        "select extract(epoch from (tat + %s - %s - now()))::float8 as wait"
+        "  from public.user_rate_limits where user_id = %s and action = %s",
+        (step, period, user_id, action),
+    ).fetchone()
+    return max(0.0, float(row["wait"])) if row else 0.0
+
+
+def operations_in_flight(conn: Conn, user_id: str) -> int:
+    """The user's unexpired operations; expired ones (their instance died) are dropped first."""
+    conn.execute("delete from public.user_operations where user_id = %s and expires_at < now()", (user_id,))
+    row = conn.execute("select count(*) as n from public.user_operations where user_id = %s", (user_id,)).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def begin_operation(conn: Conn, user_id: str, lease: timedelta) -> str:
+    operation_id = str(uuid.uuid4())
+    conn.execute(
+        "insert into public.user_operations (id, user_id, expires_at) values (%s, %s, now() + %s)",
+        (operation_id, user_id, lease),
+    )
+    return operation_id
+
+
+def end_operation(conn: Conn, operation_id: str) -> None:
+    conn.execute("delete from public.user_operations where id = %s", (operation_id,))
+
+
+def admin_token_generation(conn: Conn) -> int:
+    row = conn.execute("select generation from public.admin_token_generation").fetchone()
+    return int(row["generation"]) if row else 1
+
+
+def next_admin_token_generation(conn: Conn) -> int:
+    row = conn.execute(
+        "update public.admin_token_generation set generation = generation + 1, revoked_at = now()"
+        " returning generation"
+    ).fetchone()
+    assert row is not None
+    return int(row["generation"])

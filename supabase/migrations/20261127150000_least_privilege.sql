@@ -1,0 +1,78 @@
+-- Least privilege for the Data API roles.
+--
+-- Supabase's default privileges grant ALL on every table, sequence and function in public to anon,
+-- authenticated and service_role, so the initial migration's grants only added to that and RLS was
+-- the only barrier: a user could point their agent at another user's character, set its status,
+-- url or runtime_handle, write versions, secrets, schedules and events, and TRUNCATE (which RLS does
+-- not govern) any table; anon could too.
+--
+-- From here on:
+--   * anon has no privilege on any table, sequence or function in public;
+--   * authenticated reads its own rows and updates only the columns a user owns (an agent's name
+--     and hibernation policy); every other write is the platform's, made as service_role after the
+--     platform has read the row as the user under RLS;
+--   * every write policy checks the ownership of each row the row refers to;
+--   * functions have a fixed search_path and are executable by nobody but the platform.
+
+-- 1. Start from nothing, now and for objects later migrations create.
+revoke all on all tables in schema public from anon, authenticated;
+revoke all on all sequences in schema public from anon, authenticated;
+revoke all on all functions in schema public from public, anon, authenticated;
+alter default privileges in schema public revoke all on tables from anon, authenticated;
+alter default privileges in schema public revoke all on sequences from anon, authenticated;
+alter default privileges in schema public revoke all on functions from anon, authenticated;
+-- Postgres itself lets PUBLIC execute every new function; per-schema defaults cannot take that back.
+alter default privileges revoke execute on functions from public;
+
+-- The platform keeps everything except TRUNCATE, which no request needs and RLS does not govern.
+grant select, insert, update, delete on all tables in schema public to service_role;
+revoke truncate, references, trigger on all tables in schema public from service_role;
+grant usage, select on all sequences in schema public to service_role;
+
+-- 2. What a user may do through the Data API.
+grant select on public.characters, public.character_versions, public.agents, public.agent_events,
+  public.agent_schedules to authenticated;
+grant update (name, idle_timeout_minutes, auto_hibernate) on public.agents to authenticated;
+
+-- 3. Policies that match those grants and nothing more. The writes users no longer make lose their
+-- policies, so a grant added by mistake later opens nothing by itself.
+drop policy "owners create their characters" on public.characters;
+drop policy "owners update their characters" on public.characters;
+drop policy "owners delete their characters" on public.characters;
+drop policy "owners add versions to their characters" on public.character_versions;
+drop policy "owners write their secrets" on public.character_secrets;
+drop policy "owners replace their secrets" on public.character_secrets;
+drop policy "owners create their agents" on public.agents;
+drop policy "owners update their agents" on public.agents;
+drop policy "owners delete their agents" on public.agents;
+drop policy "owners record events of their agents" on public.agent_events;
+drop policy "owners read their schedules" on public.agent_schedules;
+drop policy "owners write their schedules" on public.agent_schedules;
+
+-- An agent is updated only by its owner, and only while it still refers to a character of theirs.
+create policy "owners update their agents" on public.agents
+  for update to authenticated
+  using ((select auth.uid()) = user_id)
+  with check (
+    (select auth.uid()) = user_id
+    and exists (select 1 from public.characters c where c.id = character_id and c.user_id = (select auth.uid()))
+  );
+
+-- A schedule is seen only by the owner of the agent it belongs to, not merely by the user it names.
+create policy "owners read their agents' schedules" on public.agent_schedules
+  for select to authenticated
+  using (
+    (select auth.uid()) = user_id
+    and exists (select 1 from public.agents a where a.id = agent_id and a.user_id = (select auth.uid()))
+  );
+
+-- Tables only the platform touches say so, rather than relying on the absence of a policy.
+create policy "only the platform" on public.character_secrets
+  as restrictive for all to anon, authenticated using (false) with check (false);
+create policy "only the platform" on public.backups
+  as restrictive for all to anon, authenticated using (false) with check (false);
+
+-- 4. Functions: a fixed, empty search_path (every name in them is qualified), executed only by
+-- the triggers that use them.
+alter function public.forbid_version_update() set search_path = '';
+alter function public.forbid_event_change() set search_path = '';
