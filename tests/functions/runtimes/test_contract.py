@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 
+from paradyze.agent_keys import api_key
 from paradyze.errors import AgentStartFailed
 from paradyze.runtimes.base import AgentRuntime, AgentSpec
 from paradyze.settings import Settings
@@ -63,11 +64,16 @@ def spec(tmp_path: Path) -> AgentSpec:
                      env={"PARADYZE_CONTRACT": "yes"})
 
 
-def health(url: str, timeout: float = 30.0) -> dict[str, Any]:
+def key(spec: AgentSpec) -> dict[str, str]:
+    """The agent's own key, which it requires as ElizaOS does."""
+    return {"X-API-KEY": api_key(spec.agent_id)}
+
+
+def health(url: str, spec: AgentSpec, timeout: float = 30.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            resp = requests.get(f"{url}/api/server/health", timeout=2)
+            resp = requests.get(f"{url}/api/server/health", timeout=2, headers=key(spec))
             if resp.ok:
                 return dict(resp.json())
         except requests.RequestException:
@@ -79,8 +85,8 @@ def health(url: str, timeout: float = 30.0) -> dict[str, Any]:
 def test_start_runs_an_agent_that_answers_as_its_character(runtime: AgentRuntime, spec: AgentSpec) -> None:
     started = runtime.start(spec)
     assert isinstance(runtime, AgentRuntime)
-    assert health(started.url)
-    agents = requests.get(f"{started.url}/api/agents", timeout=5).json()["data"]["agents"]
+    assert health(started.url, spec)
+    agents = requests.get(f"{started.url}/api/agents", timeout=5, headers=key(spec)).json()["data"]["agents"]
     assert [a["name"] for a in agents] == ["Contracta"]
     status = runtime.status(started.handle)
     assert status.alive and status.state == "running"
@@ -91,7 +97,7 @@ def test_start_runs_an_agent_that_answers_as_its_character(runtime: AgentRuntime
 
 def test_stop_is_graceful_final_and_idempotent(runtime: AgentRuntime, spec: AgentSpec) -> None:
     started = runtime.start(spec)
-    health(started.url)
+    health(started.url, spec)
     runtime.stop(started.handle, grace=5.0)
     assert not runtime.status(started.handle).alive
     assert not runtime.alive(started.handle)
@@ -105,8 +111,8 @@ def test_logs_show_the_agents_requests(runtime: AgentRuntime, spec: AgentSpec) -
     if runtime.kind == "cloud_run":
         pytest.skip("Cloud Run agent logs are in Cloud Logging; logs() names the query (see test_cloud_run.py)")
     started = runtime.start(spec)
-    health(started.url)
-    requests.get(f"{started.url}/api/server/ping", timeout=5)
+    health(started.url, spec)
+    requests.get(f"{started.url}/api/server/ping", timeout=5, headers=key(spec))
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not any("/api/server/ping" in line for line in runtime.logs(started.handle)):
         time.sleep(0.1)
