@@ -273,11 +273,14 @@ class Migration:
 
 
 def migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
-    found = []
+    found: list[Migration] = []
     for path in sorted(directory.glob("*.sql")):
         match = _MIGRATION_NAME.match(path.name)
         if not match:
             raise ValueError(f"{path.name}: migration files are named <YYYYMMDDHHMMSS>_<name>.sql")
+        if found and found[-1].version == match.group(1):
+            # The version is the key the Supabase CLI (and migrate) records: two files cannot share it.
+            raise ValueError(f"{found[-1].path.name} and {path.name} share the version {match.group(1)}")
         found.append(Migration(match.group(1), match.group(2), path))
     return found
 

@@ -34,6 +34,15 @@ def environ(agent_id: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
 
 
+def command_line(agent_id: str) -> list[str]:
+    """The running agent's command line, as the kernel holds it."""
+    with db.pool().connection() as conn:
+        row = conn.execute("select runtime_handle from public.agents where id = %s", (agent_id,)).fetchone()
+    assert row and row["runtime_handle"], "the agent is not running"
+    raw = Path(f"/proc/{json.loads(row['runtime_handle'])['pid']}/cmdline").read_bytes()
+    return raw.decode().rstrip("\0").split("\0")
+
+
 def update(functions: Functions, user: User, agent_id: str, character: dict) -> dict:
     resp = functions.post("update_character", user.token, {"agent_id": agent_id, "character": character})
     assert resp.status_code == 200, resp.get_json()
@@ -136,7 +145,8 @@ def test_the_agent_runs_the_runtime_character_from_its_own_folder(
     character = json.loads((home / "character.json").read_text())
     assert not {"lore", "clients", "modelProvider"} & set(character)
     assert character["plugins"][0] == "@elizaos/plugin-sql" and character["plugins"][-1] == "@elizaos/plugin-bootstrap"
-    assert environ(agent["id"])["CHARACTER_PATH"] == str(home / "character.json")
+    argv = command_line(agent["id"])
+    assert argv[argv.index("--character") + 1] == str(home / "character.json")
     versions = functions.get("character_versions", alice.token, agent_id=agent["id"]).get_json()["versions"]
     assert "lore" in versions[0]["character"]  # the stored version is what the user uploaded
 
@@ -171,10 +181,11 @@ def test_without_any_model_key_a_message_is_refused_naming_the_keys_and_not_sent
     after = functions.get("get_agent", alice.token, agent_id=agent["id"]).get_json()["agent"]
     assert after["message_count"] == 0
 
-    # A key of the user's own gives the agent a model plugin: the message goes through.
+    # A key of the user's own gives the agent a model plugin: the message goes through. The update
+    # restarts the agent, on the double again: it answers offline, not through OpenAI.
+    monkeypatch.setattr(get_settings(), "agent", "reference")
     update(functions, alice, agent["id"], {"name": "Mute", "bio": "b", "secrets": {"OPENAI_API_KEY": "sk-user"}})
     character = json.loads((get_settings().agent_home(agent["id"]) / "character.json").read_text())
     assert "@elizaos/plugin-openai" in character["plugins"]
-    monkeypatch.setattr(get_settings(), "agent", "reference")  # the double answers offline, not via OpenAI
     resp = functions.post("send_message", alice.token, {"agent_id": agent["id"], "text": "hello?"})
     assert resp.status_code == 200, resp.get_json()

@@ -50,7 +50,9 @@ def test_one_users_parallel_operations_leave_another_users_reads_alone(
         cleanup_agents: list[str]) -> None:
     # Before the fix, each agent lock held a pool connection while the work under it needed
     # another: with 4 connections, 4 lock holders starved everyone (issue 9 #4 measured 20 s).
-    reopen_with(settings_env, PARADYZE_DB_POOL_MAX="4")
+    # The per-user concurrency limit (429) is a separate defence; raised here so that all 30 reach the
+    # database at once and the pool is what is tested.
+    reopen_with(settings_env, PARADYZE_DB_POOL_MAX="4", PARADYZE_USER_CONCURRENCY="64")
     alice_agents = [create(functions, alice, cleanup_agents) for _ in range(6)]
     bob_agent = create(functions, bob, cleanup_agents)
 

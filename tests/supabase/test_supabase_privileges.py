@@ -124,3 +124,12 @@ def test_splinter_finds_nothing(conn: Any, lint: Path) -> None:
     conn.execute("select set_config('pgrst.db_schemas', 'public, graphql_public', true)")
     found = conn.execute(query).fetchall()
     assert found == [], [f["detail"] for f in found]
+
+
+def test_two_migrations_cannot_share_a_version(tmp_path: Path) -> None:
+    # The version is what a database records as applied: a second file with it would never run
+    # where the first had (and fails the recording insert where neither had).
+    for name in ("20260101000000_one.sql", "20260101000000_two.sql"):
+        (tmp_path / name).write_text("select 1;")
+    with pytest.raises(ValueError, match="share the version 20260101000000"):
+        db.migrations(tmp_path)

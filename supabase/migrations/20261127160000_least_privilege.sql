@@ -24,10 +24,10 @@ alter default privileges in schema public revoke all on functions from anon, aut
 -- Postgres itself lets PUBLIC execute every new function; per-schema defaults cannot take that back.
 alter default privileges revoke execute on functions from public;
 
--- The platform keeps everything except TRUNCATE, which no request needs and RLS does not govern.
-grant select, insert, update, delete on all tables in schema public to service_role;
+-- The platform keeps what it was granted, except TRUNCATE, which no request needs and RLS does not
+-- govern (nor REFERENCES or TRIGGER, which only schema changes need).
 revoke truncate, references, trigger on all tables in schema public from service_role;
-grant usage, select on all sequences in schema public to service_role;
+alter default privileges in schema public revoke truncate, references, trigger on tables from service_role;
 
 -- 2. What a user may do through the Data API.
 grant select on public.characters, public.character_versions, public.agents, public.agent_events,
@@ -36,20 +36,21 @@ grant update (name, idle_timeout_minutes, auto_hibernate) on public.agents to au
 
 -- 3. Policies that match those grants and nothing more. The writes users no longer make lose their
 -- policies, so a grant added by mistake later opens nothing by itself.
-drop policy "owners create their characters" on public.characters;
-drop policy "owners update their characters" on public.characters;
-drop policy "owners delete their characters" on public.characters;
-drop policy "owners add versions to their characters" on public.character_versions;
-drop policy "owners write their secrets" on public.character_secrets;
-drop policy "owners replace their secrets" on public.character_secrets;
-drop policy "owners create their agents" on public.agents;
-drop policy "owners update their agents" on public.agents;
-drop policy "owners delete their agents" on public.agents;
-drop policy "owners record events of their agents" on public.agent_events;
-drop policy "owners read their schedules" on public.agent_schedules;
-drop policy "owners write their schedules" on public.agent_schedules;
+drop policy if exists "owners create their characters" on public.characters;
+drop policy if exists "owners update their characters" on public.characters;
+drop policy if exists "owners delete their characters" on public.characters;
+drop policy if exists "owners add versions to their characters" on public.character_versions;
+drop policy if exists "owners write their secrets" on public.character_secrets;
+drop policy if exists "owners replace their secrets" on public.character_secrets;
+drop policy if exists "owners create their agents" on public.agents;
+drop policy if exists "owners update their agents" on public.agents;
+drop policy if exists "owners delete their agents" on public.agents;
+drop policy if exists "owners record events of their agents" on public.agent_events;
+drop policy if exists "owners read their schedules" on public.agent_schedules;
+drop policy if exists "owners write their schedules" on public.agent_schedules;
 
 -- An agent is updated only by its owner, and only while it still refers to a character of theirs.
+drop policy if exists "owners update their agents" on public.agents;
 create policy "owners update their agents" on public.agents
   for update to authenticated
   using ((select auth.uid()) = user_id)
@@ -59,6 +60,7 @@ create policy "owners update their agents" on public.agents
   );
 
 -- A schedule is seen only by the owner of the agent it belongs to, not merely by the user it names.
+drop policy if exists "owners read their agents' schedules" on public.agent_schedules;
 create policy "owners read their agents' schedules" on public.agent_schedules
   for select to authenticated
   using (
@@ -67,10 +69,18 @@ create policy "owners read their agents' schedules" on public.agent_schedules
   );
 
 -- Tables only the platform touches say so, rather than relying on the absence of a policy.
-create policy "only the platform" on public.character_secrets
-  as restrictive for all to anon, authenticated using (false) with check (false);
-create policy "only the platform" on public.backups
-  as restrictive for all to anon, authenticated using (false) with check (false);
+do $$
+declare
+  t text;
+begin
+  foreach t in array array['character_secrets', 'backups', 'user_rate_limits', 'user_operations',
+                           'admin_token_generation'] loop
+    execute format('drop policy if exists "only the platform" on public.%I', t);
+    execute format('create policy "only the platform" on public.%I as restrictive for all to anon, authenticated'
+                   ' using (false) with check (false)', t);
+  end loop;
+end
+$$;
 
 -- 4. Functions: a fixed, empty search_path (every name in them is qualified), executed only by
 -- the triggers that use them.
