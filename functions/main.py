@@ -14,7 +14,7 @@ import functions_framework
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the paradyze package ships beside main.py
 
-from paradyze import backup, health, lifecycle, messaging, openapi, schedules_service, sweeps  # noqa: E402
+from paradyze import backup, eliza_character, health, lifecycle, messaging, openapi, schedules_service, sweeps  # noqa: E402
 from paradyze.agents import (  # noqa: E402
     AgentCreate,
     AgentQuery,
@@ -29,6 +29,7 @@ from paradyze.api_models import (  # noqa: E402
     AgentCreated,
     AgentEnvelope,
     AgentList,
+    AgentUpdated,
     BackupEnvelope,
     BackupList,
     CreateHeaders,
@@ -63,7 +64,8 @@ def create_agent(
 ) -> tuple[AgentCreated, int]:
     """Create an agent from a character file and start it"""
     agent, created = lifecycle.create(caller, body, headers.idempotency_key)
-    return AgentCreated(agent=agent, created=created), 201 if created else 200
+    warnings = eliza_character.unavailable_plugins(body.character.model_dump(mode="json", exclude_unset=True))
+    return AgentCreated(agent=agent, created=created, warnings=warnings), 201 if created else 200
 
 
 @functions_framework.http
@@ -109,10 +111,11 @@ def send_message(request: Request, caller: Caller, body: MessageSend) -> Message
 
 
 @functions_framework.http
-@endpoint(auth="user", methods=("POST",), body=CharacterUpdate, response=AgentEnvelope)
-def update_character(request: Request, caller: Caller, body: CharacterUpdate) -> AgentEnvelope:
+@endpoint(auth="user", methods=("POST",), body=CharacterUpdate, response=AgentUpdated)
+def update_character(request: Request, caller: Caller, body: CharacterUpdate) -> AgentUpdated:
     """Store a new character version; a running agent restarts with it"""
-    return AgentEnvelope(agent=lifecycle.update_character(caller, body))
+    warnings = eliza_character.unavailable_plugins(body.character.model_dump(mode="json", exclude_unset=True))
+    return AgentUpdated(agent=lifecycle.update_character(caller, body), warnings=warnings)
 
 
 @functions_framework.http

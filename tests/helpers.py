@@ -22,28 +22,10 @@ FIXTURES = Path(os.environ.get("PARADYZE_FIXTURES_DIR") or REPO.parent / "shared
 SOURCE = str(REPO / "functions" / "main.py")
 
 
-def fixture_files() -> dict[str, dict[str, Any]]:
-    """The fixture files exactly as users have them."""
+def fixture_characters() -> dict[str, dict[str, Any]]:
+    """The fixture files exactly as users have them (two name plugins that are not installed)."""
     return {p.name.removesuffix(".character.json"): json.loads(p.read_text())
             for p in sorted(FIXTURES.glob("*.character.json"))}
-
-
-def fixture_characters() -> dict[str, dict[str, Any]]:
-    """The fixtures as an agent can run them: without the plugins the pinned ElizaOS does not have.
-
-    Two fixtures name plugins that are not installed (@elizaos/plugin-dkg; web-search, reasoning,
-    analysis); creating an agent from those is a 422 naming each one, tested on its own.
-    """
-    from paradyze.agent_env import provider_named
-    from paradyze.eliza_character import installed_plugins, plugin_package
-
-    installed = installed_plugins()
-    characters = fixture_files()
-    for character in characters.values():
-        if "plugins" in character:
-            character["plugins"] = [p for p in character["plugins"]
-                                    if plugin_package(p) in installed or provider_named(p)]
-    return characters
 
 
 def free_port() -> int:
@@ -112,7 +94,8 @@ class Emulator:
 
     @property
     def token(self) -> str:
-        """An admin token for this emulator, minted as an operator would, with the mint command."""
+        """An admin token for this emulator, minted as an operator would with the mint command, and
+        written (--write) to $PARADYZE_HOME/admin-token, where the console looks for one."""
         if self._token is None:
             self._token = mint_admin_token(self.env())
         return self._token
@@ -181,8 +164,8 @@ class Emulator:
 
 
 def mint_admin_token(env: dict[str, str]) -> str:
-    """An admin token from `python -m local_emulator.admin_token`, run with the platform's settings in env."""
-    done = subprocess.run([sys.executable, "-m", "local_emulator.admin_token"], cwd=str(REPO), env=env,
+    """An admin token from `python -m local_emulator.admin_token --write`, run with the settings in env."""
+    done = subprocess.run([sys.executable, "-m", "local_emulator.admin_token", "--write"], cwd=str(REPO), env=env,
                           capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"minting an admin token failed ({done.returncode}):\n{done.stderr}")

@@ -126,7 +126,10 @@ def check_secrets(secrets: Mapping[str, Any], loc: list[str | int]) -> list[dict
 
 
 def _points_elsewhere(provider: Provider, name: str) -> bool:
-    return name.startswith(provider.prefix) and any(mark in name[len(provider.prefix) - 1:] for mark in _URL_MARKS)
+    # Anywhere in the name, not only at its start: ElizaOS strips a character-name prefix
+    # (EVE_OPENAI_BASE_URL), and a name this matches by mistake only withholds the platform's key.
+    at = f"_{name}".find(f"_{provider.prefix}")
+    return at >= 0 and any(mark in name[at + len(provider.prefix) - 1:] for mark in _URL_MARKS)
 
 
 def takes_over(provider: Provider, user_values: Mapping[str, Any]) -> bool:
@@ -145,22 +148,28 @@ class AgentEnv:
 
 
 def build(platform: Mapping[str, str], secrets: Mapping[str, str],
-          character_settings: Mapping[str, Any] | None = None) -> AgentEnv:
+          character_settings: Mapping[str, Any] | None = None, character_name: str = "") -> AgentEnv:
     """The agent's environment: platform model variables plus the user's secrets.
 
     platform: the platform's model variables (Settings.model_env()); anything else in it is ignored.
     character_settings: the character's plain settings, which ElizaOS reads like secrets, so a
     URL or key set there takes a provider over just as a secret does.
+    character_name: ElizaOS also reads `<NAME>_X` from the environment as the character's secret
+    `X`, ahead of the environment's own `X`: such a secret counts as `X` here.
     Raises ValidationFailed naming each secret that may not be set (stored before the rules were).
     """
     bad = check_secrets(secrets, ["character", "settings", "secrets"])
     if bad:
         raise ValidationFailed(f"secrets that cannot be set: {', '.join(str(d['loc'][-1]) for d in bad)}",
                                details=bad)
-    user_values: dict[str, Any] = {**dict(character_settings or {}), **secrets}
+    prefix = re.sub(r"[^A-Z0-9]", "_", character_name.upper()) + "_" if character_name else ""
+    aliased = {k[len(prefix):]: v for k, v in secrets.items() if prefix and k.startswith(prefix)}
+    user_values: dict[str, Any] = {**dict(character_settings or {}), **secrets, **aliased}
     env: dict[str, str] = {}
     for provider in PROVIDERS:
-        if takes_over(provider, user_values):
+        # Through the alias a user's value would win over the platform's inside ElizaOS: any of them
+        # for a provider means the user configures that provider themselves.
+        if takes_over(provider, user_values) or any(k.startswith(provider.prefix) for k in aliased):
             continue
         env.update({k: v for k, v in platform.items()
                     if k in PLATFORM_MODEL_VARS and k.startswith(provider.prefix) and v})

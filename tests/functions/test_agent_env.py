@@ -102,3 +102,21 @@ def test_no_user_value_overrides_a_platform_value() -> None:
 def test_no_keys_anywhere_means_no_model_keys() -> None:
     agent = build({}, {"ANTHROPIC_API_KEY": ""})
     assert agent.env == {} and agent.model_keys == frozenset()
+
+
+ALIASES = [("Eve", "EVE_OPENAI_BASE_URL"), ("Sam Altman", "SAM_ALTMAN_OPENAI_API_KEY"),
+           ("r2-d2", "R2_D2_OPENAI_SMALL_MODEL")]
+
+
+@pytest.mark.parametrize(("name", "secret"), ALIASES)
+def test_elizaos_character_prefixed_variables_count_as_what_they_alias(name: str, secret: str) -> None:
+    # ElizaOS 1.7.2 (jsonToCharacter) makes EVE_OPENAI_BASE_URL the character Eve's secret
+    # OPENAI_BASE_URL, which it reads before the environment's: the platform's key must not go along.
+    agent = build(PLATFORM, {secret: "https://attacker.example"}, {}, name)
+    assert "OPENAI_API_KEY" not in agent.env and "OPENAI_BASE_URL" not in agent.env
+
+
+def test_a_provider_url_anywhere_in_a_name_withholds_the_key_whatever_the_character_is_called() -> None:
+    assert "OPENAI_API_KEY" not in build(PLATFORM, {"EVE_OPENAI_BASE_URL": "x"}, {}, "Somebody").env
+    other = build(PLATFORM, {"SAM_ALTMAN_OPENAI_API_KEY": "x"}, {}, "Somebody")
+    assert other.env["OPENAI_API_KEY"] == PLATFORM["OPENAI_API_KEY"]

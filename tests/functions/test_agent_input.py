@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Functions, User, fixture_characters, fixture_files
+from helpers import Functions, User, fixture_characters
+from local_emulator.reference_persona import Persona
 from paradyze import db, repository, vault
+from paradyze.eliza_character import for_runtime
 from paradyze.settings import get_settings
 
 SECRET = "sk-TOPLEVEL-7c1e9a-SECRET"
@@ -152,16 +154,29 @@ def test_the_agent_runs_the_runtime_character_from_its_own_folder(
 
     resp = functions.post("send_message", alice.token, {"agent_id": agent["id"], "text": "hello"})
     assert resp.status_code == 200, resp.get_json()
-    assert "{{name1}}" not in json.dumps(resp.get_json()["replies"])
 
 
-def test_a_plugin_that_is_not_installed_is_a_422_and_nothing_is_written(
-        functions: Functions, alice: User) -> None:
-    resp = functions.post("create_agent", alice.token, {"character": fixture_files()["sam-altman"]})
-    assert resp.status_code == 422, resp.get_json()
-    assert [d["loc"] for d in resp.get_json()["error"]["details"]] == [
-        ["character", "plugins", 0], ["character", "plugins", 1], ["character", "plugins", 2]]
-    assert functions.get("list_agents", alice.token).get_json()["agents"] == []
+def test_the_reference_agent_fills_the_runtime_characters_placeholders() -> None:
+    runtime = for_runtime({"name": "Ada", "bio": "b", "messageExamples": [[
+        {"user": "{{user1}}", "content": {"text": "hi, I am {{user1}}"}},
+        {"user": "Ada", "content": {"text": "hello {{user1}}"}}]]}, set())
+    persona = Persona(runtime)
+    assert persona.offline_reply("hi, I am Bob", "Bob") == "hello Bob"
+
+
+def test_a_plugin_that_is_not_installed_is_named_and_nothing_is_installed(
+        functions: Functions, alice: User, cleanup_agents: list[str]) -> None:
+    resp = functions.post("create_agent", alice.token, {"character": fixture_characters()["sam-altman"]})
+    assert resp.status_code == 201, resp.get_json()
+    agent = resp.get_json()["agent"]
+    cleanup_agents.append(agent["id"])
+    warnings = resp.get_json()["warnings"]
+    assert [w["loc"] for w in warnings] == [["character", "plugins", i] for i in range(3)]
+    assert "web-search is not installed" in warnings[0]["msg"]
+    home = get_settings().agent_home(agent["id"])
+    character = json.loads((home / "character.json").read_text())
+    assert not {"web-search", "reasoning", "analysis"} & set(character["plugins"])
+    assert not (home / "node_modules").exists() and not (home / "package.json").exists()
 
 
 def test_without_any_model_key_a_message_is_refused_naming_the_keys_and_not_sent(

@@ -283,3 +283,43 @@ def test_a_key_postgres_cannot_store_is_422_at_its_path(functions: Functions, al
                           data='{"character": {"name": "A", "bio": "b", "templates": {"k\\u0000": 1}}}')
     assert resp.status_code == 422
     assert error_of(resp)["details"][0]["loc"] == ["character", "templates", "k\\x00"]
+
+
+def test_an_answer_off_its_model_is_a_500_not_sent(functions: Functions, alice: User,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from paradyze import lifecycle
+
+    # What the document promises is what goes out: a service that breaks it is a bug, logged, not leaked.
+    monkeypatch.setattr(lifecycle, "logs", lambda *_, **__: [{"secret": "hunter2"}])
+    resp = functions.get("agent_logs", alice.token, agent_id=AGENT)
+    assert resp.status_code == 500 and error_of(resp)["code"] == "internal"
+    assert "hunter2" not in resp.get_data(as_text=True)
+
+
+def test_two_schedules_for_one_action_are_422_not_500(functions: Functions, alice: User,
+                                                      cleanup_agents: list[str]) -> None:
+    agent = functions.post("create_agent", alice.token, {"character": CHARACTERS["eliza-default"]}).get_json()["agent"]
+    cleanup_agents.append(agent["id"])
+    two = [{"action": "hibernate", "cron": "0 22 * * *"}, {"action": "hibernate", "cron": "0 23 * * *"}]
+    resp = functions.post("update_policy", alice.token, {"agent_id": agent["id"], "schedules": two})
+    assert resp.status_code == 422
+    assert error_of(resp)["details"][0]["loc"] == ["schedules"]
+    assert "at most one hibernate" in error_of(resp)["details"][0]["msg"]
+    many = [{"action": "wake", "cron": f"{i % 60} {i % 24} * * *"} for i in range(10_000)]
+    resp = functions.post("update_policy", alice.token, {"agent_id": agent["id"], "schedules": many})
+    assert resp.status_code == 422 and error_of(resp)["details"][0]["loc"] == ["schedules"]
+    stored = functions.get("get_agent", alice.token, agent_id=agent["id"]).get_json()["agent"]
+    assert stored["policy"]["schedules"] == []
+    resp = functions.post("create_agent", alice.token,
+                          {"character": CHARACTERS["sam-altman"], "policy": {"schedules": two}})
+    assert resp.status_code == 422 and error_of(resp)["details"][0]["loc"] == ["policy", "schedules"]
+
+
+@pytest.mark.parametrize("sub", ["urn:uuid:6f1c1d5e-0000-4000-8000-000000000000",
+                                 "{6f1c1d5e-0000-4000-8000-000000000000}", "6f1c1d5e000040008000000000000000"])
+def test_a_sub_in_another_uuid_spelling_is_401_not_500(functions: Functions, sub: str) -> None:
+    from paradyze.auth import USER_ROLE, mint_token
+    from paradyze.settings import get_settings
+
+    resp = functions.get("list_agents", mint_token(get_settings(), role=USER_ROLE, sub=sub))
+    assert resp.status_code == 401 and "plain form" in error_of(resp)["message"]

@@ -6,7 +6,9 @@ import concurrent.futures
 import threading
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from helpers import Functions, User, fixture_characters
 from paradyze import lifecycle
@@ -132,3 +134,19 @@ def test_the_running_quota_holds_at_create_and_at_wake(
 
     functions.post("hibernate_agent", alice.token, {"agent_id": second.get_json()["agent"]["id"]})
     assert functions.post("wake_agent", alice.token, {"agent_id": first["id"]}).status_code == 200
+
+
+@pytest.mark.parametrize("role", ["anon", "authenticated"])
+@pytest.mark.parametrize("table", ["user_rate_limits", "user_operations", "admin_token_generation"])
+def test_the_limit_tables_are_the_platforms_alone(conn: Any, role: str, table: str, alice: User) -> None:
+    """As PostgREST would run a request: a user's claims, then SET ROLE. Every statement is refused."""
+    conn.execute("select set_config('request.jwt.claims', %s, true)", (f'{{"sub": "{alice.id}", "role": "{role}"}}',))
+    conn.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
+    target = sql.Identifier("public", table)
+    for statement in (sql.SQL("select * from {}"), sql.SQL("delete from {}"), sql.SQL("truncate {}"),
+                      sql.SQL("update {} set user_id = user_id") if table != "admin_token_generation"
+                      else sql.SQL("update {} set generation = 1")):
+        conn.execute("savepoint attempt")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(statement.format(target))
+        conn.execute("rollback to savepoint attempt")

@@ -12,10 +12,10 @@ JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
 
 
 def test_the_emulator_prints_how_to_mint_a_token_not_a_token(emulator: Emulator) -> None:
+    assert not (emulator.home / "admin-token").exists()  # nothing minted one yet: the emulator wrote none
     log = emulator.log.read_text(errors="replace")
     assert "python -m local_emulator.admin_token" in log
     assert not JWT.search(log), "a token in the emulator's output"
-    assert not (emulator.home / "admin-token").exists()
 
 
 def test_a_minted_token_works_until_every_token_is_revoked(emulator: Emulator) -> None:

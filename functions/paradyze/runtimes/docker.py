@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -37,6 +39,7 @@ AGENT_DIR = "/agent"
 AGENT_UID = AGENT_GID = 10001
 AGENT_PATH = "/usr/local/bin:/usr/bin:/bin"
 _START_POLL = 0.05
+_BOOT_POLL = 0.25
 
 
 class _Missing(Exception):
@@ -55,16 +58,20 @@ class DockerRuntime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._client: DockerClient | None = None
+        # Booting ElizaOS is CPU-bound for seconds: more boots at once than cores only slows them all.
+        self._boots = threading.BoundedSemaphore(max(1, settings.agent_start_concurrency))
 
     def container_name(self, agent_id: str) -> str:
         return f"paradyze-{self.settings.instance_key}-{agent_id}"
 
     def start(self, spec: AgentSpec) -> Started:
-        """Run the agent's container and return once it has its address on the agent network.
+        """Run the agent's container and return once its server listens (or stopped trying).
 
         The agent's folder is mounted read-write at /agent; the container publishes no port.
-        Raises RuntimeUnavailable when the engine does not answer, AgentStartFailed otherwise
-        (missing image, bad mount, container exiting before it has an address, ...).
+        At most agent_start_concurrency containers boot at once; a container that exits while
+        booting, or still boots at the start timeout, is returned as is: the caller's health wait
+        reports it. Raises RuntimeUnavailable when the engine does not answer, AgentStartFailed
+        otherwise (missing image, bad mount, container exiting before it has an address, ...).
         """
         name = self.container_name(spec.agent_id)
         # An earlier attempt may have left a container under this name: a retry replaces it.
@@ -104,8 +111,10 @@ class DockerRuntime:
                 log_config=LogConfig(type=LogConfig.types.JSON, config={"max-size": "10m", "max-file": "3"}),
             )
             try:
-                container.start()
-                address = self._address(container)
+                with self._boots:
+                    container.start()
+                    address = self._address(container)
+                    self._await_listening(container, address)
             except BaseException:
                 # Leave nothing behind from a failed start; the original error is what matters.
                 with contextlib.suppress(Exception):
@@ -305,6 +314,19 @@ class DockerRuntime:
                 timeout = self.settings.agent_start_timeout
                 raise AgentStartFailed(f"the agent container had no address on {AGENT_NETWORK} within {timeout:g}s")
             time.sleep(_START_POLL)
+
+    def _await_listening(self, container: Container, address: str) -> None:
+        deadline = time.monotonic() + self.settings.agent_start_timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((address, self.settings.docker_agent_port), timeout=1):
+                    return
+            except OSError:
+                pass
+            container.reload()
+            if container.status != "running":
+                return
+            time.sleep(_BOOT_POLL)
 
     def _url_of(self, container: Container) -> str:
         address = _address_of(container)

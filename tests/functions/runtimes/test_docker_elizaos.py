@@ -13,11 +13,15 @@ from typing import Any
 import pytest
 import requests
 
+from helpers import Functions
 from paradyze import agent_keys
+from paradyze.agent_client import AgentClient
+from paradyze.runtimes import get_runtime
 from paradyze.runtimes.base import AgentSpec, Started
-from paradyze.runtimes.docker import AGENT_NETWORK, LABEL_INSTANCE, DockerRuntime
+from paradyze.runtimes.docker import AGENT_NETWORK, LABEL_AGENT, LABEL_INSTANCE, DockerRuntime
 from paradyze.runtimes.images import ELIZAOS_IMAGE
-from paradyze.settings import Settings
+from paradyze.settings import Settings, get_settings
+from tests.fakes.model_server import FakeModelServer
 
 # A real server starts in about 6 s on an idle machine; a loaded one takes several times that.
 START_TIMEOUT = 240.0
@@ -157,6 +161,72 @@ def test_a_killed_container_is_seen_dead(runtime: DockerRuntime, spec: AgentSpec
         requests.get(f"{started.url}/api/server/health", headers=key_of(spec), timeout=2)
 
 
+def test_a_character_naming_plugins_that_are_not_installed_installs_nothing(
+    runtime: DockerRuntime, spec: AgentSpec, settings: Settings, docker_client: Any
+) -> None:
+    # The platform refuses such a character (422) before it starts; this is the runtime's own guard.
+    greedy = {**CHARACTER, "plugins": [*CHARACTER["plugins"], "@elizaos/plugin-not-a-real-one", "analysis"]}
+    spec.character_path.write_text(json.dumps(greedy))
+    started = runtime.start(spec)
+    deadline = time.monotonic() + START_TIMEOUT
+    while runtime.alive(started.handle) and time.monotonic() < deadline:
+        try:
+            if requests.get(f"{started.url}/api/server/health", headers=key_of(spec), timeout=5).ok:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.25)
+    container = docker_client.containers.get(started.handle)
+    changed = [c["Path"] for c in container.diff() or []]
+    runtime.stop(started.handle, grace=10)
+
+    assert not [path for path in changed if path.startswith("/opt")], changed  # the image's install is untouched
+    home = settings.agent_home(spec.agent_id)
+    found = [p for p in home.rglob("*") if p.name in ("node_modules", "package.json", "bun.lock", "analysis")]
+    assert found == [], found
+
+
+@pytest.fixture
+def model(runtime: DockerRuntime) -> Iterator[FakeModelServer]:
+    # A container reaches this host at its network's gateway, not at 127.0.0.1: the fake listens there.
+    with FakeModelServer(host=runtime.gateway()) as server:
+        yield server
+
+
+def test_a_fact_told_before_a_restart_reaches_the_model_after_it(
+    runtime: DockerRuntime, spec: AgentSpec, model: FakeModelServer, docker_client: Any
+) -> None:
+    character = {**CHARACTER, "plugins": [*CHARACTER["plugins"], "@elizaos/plugin-openai"]}
+    spec.character_path.write_text(json.dumps(character))
+    with_model = AgentSpec(
+        agent_id=spec.agent_id,
+        character_path=spec.character_path,
+        character_version=1,
+        env={"OPENAI_API_KEY": "sk-fake-model", "OPENAI_BASE_URL": model.base_url},
+    )
+    alice = str(uuid.uuid4())
+    first = start_healthy(runtime, with_model)
+    with AgentClient() as client:
+        replies = client.send_message(first.url, spec.agent_id, "My locker code is 7319.", alice, timeout=START_TIMEOUT)
+    assert [r["text"] for r in replies] == ["Hello from the fake model."]
+    runtime.stop(first.handle, grace=10)
+    assert docker_client.containers.list(all=True, filters={"name": runtime.container_name(spec.agent_id)}) == []
+
+    second = start_healthy(runtime, with_model)  # a new container on the same folder
+    seen = len(model.prompts)
+    model.reply("It is 7319.")
+    with AgentClient() as client:
+        replies = client.send_message(
+            second.url, spec.agent_id, "What is my locker code?", alice, timeout=START_TIMEOUT
+        )
+    assert [r["text"] for r in replies] == ["It is 7319."]
+    prompts = [p for p in model.prompts[seen:] if "What is my locker code?" in p]
+    assert prompts and "My locker code is 7319." in prompts[0], "what was said before the restart"
+    status = runtime.status(second.handle)
+    assert status.memory_bytes is not None
+    print(f"\nElizaOS container after two replies: {status.memory_bytes / 2**20:.0f} MiB of 1024 MiB")
+
+
 def test_the_image_runs_from_character_json_as_cloud_run_starts_it(
     runtime: DockerRuntime, settings: Settings, docker_client: Any
 ) -> None:
@@ -189,3 +259,62 @@ def test_the_image_runs_from_character_json_as_cloud_run_starts_it(
         assert time.monotonic() < deadline, f"ElizaOS not answering within {START_TIMEOUT:g}s"
         time.sleep(0.25)
     assert [a["name"] for a in agents.json()["data"]["agents"]] == ["Cirrus"]
+
+
+# --- through the functions -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def docker_functions(
+    functions: Functions, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Functions]:
+    """The in-process functions running ElizaOS agents on the docker runtime."""
+    monkeypatch.setenv("PARADYZE_AGENT", "elizaos")
+    monkeypatch.setenv("PARADYZE_RUNTIME", "docker")
+    monkeypatch.setenv("PARADYZE_AGENT_START_TIMEOUT", str(START_TIMEOUT))
+    get_settings.cache_clear()
+    get_runtime.cache_clear()
+    yield functions
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    get_runtime.cache_clear()
+
+
+def containers_of(docker_client: Any, agent_id: str, status: str | None = None) -> list[Any]:
+    found = docker_client.containers.list(all=True, filters={"label": f"{LABEL_AGENT}={agent_id}"})
+    return [c for c in found if status is None or c.status == status]
+
+
+def test_health_check_restarts_a_killed_container_and_hibernate_wake_delete_keep_one_or_none(
+    docker_functions: Functions, admin_token: str, cleanup_agents: list[str], docker_client: Any
+) -> None:
+    resp = docker_functions.post("create_agent", admin_token, {"character": {**CHARACTER, "name": "Phoenix"}})
+    assert resp.status_code == 201, resp.get_json()
+    agent = resp.get_json()["agent"]
+    cleanup_agents.append(agent["id"])
+    assert (agent["runtime"], agent["status"]) == ("docker", "running")
+    [container] = containers_of(docker_client, agent["id"], "running")
+    home = get_settings().agent_home(agent["id"])
+    assert (home / "elizadb").is_dir()
+
+    container.kill()
+    report = docker_functions.get("health_check", admin_token).get_json()
+    assert agent["id"] in report["repairs"]["restarted"], report
+    after = docker_functions.get("get_agent", admin_token, agent_id=agent["id"]).get_json()["agent"]
+    assert after["status"] == "running"
+    [restarted] = containers_of(docker_client, agent["id"])
+    assert restarted.status == "running" and restarted.id != container.id
+
+    resp = docker_functions.post("hibernate_agent", admin_token, {"agent_id": agent["id"]})
+    assert resp.status_code == 200 and resp.get_json()["agent"]["status"] == "hibernated"
+    assert containers_of(docker_client, agent["id"]) == []
+    assert any((home / "elizadb").iterdir())  # its memory stays while it sleeps
+
+    resp = docker_functions.post("wake_agent", admin_token, {"agent_id": agent["id"]})
+    assert resp.status_code == 200 and resp.get_json()["agent"]["status"] == "running", resp.get_json()
+    assert len(containers_of(docker_client, agent["id"], "running")) == 1
+
+    resp = docker_functions.post("delete_agent", admin_token, {"agent_id": agent["id"]})
+    assert resp.status_code == 200
+    assert containers_of(docker_client, agent["id"]) == []
+    assert not home.exists()
