@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg
 
-from . import agent_client, agent_env, db, eliza_character, limits, repository, vault
+from . import agent_client, agent_databases, agent_env, db, eliza_character, limits, repository, vault
 from .agents import AgentCreate, AgentPublic, CharacterUpdate, SchedulePublic, check_transition
 from .auth import PLATFORM_OWNER, SYSTEM, Caller
 from .characters import Secrets, canonical_bytes, merge_secrets, sha256_hex, split_secrets
@@ -379,13 +379,15 @@ def finish_delete(row: Row, *, actor: str) -> None:
     """Stop the agent, drop its jobs, rows and files; the row says `deleting` (the caller holds the lock)."""
     agent_id = str(row["id"])
     stop_instance(row)
+    agent_databases.drop(get_settings(), agent_id)  # first: if it fails, the row says deleting, to retry
     _sync_schedules(agent_id, removed=True)
     with db.transaction(SYSTEM) as conn:
         repository.delete_character(conn, str(row["character_id"]))
         repository.insert_event(conn, agent_id=agent_id, user_id=str(row["user_id"]), from_status="deleting",
                                 to_status=None, actor=actor, reason="deleted: compute, rows and files removed")
     get_store().delete_character(str(row["character_id"]))
-    # The agent's memory (its ElizaOS database) lives in its home: deleting the agent deletes it.
+    # The agent's memory (its ElizaOS database) lives in its home (process, docker), or in a
+    # database of its own (Cloud Run, dropped above): deleting the agent deletes it.
     shutil.rmtree(get_settings().agent_home(agent_id), ignore_errors=True)
 
 

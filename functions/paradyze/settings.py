@@ -78,6 +78,8 @@ class Settings(BaseSettings):
                                          alias="PARADYZE_AGENT_START_CONCURRENCY")
     agent_stop_grace: float = Field(default=5.0, alias="PARADYZE_AGENT_STOP_GRACE")
     drain_timeout: float = Field(default=10.0, alias="PARADYZE_DRAIN_TIMEOUT")
+    # An admin connection to the Postgres server that holds each Cloud Run agent's own database.
+    agent_database_url: SecretStr | None = Field(default=None, alias="PARADYZE_AGENT_DATABASE_URL")
     agent_health_path: str = Field(default="/api/server/health", alias="PARADYZE_AGENT_HEALTH_PATH")
 
     # Docker runtime

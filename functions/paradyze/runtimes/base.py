@@ -49,7 +49,9 @@ class AgentRuntime(Protocol):
     kind: str
 
     def start(self, spec: AgentSpec) -> Started:
-        """Start the agent; returns once it was launched (health is awaited by the caller).
+        """Start the agent; returns once it was launched, or once it listens where it should (process).
+
+        Health is awaited by the caller.
 
         Raises RuntimeUnavailable when the backend itself is down, AgentStartFailed otherwise.
         """

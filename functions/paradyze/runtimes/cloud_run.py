@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from .. import agent_databases
 from ..errors import AgentStartFailed, ParadyzeError, RuntimeUnavailable, ValidationFailed
 from ..settings import Settings
 from .base import AgentSpec, Owned, RuntimeStatus, Started
@@ -271,6 +272,9 @@ class CloudRunRuntime:
             "SERVER_PORT": str(self.settings.docker_agent_port),
             "HOST": "0.0.0.0",
         }
+        if self.settings.agent_database_url is not None:
+            # No disk outlives a Cloud Run instance: the agent's memory is a database of its own.
+            platform["POSTGRES_URL"] = agent_databases.ensure(self.settings, spec.agent_id)
         env: list[EnvVar] = []
         for key, value in sorted(spec.env.items()):
             # CHARACTER_PATH would name a file that does not exist in the container.

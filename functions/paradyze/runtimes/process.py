@@ -154,9 +154,12 @@ class ProcessRuntime:
             if env.get(_ENV_INSTANCE) != self.settings.instance_key or _ENV_AGENT_ID not in env:
                 continue
             agent_id, port = env[_ENV_AGENT_ID], int(env.get("PORT", "0"))
+            uids = proc.info["uids"]
+            if uids is None or proc.info["create_time"] is None:
+                continue  # it ended while we looked
             info: dict[str, Any] = {"pid": proc.pid, "created": proc.info["create_time"], "port": port,
                                     "log": str(self.log_dir / f"{agent_id}.log"), "agent": agent_id,
-                                    "uid": proc.info["uids"].real if self.users else None}
+                                    "uid": uids.real if self.users else None}
             # One still booting, or serving another port, is listed too: whoever adopts it finds it
             # unhealthy and restarts it, and a platform that stops sees it.
             server = self._listener(info)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import requests
 
@@ -300,3 +301,26 @@ def test_public_agents_are_deployed_open_and_grant_nobody(fake: FakeCloudRun, tm
 def test_private_agents_need_an_invoker(tmp_path: Path) -> None:
     with pytest.raises(ValidationFailed, match="PARADYZE_CLOUD_RUN_INVOKER"):
         make_runtime(tmp_path, "http://127.0.0.1:9", cloud_run_invoker=None)
+
+
+def test_with_an_agent_database_server_each_agent_gets_postgres_url_to_a_database_of_its_own(
+    fake: FakeCloudRun, tmp_path: Path, database: None
+) -> None:
+    from pydantic import SecretStr
+
+    from paradyze import agent_databases, db
+    from paradyze.settings import get_settings
+
+    admin = db.database_url(get_settings())
+    backend = make_runtime(tmp_path, fake.endpoint, agent_database_url=SecretStr(admin))
+    spec = write_spec(tmp_path)
+    started = backend.start(spec)
+    try:
+        url = env_of(fake.service(backend.service_id(spec.agent_id)))["POSTGRES_URL"]
+        assert agent_databases.name_for(spec.agent_id) in url
+        with psycopg.connect(url) as conn:
+            assert conn.execute("select current_user, current_database()").fetchone() == (
+                agent_databases.name_for(spec.agent_id), agent_databases.name_for(spec.agent_id))
+    finally:
+        backend.stop(started.handle, grace=1.0)
+        agent_databases.drop(backend.settings, spec.agent_id)

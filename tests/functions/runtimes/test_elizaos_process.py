@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -53,6 +54,7 @@ def runtime() -> Iterator[ProcessRuntime]:
     yield backend
     for owned in backend.list_owned():
         backend.stop(owned.handle, grace=5.0)
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def spec_for(tmp_path: Path, character: dict[str, Any]) -> AgentSpec:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 import uuid
@@ -34,6 +35,7 @@ def settings() -> Iterator[Settings]:
     runtime = ProcessRuntime(settings)
     for owned in runtime.list_owned():
         runtime.stop(owned.handle, grace=1.0)
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def character(folder: Path, name: str, **extra: object) -> Path:
@@ -120,3 +122,4 @@ def test_an_agent_keeps_its_uid_across_restarts_and_never_shares_it(settings: Se
         assert json.loads(third.handle)["uid"] not in uid.values()
     finally:
         other.stop(third.handle, grace=1.0)
+        shutil.rmtree(other.settings.state_dir, ignore_errors=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import shutil
 import tempfile
 import time
 import uuid
@@ -48,3 +49,4 @@ def test_no_more_servers_boot_at_once_than_the_limit(tmp_path: Path) -> None:
     while runtime.list_owned() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert runtime.list_owned() == []
+    shutil.rmtree(settings.state_dir, ignore_errors=True)
