@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .. import agent_databases
+from ..agent_keys import api_key
 from ..errors import AgentStartFailed, ParadyzeError, RuntimeUnavailable, ValidationFailed
 from ..settings import Settings
 from .base import AgentSpec, Owned, RuntimeStatus, Started
@@ -271,6 +272,10 @@ class CloudRunRuntime:
             # Cloud Run sets PORT from the container port; ElizaOS's server reads SERVER_PORT.
             "SERVER_PORT": str(self.settings.docker_agent_port),
             "HOST": "0.0.0.0",
+            # Cloud Run's invoker check guards the URL; the agent's own key guards its API as well, so a
+            # misgranted invoker role (or PARADYZE_CLOUD_RUN_PUBLIC) still cannot drive the agent.
+            "ELIZA_SERVER_AUTH_TOKEN": api_key(spec.agent_id),
+            "ELIZA_NO_AUTO_INSTALL": "true",
         }
         if self.settings.agent_database_url is not None:
             # No disk outlives a Cloud Run instance: the agent's memory is a database of its own.

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 import requests
 
+from paradyze.agent_keys import api_key
 from paradyze.errors import AgentStartFailed, RuntimeUnavailable, ValidationFailed
 from paradyze.runtimes.base import AgentRuntime, AgentSpec
 from paradyze.runtimes.cloud_run import CloudRunRuntime, cloud_run_cpu, cloud_run_memory, label_value
@@ -66,8 +67,10 @@ def write_spec(tmp_path: Path, name: str = "Cirrus", version: int = 1, agent_id:
                      env=env or {})
 
 
-def agent_names(url: str) -> list[str]:
-    return [a["name"] for a in requests.get(f"{url}/api/agents", timeout=5).json()["data"]["agents"]]
+def agent_names(url: str, agent_id: str) -> list[str]:
+    """The agents the server lists, asked with the agent's own key as the platform asks."""
+    resp = requests.get(f"{url}/api/agents", timeout=5, headers={"X-API-KEY": api_key(agent_id)})
+    return [a["name"] for a in resp.json()["data"]["agents"]]
 
 
 def env_of(service: dict[str, Any]) -> dict[str, Any]:
@@ -117,12 +120,15 @@ def test_the_deployed_service_is_one_always_on_instance_with_labels_limits_and_e
     assert env["PLAIN_SETTING"] == "blue"
     assert base64.b64decode(env["CHARACTER_JSON"]) == spec.character_path.read_bytes()
     assert env["SERVER_PORT"] == "3000"
+    assert env["ELIZA_SERVER_AUTH_TOKEN"] == api_key(spec.agent_id)  # the agent's own key, as on every runtime
+    assert env["ELIZA_NO_AUTO_INSTALL"] == "true"
     for absent in ("EMPTY", "PORT", "CHARACTER_PATH"):
         assert absent not in env
     assert SECRET not in json.dumps(service)  # the secret itself never enters the service spec
 
     # The agent really runs from CHARACTER_JSON, with the secret resolved at its start.
-    assert agent_names(started.url) == ["Cirrus"]
+    assert agent_names(started.url, spec.agent_id) == ["Cirrus"]
+    assert requests.get(f"{started.url}/api/agents", timeout=5).status_code == 401  # without the key
     running = process_environ(fake.instances[started.handle].process.pid)  # type: ignore[union-attr]
     assert running["OPENROUTER_API_KEY"] == SECRET
     assert "CHARACTER_PATH" not in running
@@ -163,12 +169,12 @@ def test_start_again_updates_the_same_service_in_place(
     writes = [(c.method, c.path.rsplit(":", 1)[-1] if ":" in c.path else "") for c in fake.calls if c.method != "GET"]
     # create, grant the invoker; create again (409), update in place, grant again
     assert writes == [("POST", ""), ("POST", "setIamPolicy"), ("POST", ""), ("PATCH", ""), ("POST", "setIamPolicy")]
-    assert agent_names(again.url) == ["Cirrus"]
+    assert agent_names(again.url, spec.agent_id) == ["Cirrus"]
 
     newer = write_spec(tmp_path, name="Stratus", version=2, agent_id=spec.agent_id)
     third = runtime.start(newer)  # a new version deploys a new revision behind the same URL
     assert third == first
-    assert agent_names(third.url) == ["Stratus"]
+    assert agent_names(third.url, spec.agent_id) == ["Stratus"]
     assert fake.service(runtime.service_id(spec.agent_id))["generation"] == "3"
     assert [o.agent_id for o in runtime.list_owned()] == [spec.agent_id]
 
@@ -183,14 +189,15 @@ def test_stop_of_a_missing_service_is_fine(runtime: CloudRunRuntime, tmp_path: P
 def test_a_crashed_instance_is_replaced_as_cloud_run_does(
     runtime: CloudRunRuntime, fake: FakeCloudRun, tmp_path: Path
 ) -> None:
-    started = runtime.start(write_spec(tmp_path))
+    spec = write_spec(tmp_path)
+    started = runtime.start(spec)
     instance = fake.instances[started.handle]
     assert instance.process is not None
     os.killpg(instance.process.pid, signal.SIGKILL)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:
-            if instance.restarts and agent_names(started.url) == ["Cirrus"]:
+            if instance.restarts and agent_names(started.url, spec.agent_id) == ["Cirrus"]:
                 break
         except requests.RequestException:
             pass
