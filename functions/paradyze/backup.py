@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from . import db, repository
 from .auth import Caller
 from .characters import canonical_bytes, sha256_hex
-from .errors import BadRequest, NotFound
+from .errors import BadRequest, NotFound, StoreUnavailable
 from .settings import get_settings
 from .storage import get_store
 from .storage.base import version_key
@@ -102,17 +103,29 @@ def _archive_bytes(location: str) -> bytes:
 
 
 def _write_archive(path: Path, manifest: dict[str, Any], files: dict[str, bytes]) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".tar.gz")
+    """Raises StoreUnavailable when the backup folder is full: nothing partial is left behind."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".tar.gz")
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
             _add(tar, MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
             for member, data in files.items():
                 _add(tar, member, data)
         os.replace(tmp, path)  # the archive appears whole or not at all
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise _unwritable(path, exc) from exc
         raise
     return path
+
+
+def _unwritable(path: Path, exc: OSError) -> StoreUnavailable:
+    why = "is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else f"cannot be written ({exc.strerror})"
+    return StoreUnavailable(f"the backup folder {why}; nothing was written; free space and run the backup again",
+                            details=[{"loc": ["backup"], "msg": f"{path.parent.name} {why}"}])
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:

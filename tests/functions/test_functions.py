@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ import psycopg
 import pytest
 
 from helpers import FIXTURES, Functions, User, agent_processes, fixture_characters
-from paradyze import db
+from paradyze import backup, db
 from paradyze.characters import sha256_hex
 from paradyze.settings import get_settings
 
@@ -188,6 +189,26 @@ def test_backup_archive_manifest_checks_out(
     assert {(e["character_id"], e["version"]): e["sha256"] for e in manifest["versions"]} == stored
     listed = functions.get("list_backups", admin_token).get_json()["backups"]
     assert backup["id"] in [b["id"] for b in listed]
+
+
+def test_a_full_backup_disk_is_a_503_that_leaves_nothing_behind(
+        functions: Functions, alice: User, admin_token: str, cleanup_agents: list[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    create(functions, alice.token, CHARACTERS["eliza-default"], cleanup_agents)
+    before = functions.get("list_backups", admin_token).get_json()["backups"]
+    folder = get_settings().backups_dir
+    files_before = set(folder.iterdir()) if folder.exists() else set()
+
+    def disk_full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(backup, "_add", disk_full)
+    resp = functions.post("backup_agents", admin_token)
+
+    assert resp.status_code == 503, resp.get_json()
+    assert "full" in resp.get_json()["error"]["message"] and resp.headers["Retry-After"]
+    assert set(folder.iterdir()) == files_before  # no partial archive, no temporary file
+    assert functions.get("list_backups", admin_token).get_json()["backups"] == before
 
 
 def test_health_reports_a_killed_agent_and_then_restarts_it(
