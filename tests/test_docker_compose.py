@@ -92,8 +92,10 @@ def test_functions_run_the_docker_runtime_against_postgres(compose: dict[str, An
     assert env["DATABASE_URL"].startswith("postgresql://paradyze:")
     assert "@postgres:" in env["DATABASE_URL"]
     assert env["PARADYZE_DOCKER_IMAGE"] == compose["services"]["agent-image"]["image"]
-    assert "local_emulator" in functions["command"] and "--no-console" in functions["command"]
-    assert "8080" in functions["command"]
+    command = " ".join(functions["command"])
+    assert "exec python -m local_emulator --no-console" in command and "--port 8080" in command
+    # The console's admin token is minted at each start (tokens are short-lived), never baked in.
+    assert "python -m local_emulator.admin_token --write" in command
     mounts = binds(functions)
     assert ("/var/run/docker.sock", "/var/run/docker.sock", False) in mounts
     # The engine resolves bind-mount sources on the host: the state folder must sit at the same path.
