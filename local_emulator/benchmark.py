@@ -58,7 +58,7 @@ def main() -> int:
 
     character = json.loads(args.character.read_text())
     emulator = None
-    model = _model_env(args.agent)
+    model = _model_env(args.agent, args.runtime)
     if not args.url:
         emulator = _Emulator(args.runtime, args.agent, model.env if model else {})
         args.url, args.token = emulator.url, emulator.token
@@ -222,20 +222,27 @@ def _mib(text: str) -> float | None:
 class _Model:
     """The test suite's fake OpenAI-compatible model, so ElizaOS agents can answer with no network."""
 
-    def __init__(self) -> None:
+    def __init__(self, runtime: str) -> None:
         from tests.fakes.model_server import FakeModelServer
 
-        self.server = FakeModelServer().__enter__()
+        host = "127.0.0.1"
+        if runtime == "docker":
+            # Containers reach this host at their network's gateway, not at its loopback.
+            from paradyze.runtimes.docker import DockerRuntime
+            from paradyze.settings import get_settings
+
+            host = DockerRuntime(get_settings()).gateway()
+        self.server = FakeModelServer(host=host).__enter__()
         self.env = {"OPENAI_API_KEY": "benchmark", "OPENAI_BASE_URL": self.server.base_url}
 
     def stop(self) -> None:
         self.server.__exit__(None, None, None)
 
 
-def _model_env(agent: str) -> _Model | None:
+def _model_env(agent: str, runtime: str) -> _Model | None:
     if agent != "elizaos" or os.environ.get("OPENAI_API_KEY"):
         return None
-    return _Model()
+    return _Model(runtime)
 
 
 def _wait_health(port: int) -> None:

@@ -77,6 +77,9 @@ class Handler(BaseHTTPRequestHandler):
     api_key = ""  # ELIZA_SERVER_AUTH_TOKEN: when set, required as X-API-KEY
     _raw = b""
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes on a kept-alive connection: without TCP_NODELAY the body
+    # waits for the client's delayed ACK (about 40 ms a response).
+    disable_nagle_algorithm = True
     server_version = "ParadyzeReferenceAgent/1.0"
 
     def log_message(self, format: str, *args: Any) -> None:
