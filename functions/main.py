@@ -14,7 +14,7 @@ import functions_framework
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the paradyze package ships beside main.py
 
-from paradyze import backup, eliza_character, health, lifecycle, messaging, openapi, schedules_service, sweeps  # noqa: E402
+from paradyze import backup, eliza_character, health, lifecycle, messaging, openapi, queries, schedules_service, sweeps  # noqa: E402
 from paradyze.agents import (  # noqa: E402
     AgentCreate,
     AgentQuery,
@@ -72,14 +72,14 @@ def create_agent(
 @endpoint(auth="user", methods=("GET",), query=AgentRef, response=AgentEnvelope)
 def get_agent(request: Request, caller: Caller, query: AgentRef) -> AgentEnvelope:
     """One agent"""
-    return AgentEnvelope(agent=lifecycle.get(caller, query.agent_id))
+    return AgentEnvelope(agent=queries.get(caller, query.agent_id))
 
 
 @functions_framework.http
 @endpoint(auth="user", methods=("GET",), query=AgentQuery, response=AgentList)
 def list_agents(request: Request, caller: Caller, query: AgentQuery) -> AgentList:
     """The caller's agents (every agent for the admin), filtered by status or a name search"""
-    return AgentList(agents=lifecycle.list_all(caller, status=query.status, q=query.q, limit=query.limit))
+    return AgentList(agents=queries.list_all(caller, status=query.status, q=query.q, limit=query.limit))
 
 
 @functions_framework.http
@@ -122,21 +122,21 @@ def update_character(request: Request, caller: Caller, body: CharacterUpdate) ->
 @endpoint(auth="user", methods=("GET",), query=AgentRef, response=VersionList)
 def character_versions(request: Request, caller: Caller, query: AgentRef) -> VersionList:
     """Every version of the agent's character, oldest first"""
-    return VersionList.model_validate({"versions": lifecycle.versions(caller, query.agent_id)})
+    return VersionList.model_validate({"versions": queries.versions(caller, query.agent_id)})
 
 
 @functions_framework.http
 @endpoint(auth="user", methods=("GET",), query=EventsQuery, response=EventList)
 def agent_events(request: Request, caller: Caller, query: EventsQuery) -> EventList:
     """The agent's transitions, newest first (every agent's for the admin when agent_id is left out)"""
-    return EventList.model_validate({"events": lifecycle.events(caller, query.agent_id, query.limit)})
+    return EventList.model_validate({"events": queries.events(caller, query.agent_id, query.limit)})
 
 
 @functions_framework.http
 @endpoint(auth="user", methods=("GET",), query=LogsQuery, response=LogLines)
 def agent_logs(request: Request, caller: Caller, query: LogsQuery) -> LogLines:
     """The last `tail` lines of the agent's log"""
-    return LogLines(lines=lifecycle.logs(caller, query.agent_id, query.tail))
+    return LogLines(lines=queries.logs(caller, query.agent_id, query.tail))
 
 
 @functions_framework.http

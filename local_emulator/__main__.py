@@ -16,7 +16,7 @@ sys.path.insert(0, str(REPO_ROOT / "functions"))
 
 from local_emulator.app import FUNCTIONS, build_app  # noqa: E402
 from local_emulator.scheduler import LocalScheduler  # noqa: E402
-from paradyze import admin_tokens, db, lifecycle, reconcile, repository  # noqa: E402
+from paradyze import admin_tokens, db, instances, reconcile, repository  # noqa: E402
 from paradyze.auth import SYSTEM  # noqa: E402
 from paradyze.errors import ParadyzeError  # noqa: E402
 from paradyze.logs import configure_logging  # noqa: E402
@@ -126,12 +126,12 @@ def _stop_agents() -> None:
     for row in rows:
         agent_id = str(row["id"])
         with db.agent_lock(agent_id):
-            lifecycle.stop_instance(row)
+            instances.stop_instance(row)
             if row["status"] == "running":
-                lifecycle.transition(agent_id, "hibernating", actor="emulator stop", reason="platform stopping")
-            lifecycle.transition(agent_id, "hibernated", actor="emulator stop", reason="platform stopped",
-                                  fields={"runtime_handle": None, "url": None, "running_version": None,
-                                          "transition_started_at": None})
+                instances.transition(agent_id, "hibernating", actor="emulator stop", reason="platform stopping")
+            instances.transition(agent_id, "hibernated", actor="emulator stop", reason="platform stopped",
+                                 fields={"runtime_handle": None, "url": None, "running_version": None,
+                                         "transition_started_at": None})
     # Agents launched but not recorded yet (a create still booting when Ctrl-C came) have no row
     # handle; the runtime still knows them.
     runtime = get_runtime("process")

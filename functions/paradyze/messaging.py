@@ -6,7 +6,7 @@ import concurrent.futures
 import time
 from typing import Any
 
-from . import agent_client, db, eliza_character, lifecycle, limits, repository
+from . import agent_client, db, eliza_character, lifecycle, limits, queries, repository
 from .agents import AgentPublic, MessageSend
 from .auth import SYSTEM, Caller
 from .errors import AgentFailed, AgentUnreachable, InvalidTransition, ModelKeyMissing, Unavailable
@@ -31,7 +31,7 @@ def send(caller: Caller, cmd: MessageSend) -> dict[str, Any]:
     """
     limits.check_rate(caller, "send_message")
     deadline = time.monotonic() + cmd.wake_timeout_s
-    agent = lifecycle.get(caller, cmd.agent_id)
+    agent = queries.get(caller, cmd.agent_id)
     woke = False
     while True:
         if agent.status == "error":
@@ -49,7 +49,7 @@ def send(caller: Caller, cmd: MessageSend) -> dict[str, Any]:
             break
         if time.monotonic() > deadline:
             raise _undelivered(cmd.agent_id, "the agent did not stay running")
-        agent = lifecycle.get(caller, cmd.agent_id)  # hibernated again meanwhile: wake it again
+        agent = queries.get(caller, cmd.agent_id)  # hibernated again meanwhile: wake it again
     replies: list[dict[str, Any]] = []
     try:
         replies = agent_client.get_client().send_message(

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import agent_client, db, lifecycle, repository
+from . import agent_client, db, repository
 from .auth import SYSTEM
 from .errors import ParadyzeError, RuntimeUnavailable, ValidationFailed
+from .instances import finish_delete, start_instance, stop_instance, transition
 from .runtimes import get_runtime
 from .runtimes.base import Owned
 from .settings import get_settings
@@ -94,7 +95,7 @@ def _reconcile_row(agent_id: str, instances: list[Owned], actor: str, report: Re
     if row["desired_state"] == "deleted":
         for inst in extras:
             runtime.stop(inst.handle, grace=1.0)
-        lifecycle.finish_delete(row, actor=actor)
+        finish_delete(row, actor=actor)
         report.finished.append(agent_id)
         return
 
@@ -102,10 +103,10 @@ def _reconcile_row(agent_id: str, instances: list[Owned], actor: str, report: Re
         for inst in extras:
             runtime.stop(inst.handle, grace=1.0)
         if row["status"] != "hibernated":
-            lifecycle.stop_instance(row)
+            stop_instance(row)
             if row["status"] == "running":
-                lifecycle.transition(agent_id, "hibernating", actor=actor, reason="finishing hibernate")
-            lifecycle.transition(agent_id, "hibernated", actor=actor, reason="hibernate finished by reconcile",
+                transition(agent_id, "hibernating", actor=actor, reason="finishing hibernate")
+            transition(agent_id, "hibernated", actor=actor, reason="hibernate finished by reconcile",
                                   fields={"runtime_handle": None, "url": None, "running_version": None,
                                           "transition_started_at": None})
             report.finished.append(agent_id)
@@ -130,7 +131,7 @@ def _reconcile_row(agent_id: str, instances: list[Owned], actor: str, report: Re
         return  # needs a person (or a wake) to try again
     if alive:
         if row["status"] != "running" and row["url"] and agent_client.get_client().is_healthy(row["url"], agent_id):
-            lifecycle.transition(agent_id, "running", actor=actor, reason="found healthy by reconcile",
+            transition(agent_id, "running", actor=actor, reason="found healthy by reconcile",
                                   fields={"transition_started_at": None, "running_version": row["current_version"],
                                           "started_at": row["started_at"] or datetime.now(UTC)})
             report.adopted.append(agent_id)
@@ -151,17 +152,17 @@ def _restart_dead(row: Row, actor: str, report: Report) -> None:
         fields = {"crash_times": window, "restart_count": row["restart_count"] + 1,
                   "runtime_handle": None, "url": None}
         if len(window) > settings.max_restarts:
-            lifecycle.transition(agent_id, "error", actor=actor, fields=fields,
+            transition(agent_id, "error", actor=actor, fields=fields,
                                   reason=f"crashed {len(window)} times within {int(settings.restart_window)} s;"
                                          " not restarting (wake it to try again)")
             report.errored.append(agent_id)
             return
-        lifecycle.transition(agent_id, "waking", actor=actor, fields=fields,
+        transition(agent_id, "waking", actor=actor, fields=fields,
                               reason=f"restarting after a crash ({len(window)} in the window)")
     elif row["status"] == "hibernated":
-        lifecycle.transition(agent_id, "waking", actor=actor, reason="platform restarted; should be running")
+        transition(agent_id, "waking", actor=actor, reason="platform restarted; should be running")
     try:
-        lifecycle.start_instance(agent_id, actor=actor, reason="restarted by reconcile")
+        start_instance(agent_id, actor=actor, reason="restarted by reconcile")
         report.restarted.append(agent_id)
     except ParadyzeError as exc:
         log.warning("restart of agent %s failed: %s", agent_id, exc.message)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from . import db, lifecycle, repository
+from . import db, queries, repository
 from .agents import AgentPublic, PolicyUpdate
 from .auth import SYSTEM, Caller
+from .instances import require_row
 from .scheduler_sync import get_job_sink, sync_all
 from .scheduler_sync import sync_agent as _sync_agent
 from .settings import get_settings
@@ -24,7 +25,7 @@ def update_policy(caller: Caller, cmd: PolicyUpdate) -> AgentPublic:
         fields["auto_hibernate"] = cmd.auto_hibernate
     schedules = [s.model_dump() for s in cmd.schedules] if cmd.schedules is not None else None
     with db.transaction(caller) as conn:
-        row = lifecycle.require_row(conn, cmd.agent_id)  # ownership, through RLS
+        row = require_row(conn, cmd.agent_id)  # ownership, through RLS
         user_id = str(row["user_id"])
         with db.as_service_role(conn):
             if fields:
@@ -36,7 +37,7 @@ def update_policy(caller: Caller, cmd: PolicyUpdate) -> AgentPublic:
                                     details={**fields, "schedules": schedules or []})
     if schedules is not None:
         sync_agent(cmd.agent_id)
-    return lifecycle.get(caller, cmd.agent_id)
+    return queries.get(caller, cmd.agent_id)
 
 
 def sync_agent(agent_id: str, *, removed: bool = False) -> None:

@@ -118,12 +118,12 @@ def test_agent_that_fails_to_start_is_503_then_409_on_message(
 
 def test_unexpected_errors_are_a_generic_500(functions: Functions, alice: User,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from paradyze import lifecycle
+    from paradyze import queries
 
     def boom(*_: object, **__: object) -> None:
         raise RuntimeError("password=hunter2 leaked in an exception")
 
-    monkeypatch.setattr(lifecycle, "list_all", boom)
+    monkeypatch.setattr(queries, "list_all", boom)
     resp = functions.get("list_agents", alice.token)
     assert resp.status_code == 500
     assert "hunter2" not in resp.get_data(as_text=True)
@@ -287,10 +287,10 @@ def test_a_key_postgres_cannot_store_is_422_at_its_path(functions: Functions, al
 
 def test_an_answer_off_its_model_is_a_500_not_sent(functions: Functions, alice: User,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from paradyze import lifecycle
+    from paradyze import queries
 
     # What the document promises is what goes out: a service that breaks it is a bug, logged, not leaked.
-    monkeypatch.setattr(lifecycle, "logs", lambda *_, **__: [{"secret": "hunter2"}])
+    monkeypatch.setattr(queries, "logs", lambda *_, **__: [{"secret": "hunter2"}])
     resp = functions.get("agent_logs", alice.token, agent_id=AGENT)
     assert resp.status_code == 500 and error_of(resp)["code"] == "internal"
     assert "hunter2" not in resp.get_data(as_text=True)

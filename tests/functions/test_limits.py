@@ -11,7 +11,7 @@ import pytest
 from psycopg import sql
 
 from helpers import Functions, User, fixture_characters
-from paradyze import lifecycle
+from paradyze import queries
 from paradyze.settings import get_settings
 
 CHARACTER = fixture_characters()["eliza-default"]
@@ -70,7 +70,7 @@ def test_requests_in_flight_past_the_limit_are_429(
         functions: Functions, alice: User, bob: User, limits: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     limits(user_concurrency=2)
     entered, release = threading.Semaphore(0), threading.Event()
-    real = lifecycle.list_all
+    real = queries.list_all
 
     def slow_list(caller: Any, **kw: Any) -> Any:
         if caller.user_id == alice.id:
@@ -78,7 +78,7 @@ def test_requests_in_flight_past_the_limit_are_429(
             release.wait(60)
         return real(caller, **kw)
 
-    monkeypatch.setattr(lifecycle, "list_all", slow_list)
+    monkeypatch.setattr(queries, "list_all", slow_list)
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         held = [pool.submit(functions.get, "list_agents", alice.token) for _ in range(2)]
         try:
