@@ -14,7 +14,7 @@ import functions_framework
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the paradyze package ships beside main.py
 
-from paradyze import backup, eliza_character, health, lifecycle, messaging, openapi, queries, schedules_service, sweeps  # noqa: E402
+from paradyze import backup, eliza_character, health, lifecycle, messaging, openapi, policy, queries, sweeps  # noqa: E402
 from paradyze.agents import (  # noqa: E402
     AgentCreate,
     AgentQuery,
@@ -47,6 +47,7 @@ from paradyze.auth import Caller  # noqa: E402
 from paradyze.backup import BackupRef  # noqa: E402
 from paradyze.http import Registry, cors  # noqa: E402
 from paradyze.logs import configure_logging  # noqa: E402
+from paradyze.scheduler import sync as scheduler_sync  # noqa: E402
 from paradyze.settings import get_settings  # noqa: E402
 
 configure_logging()
@@ -143,7 +144,7 @@ def agent_logs(request: Request, caller: Caller, query: LogsQuery) -> LogLines:
 @endpoint(auth="user", methods=("POST",), body=PolicyUpdate, response=AgentEnvelope)
 def update_policy(request: Request, caller: Caller, body: PolicyUpdate) -> AgentEnvelope:
     """Idle policy and hibernate/wake schedules"""
-    return AgentEnvelope(agent=schedules_service.update_policy(caller, body))
+    return AgentEnvelope(agent=policy.update_policy(caller, body))
 
 
 @functions_framework.http
@@ -186,7 +187,7 @@ def hibernate_idle(request: Request, caller: Caller) -> IdleSweep:
 @endpoint(auth="admin", methods=("POST",), response=SyncEnvelope)
 def sync_schedules(request: Request, caller: Caller) -> SyncEnvelope:
     """Make the scheduler's jobs match the stored schedules"""
-    return SyncEnvelope.model_validate({"sync": schedules_service.sync_everything()})
+    return SyncEnvelope.model_validate({"sync": scheduler_sync.sync_everything()})
 
 
 @functions_framework.http

@@ -21,6 +21,7 @@ from paradyze.auth import SYSTEM  # noqa: E402
 from paradyze.errors import ParadyzeError  # noqa: E402
 from paradyze.logs import configure_logging  # noqa: E402
 from paradyze.runtimes import get_runtime  # noqa: E402
+from paradyze.scheduler.sync import sync_everything  # noqa: E402
 from paradyze.settings import ELIZAOS_VERSION, Settings, get_settings  # noqa: E402
 
 log = logging.getLogger("local_emulator")
@@ -59,8 +60,6 @@ def main(argv: list[str] | None = None) -> int:
     done = reconcile.reconcile_all(actor="emulator start")
     log.info("reconciled: adopted %s, restarted %s, orphans removed %s", len(done.adopted), len(done.restarted),
              len(done.removed_orphans))
-
-    from paradyze.schedules_service import sync_everything
 
     scheduler = None
     if not args.no_scheduler:

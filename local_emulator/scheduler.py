@@ -15,9 +15,9 @@ from pathlib import Path
 
 import requests
 
-from paradyze.scheduler_file import FileJobSink, reconcile
-from paradyze.scheduler_sync import SyncResult
-from paradyze.schedules import JobSpec, last_due
+from paradyze.scheduler.base import SyncResult
+from paradyze.scheduler.cron import JobSpec, last_due
+from paradyze.scheduler.file import FileJobSink, reconcile
 from paradyze.settings import Settings
 
 log = logging.getLogger(__name__)

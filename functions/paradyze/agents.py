@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .characters import Character
 from .errors import InvalidTransition
-from .schedules import ScheduleList
+from .scheduler.cron import ScheduleList
 
 Status = Literal["provisioning", "running", "hibernating", "hibernated", "waking", "error", "deleting"]
 PublicStatus = Literal["provisioning", "running", "hibernating", "hibernated", "waking", "error", "deleting", "deleted"]

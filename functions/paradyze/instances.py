@@ -21,6 +21,7 @@ from .db import Conn
 from .errors import AgentStartFailed, NotFound, ParadyzeError, RuntimeUnavailable
 from .runtimes import get_runtime
 from .runtimes.base import AgentSpec
+from .scheduler.sync import sync_stored_agent
 from .settings import get_settings
 from .storage import get_store
 
@@ -145,7 +146,7 @@ def finish_delete(row: Row, *, actor: str) -> None:
     agent_id = str(row["id"])
     stop_instance(row)
     agent_databases.drop(get_settings(), agent_id)  # first: if it fails, the row says deleting, to retry
-    sync_schedules(agent_id, removed=True)
+    sync_stored_agent(agent_id, removed=True)
     with db.transaction(SYSTEM) as conn:
         repository.delete_character(conn, str(row["character_id"]))
         repository.insert_event(conn, agent_id=agent_id, user_id=str(row["user_id"]), from_status="deleting",
@@ -164,10 +165,3 @@ def alive(row: Row) -> bool:
         return get_runtime(row["runtime"]).alive(row["runtime_handle"])
     except RuntimeUnavailable:
         return False
-
-
-def sync_schedules(agent_id: str, *, removed: bool = False) -> None:
-    """Make the scheduler's jobs for the agent equal to its stored schedules (none once removed)."""
-    from . import schedules_service  # it builds on this module
-
-    schedules_service.sync_agent(agent_id, removed=removed)

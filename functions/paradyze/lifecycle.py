@@ -29,12 +29,12 @@ from .instances import (
     require_row,
     start_instance,
     stop_instance,
-    sync_schedules,
     transition,
 )
 from .queries import get
 from .reconcile import reconcile_locked
 from .runtimes import get_runtime
+from .scheduler.sync import sync_stored_agent
 from .settings import get_settings
 from .storage import get_store
 
@@ -92,7 +92,7 @@ def create(caller: Caller, cmd: AgentCreate, idempotency_key: str | None = None)
         return existing, False
     crash_point("create:rows")
     if cmd.policy.schedules:
-        sync_schedules(agent_id)
+        sync_stored_agent(agent_id)
     with db.agent_lock(agent_id):
         _start_if_provisioning(agent_id, actor=caller.actor, after_crash=False)
     return get(caller, agent_id), True

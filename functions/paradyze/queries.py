@@ -12,7 +12,7 @@ from .db import Conn
 from .errors import NotFound
 from .instances import Row, require_row
 from .runtimes import get_runtime
-from .schedules import next_fire
+from .scheduler.cron import next_fire
 
 
 def get(caller: Caller, agent_id: str) -> AgentPublic:

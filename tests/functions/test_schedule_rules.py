@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from helpers import Functions, fixture_characters, make_user
-from paradyze.schedules import MIN_INTERVAL_MINUTES, shortest_gap_minutes
+from paradyze.scheduler.cron import MIN_INTERVAL_MINUTES, shortest_gap_minutes
 
 NY = "America/New_York"
 NIGHTS = [{"action": "hibernate", "cron": "0 0 * * *", "timezone": NY},

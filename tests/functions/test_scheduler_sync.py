@@ -11,9 +11,11 @@ import pytest
 from google.api_core import retry as retries
 
 from paradyze.errors import Unavailable
-from paradyze.scheduler_file import FileJobSink
-from paradyze.scheduler_sync import CloudSchedulerSink, JobSink, get_job_sink, sync_agent, sync_all
-from paradyze.schedules import JobSpec
+from paradyze.scheduler.base import JobSink
+from paradyze.scheduler.cloud import CloudSchedulerSink
+from paradyze.scheduler.cron import JobSpec
+from paradyze.scheduler.file import FileJobSink
+from paradyze.scheduler.sync import get_job_sink, sync_agent, sync_all
 from paradyze.settings import Settings
 from tests.fakes.cloud_scheduler import FakeCloudScheduler
 

@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from paradyze.errors import ValidationFailed
-from paradyze.schedules import (
+from paradyze.scheduler.cron import (
     ScheduleIn,
     ScheduleList,
     agent_jobs,

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from local_emulator.scheduler import LocalScheduler
-from paradyze.scheduler_file import FileJobSink
-from paradyze.scheduler_sync import JobSink, sync_agent
-from paradyze.schedules import JobSpec, agent_scope, platform_jobs
+from paradyze.scheduler.base import JobSink
+from paradyze.scheduler.cron import JobSpec, agent_scope, platform_jobs
+from paradyze.scheduler.file import FileJobSink
+from paradyze.scheduler.sync import sync_agent
 from paradyze.settings import Settings
 
 NY = "America/New_York"

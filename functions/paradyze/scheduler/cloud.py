@@ -1,19 +1,21 @@
-"""Keeping a scheduler's jobs equal to the schedules: the JobSink Protocol and its Cloud Scheduler sink."""
+"""The Cloud Scheduler job sink: one HTTP-target job per JobSpec, in one project and region.
+
+google-cloud-scheduler is imported inside the methods, so that it loads only when this sink is used.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
-from .errors import Unavailable
-from .schedules import JobSpec, agent_jobs, agent_scope, all_jobs, instance_scope
+from ..errors import Unavailable
+from .base import SyncResult, check_scope
+from .cron import JobSpec
 
 if TYPE_CHECKING:
-    from .settings import Settings
+    from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -25,52 +27,6 @@ MAX_DOUBLINGS = 3
 # A wake waits for the agent to answer health, so allow well over the start timeout.
 ATTEMPT_DEADLINE = timedelta(minutes=3)
 
-
-@dataclass
-class SyncResult:
-    """Job names per outcome of one apply()."""
-
-    created: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.created or self.updated or self.deleted)
-
-
-@runtime_checkable
-class JobSink(Protocol):
-    def apply(self, desired: list[JobSpec], scope_prefix: str) -> SyncResult:
-        """Make the sink's jobs whose names start with scope_prefix exactly `desired`.
-
-        Jobs outside the prefix are never touched. Raises ValueError when a desired job lies
-        outside the prefix, Unavailable when the scheduler cannot be reached.
-        """
-
-
-def check_scope(desired: Iterable[JobSpec], scope_prefix: str) -> None:
-    """Raises ValueError for an empty prefix, a job outside it, or two jobs with one name."""
-    if not scope_prefix:
-        raise ValueError("scope_prefix must not be empty")
-    names: set[str] = set()
-    for job in desired:
-        if not job.name.startswith(scope_prefix):
-            raise ValueError(f"job {job.name!r} lies outside scope {scope_prefix!r}")
-        if job.name in names:
-            raise ValueError(f"job {job.name!r} is listed twice")
-        names.add(job.name)
-
-
-def sync_agent(sink: JobSink, instance: str, agent_id: str, schedules: Iterable[Any]) -> SyncResult:
-    """One agent's jobs made equal to its schedules; pass no schedules when the agent is deleted."""
-    return sink.apply(agent_jobs(instance, agent_id, schedules), agent_scope(instance, agent_id))
-
-
-def sync_all(sink: JobSink, settings: Settings, schedules_by_agent: Mapping[str, Iterable[Any]]) -> SyncResult:
-    """Every job of the instance: platform jobs plus each agent's; jobs of vanished agents go."""
-    return sink.apply(all_jobs(settings, schedules_by_agent), instance_scope(settings.instance))
 
 
 def _duration(value: Any) -> timedelta:
@@ -243,12 +199,3 @@ def _is_transport_error(exc: Exception) -> bool:
     from google.auth import exceptions as auth_exceptions
 
     return isinstance(exc, (requests.RequestException, auth_exceptions.TransportError))
-
-
-def get_job_sink(settings: Settings) -> JobSink:
-    """The configured sink. "cloud" is Cloud Scheduler; "local" is the file the local scheduler follows."""
-    if settings.scheduler_backend == "cloud":
-        return CloudSchedulerSink(settings)
-    from .scheduler_file import FileJobSink
-
-    return FileJobSink(settings.state_dir / "scheduler-jobs.json")

@@ -31,10 +31,10 @@ from croniter import CroniterError, croniter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from .errors import ValidationFailed
+from ..errors import ValidationFailed
 
 if TYPE_CHECKING:
-    from .settings import Settings
+    from ..settings import Settings
 
 Action = Literal["hibernate", "wake"]
 HttpMethod = Literal["GET", "POST"]

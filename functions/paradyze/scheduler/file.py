@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .scheduler_sync import SyncResult, check_scope
-from .schedules import JobSpec
+from .base import SyncResult, check_scope
+from .cron import JobSpec
 
 
 def spec_to_dict(spec: JobSpec) -> dict[str, object]:
