@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
@@ -122,6 +122,14 @@ def check_iana_timezone(name: str) -> str:
     return check_timezone(name)
 
 
+def _checked(kind: str, check: Callable[[str], str], value: str) -> str:
+    """check(value), its ValueError turned into a pydantic error of this kind with the same reason."""
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise PydanticCustomError(kind, "{reason}", {"reason": str(exc)}) from None
+
+
 class Schedule(BaseModel):
     """One schedule as stored: a cron Cloud Scheduler accepts and a zone zoneinfo knows."""
 
@@ -135,18 +143,12 @@ class Schedule(BaseModel):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        try:
-            return check_cron(value)
-        except ValueError as exc:
-            raise PydanticCustomError("cron", "{reason}", {"reason": str(exc)}) from None
+        return _checked("cron", check_cron, value)
 
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        try:
-            return check_timezone(value)
-        except ValueError as exc:
-            raise PydanticCustomError("timezone", "{reason}", {"reason": str(exc)}) from None
+        return _checked("timezone", check_timezone, value)
 
 
 class ScheduleIn(Schedule):
@@ -159,18 +161,12 @@ class ScheduleIn(Schedule):
     @field_validator("cron")
     @classmethod
     def _often(cls, value: str) -> str:
-        try:
-            return check_user_cron(value)
-        except ValueError as exc:
-            raise PydanticCustomError("cron", "{reason}", {"reason": str(exc)}) from None
+        return _checked("cron", check_user_cron, value)
 
     @field_validator("timezone")
     @classmethod
     def _iana(cls, value: str) -> str:
-        try:
-            return check_iana_timezone(value)
-        except ValueError as exc:
-            raise PydanticCustomError("timezone", "{reason}", {"reason": str(exc)}) from None
+        return _checked("timezone", check_iana_timezone, value)
 
 
 def _one_per_action(schedules: list[ScheduleIn]) -> list[ScheduleIn]:
