@@ -40,6 +40,16 @@ docker info >/dev/null 2>&1 || die "Docker Engine not answering; run local_emula
 
 image_present() { docker image inspect "$1" >/dev/null 2>&1; }
 image_label() { docker image inspect --format "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true; }
+# An image built from these very inputs (its source-hash label) needs no rebuild, unless --force.
+image_current() {
+    local image="$1" hash="$2"
+    if [ "$FORCE" -eq 0 ] && image_present "$image" \
+        && [ "$(image_label "$image" paradyze.source-hash)" = "$hash" ]; then
+        say "$image present and current ($(image_size "$image")); skipping"
+        return 0
+    fi
+    return 1
+}
 image_size() { docker image inspect --format '{{.Size}}' "$1" | awk '{printf "%.1f MB", $1/1000/1000}'; }
 
 # The mirror apt already uses here: deb822 .sources first, then one-line lists.
@@ -107,11 +117,7 @@ build_agent() {
     [ -f "$persona" ] || die "$persona is missing"
     local hash started
     hash="$(cat "$dockerfile" "$agent" "$persona" | sha256sum | cut -c1-16)"
-    if [ "$FORCE" -eq 0 ] && image_present "$AGENT_IMAGE" \
-        && [ "$(image_label "$AGENT_IMAGE" paradyze.source-hash)" = "$hash" ]; then
-        say "$AGENT_IMAGE present and current ($(image_size "$AGENT_IMAGE")); skipping"
-        return
-    fi
+    if image_current "$AGENT_IMAGE" "$hash"; then return; fi
     started=$SECONDS
     say "building $AGENT_IMAGE (sources $hash)"
     docker build --quiet --force-rm \
@@ -133,11 +139,7 @@ build_elizaos() {
     # The install's .pins names its package.json, bun.lock and bun version: with this file and
     # the entrypoint, that is every input of the image.
     hash="$(cat "$dockerfile" "$entrypoint" "$install/.pins" | sha256sum | cut -c1-16)"
-    if [ "$FORCE" -eq 0 ] && image_present "$ELIZAOS_IMAGE" \
-        && [ "$(image_label "$ELIZAOS_IMAGE" paradyze.source-hash)" = "$hash" ]; then
-        say "$ELIZAOS_IMAGE present and current ($(image_size "$ELIZAOS_IMAGE")); skipping"
-        return
-    fi
+    if image_current "$ELIZAOS_IMAGE" "$hash"; then return; fi
     started=$SECONDS
     say "building $ELIZAOS_IMAGE from $install (inputs $hash)"
     tar -c --owner=0 --group=0 \
