@@ -34,6 +34,11 @@ MESSAGE_SERVER = "00000000-0000-0000-0000-000000000000"  # ElizaOS's default mes
 PUBLIC_PATHS = ("/health", "/healthz")
 
 
+def _healthy() -> dict[str, Any]:
+    """What ElizaOS's health routes both answer."""
+    return {"status": "OK", "version": VERSION, "timestamp": iso(utc_now()), "dependencies": {"agents": "healthy"}}
+
+
 class HttpError(Exception):
     def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
         super().__init__(message)
@@ -151,24 +156,12 @@ class Handler(BaseHTTPRequestHandler):
         if method == "GET" and path == "/healthz":
             return self._send(200, {"status": "ok", "timestamp": iso(utc_now())})
         if method == "GET" and path == "/health":
-            return self._send(
-                200,
-                {
-                    "status": "OK",
-                    "version": VERSION,
-                    "timestamp": iso(utc_now()),
-                    "dependencies": {"agents": "healthy"},
-                    "agentCount": 1,
-                },
-            )
+            return self._send(200, {**_healthy(), "agentCount": 1})
         if method == "GET" and path == "/api/server/health":
             return self._send(
                 200,
                 {
-                    "status": "OK",
-                    "version": VERSION,
-                    "timestamp": iso(utc_now()),
-                    "dependencies": {"agents": "healthy"},
+                    **_healthy(),
                     "agentId": p.id,
                     "agentName": p.name,
                     "messages": a.message_count,
