@@ -6,6 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from ..agent_keys import api_key
+
+# How a backend finds its own agents again after a restart of the platform.
+ENV_AGENT_ID = "PARADYZE_AGENT_ID"
+ENV_INSTANCE = "PARADYZE_INSTANCE_KEY"
+
 
 @dataclass(frozen=True)
 class AgentSpec:
@@ -18,6 +24,29 @@ class AgentSpec:
 
     def __repr__(self) -> str:  # keep secret values out of tracebacks and logs
         return f"AgentSpec(agent_id={self.agent_id!r}, version={self.character_version})"
+
+
+def agent_environment(spec: AgentSpec, *, instance_key: str, host: str, port: int, home: str,
+                      path: str) -> dict[str, str]:
+    """spec.env (the platform's allow-listed variables), then the variables every runtime sets
+    itself, which always win: where the agent listens, its own key, no installs at run time, its
+    memory in its home, and how the backend finds it again. Nothing of the platform's own
+    environment is inherited."""
+    own = {
+        "PORT": str(port),
+        "SERVER_PORT": str(port),
+        "SERVER_HOST": host,
+        "ELIZA_SERVER_AUTH_TOKEN": api_key(spec.agent_id),
+        "ELIZA_NO_AUTO_INSTALL": "true",
+        "PGLITE_DATA_DIR": f"{home}/elizadb",
+        "HOME": home,
+        "PATH": path,
+        "LANG": "C.UTF-8",
+        "TZ": "UTC",
+        ENV_AGENT_ID: spec.agent_id,
+        ENV_INSTANCE: instance_key,
+    }
+    return {**{k: v for k, v in spec.env.items() if v != ""}, **own}
 
 
 @dataclass(frozen=True)

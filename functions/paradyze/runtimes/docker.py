@@ -12,10 +12,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import agent_keys
 from ..errors import AgentStartFailed, ParadyzeError, RuntimeUnavailable
 from ..settings import Settings
-from .base import AgentSpec, Owned, RuntimeStatus, Started
+from .base import AgentSpec, Owned, RuntimeStatus, Started, agent_environment
 from .images import agent_image, agent_memory
 
 if TYPE_CHECKING:  # docker-py loads only when this backend is used
@@ -200,30 +199,11 @@ class DockerRuntime:
     # -- internals ---------------------------------------------------------------------------
 
     def _environment(self, spec: AgentSpec, character: str) -> dict[str, str]:
-        """spec.env, then the runtime's own variables, which always win over it."""
-        env = {k: v for k, v in spec.env.items() if v != ""}
-        port = str(self.settings.docker_agent_port)
-        env.update(
-            {
-                # Both names: the reference agent reads PORT and HOST, ElizaOS SERVER_PORT and
-                # SERVER_HOST. All addresses inside the container: its port is never published.
-                "PORT": port,
-                "SERVER_PORT": port,
-                "HOST": "0.0.0.0",
-                "SERVER_HOST": "0.0.0.0",
-                "ELIZA_SERVER_AUTH_TOKEN": agent_keys.api_key(spec.agent_id),
-                "ELIZA_NO_AUTO_INSTALL": "true",
-                "CHARACTER_PATH": character,
-                "PGLITE_DATA_DIR": f"{AGENT_DIR}/elizadb",
-                "HOME": AGENT_DIR,
-                "PATH": AGENT_PATH,
-                "LANG": "C.UTF-8",
-                "TZ": "UTC",
-                "PARADYZE_AGENT_ID": spec.agent_id,
-                "PARADYZE_INSTANCE_KEY": self.settings.instance_key,
-            }
-        )
-        return env
+        """Every runtime's own variables, with all addresses inside the container (its port is
+        never published); HOST too, which the reference agent reads where ElizaOS reads SERVER_HOST."""
+        env = agent_environment(spec, instance_key=self.settings.instance_key, host="0.0.0.0",
+                                port=self.settings.docker_agent_port, home=AGENT_DIR, path=AGENT_PATH)
+        return {**env, "HOST": "0.0.0.0", "CHARACTER_PATH": character}
 
     def _agent_user(self, home: Path, spec: AgentSpec) -> str:
         """Create the agent's folder and return the user its container runs as, who owns it.

@@ -28,18 +28,15 @@ from typing import Any
 
 import psutil
 
-from ..agent_keys import api_key
 from ..db import REPO_ROOT
 from ..errors import AgentStartFailed
 from ..settings import Settings
 from .agent_users import AgentUser, AgentUsers, lock_down_state, prepare_home
-from .base import AgentSpec, Owned, RuntimeStatus, Started
+from .base import ENV_AGENT_ID, ENV_INSTANCE, AgentSpec, Owned, RuntimeStatus, Started, agent_environment
 
 log = logging.getLogger(__name__)
 
 REFERENCE_AGENT = REPO_ROOT / "local_emulator" / "reference_agent.py"
-_ENV_AGENT_ID = "PARADYZE_AGENT_ID"
-_ENV_INSTANCE = "PARADYZE_INSTANCE_KEY"
 _SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 _RUNTIME_CHARACTER = "character.json"
 _POLL_S = 0.1
@@ -151,9 +148,9 @@ class ProcessRuntime:
                 env = proc.environ()
             except (psutil.Error, ProcessLookupError, PermissionError):
                 continue
-            if env.get(_ENV_INSTANCE) != self.settings.instance_key or _ENV_AGENT_ID not in env:
+            if env.get(ENV_INSTANCE) != self.settings.instance_key or ENV_AGENT_ID not in env:
                 continue
-            agent_id, port = env[_ENV_AGENT_ID], int(env.get("PORT", "0"))
+            agent_id, port = env[ENV_AGENT_ID], int(env.get("PORT", "0"))
             uids = proc.info["uids"]
             if uids is None or proc.info["create_time"] is None:
                 continue  # it ended while we looked
@@ -208,23 +205,8 @@ class ProcessRuntime:
                 "--port", str(port), "--host", self.settings.agent_host]
 
     def _env(self, spec: AgentSpec, home: Path, port: int) -> dict[str, str]:
-        """spec.env (built by the platform from its allow-list), then the runtime's own variables,
-        which always win; nothing of the platform's own environment is inherited."""
-        own = {
-            "PORT": str(port),
-            "SERVER_PORT": str(port),
-            "SERVER_HOST": self.settings.agent_host,
-            "ELIZA_SERVER_AUTH_TOKEN": api_key(spec.agent_id),
-            "ELIZA_NO_AUTO_INSTALL": "true",
-            "PGLITE_DATA_DIR": str(home / "elizadb"),
-            "HOME": str(home),
-            "PATH": self._path(),
-            "LANG": "C.UTF-8",
-            "TZ": "UTC",
-            _ENV_AGENT_ID: spec.agent_id,
-            _ENV_INSTANCE: self.settings.instance_key,
-        }
-        return {**{k: v for k, v in spec.env.items() if v != ""}, **own}
+        return agent_environment(spec, instance_key=self.settings.instance_key, host=self.settings.agent_host,
+                                 port=port, home=str(home), path=self._path())
 
     def _path(self) -> str:
         """bun alone for ElizaOS: its CLI runs `npm view @elizaos/cli` on every start when npm is on
@@ -281,7 +263,7 @@ class ProcessRuntime:
             return True
         for proc in psutil.process_iter():
             try:
-                if os.getpgid(proc.pid) == info["pid"] and proc.environ().get(_ENV_AGENT_ID) == info.get("agent"):
+                if os.getpgid(proc.pid) == info["pid"] and proc.environ().get(ENV_AGENT_ID) == info.get("agent"):
                     return True
             except (psutil.Error, ProcessLookupError, PermissionError):
                 pass
