@@ -1,15 +1,17 @@
-"""Runtime fixtures: a Docker Engine client, skipping with the reason when there is none."""
+"""Runtime fixtures: a Docker Engine client (skipping with the reason when there is none), and the
+in-process functions run with settings of a test's own."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import requests
 
-from paradyze.settings import Settings
+from paradyze.runtimes import get_runtime
+from paradyze.settings import Settings, get_settings
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +33,20 @@ def docker_client() -> Iterator[Any]:
     client.close()
 
 
+
+
+@pytest.fixture
+def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Set environment variables for the in-process functions, which then read their settings and
+    build their runtimes afresh; both are put back after the test."""
+
+    def apply(**env: str) -> None:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        get_runtime.cache_clear()
+
+    yield apply
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    get_runtime.cache_clear()

@@ -6,7 +6,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,6 @@ import requests
 from helpers import Functions
 from paradyze import agent_keys
 from paradyze.agent_client import AgentClient
-from paradyze.runtimes import get_runtime
 from paradyze.runtimes.base import AgentSpec, Started
 from paradyze.runtimes.docker import AGENT_NETWORK, LABEL_AGENT, LABEL_INSTANCE, DockerRuntime
 from paradyze.runtimes.images import ELIZAOS_IMAGE
@@ -265,19 +264,10 @@ def test_the_image_runs_from_character_json_as_cloud_run_starts_it(
 
 
 @pytest.fixture
-def docker_functions(
-    functions: Functions, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Functions]:
+def docker_functions(functions: Functions, configure: Callable[..., None]) -> Functions:
     """The in-process functions running ElizaOS agents on the docker runtime."""
-    monkeypatch.setenv("PARADYZE_AGENT", "elizaos")
-    monkeypatch.setenv("PARADYZE_RUNTIME", "docker")
-    monkeypatch.setenv("PARADYZE_AGENT_START_TIMEOUT", str(START_TIMEOUT))
-    get_settings.cache_clear()
-    get_runtime.cache_clear()
-    yield functions
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    get_runtime.cache_clear()
+    configure(PARADYZE_AGENT="elizaos", PARADYZE_RUNTIME="docker", PARADYZE_AGENT_START_TIMEOUT=str(START_TIMEOUT))
+    return functions
 
 
 def containers_of(docker_client: Any, agent_id: str, status: str | None = None) -> list[Any]:

@@ -12,7 +12,7 @@ import signal
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,6 @@ import requests
 
 from helpers import Emulator, Functions, agent_processes, free_port
 from paradyze.agent_keys import api_key
-from paradyze.runtimes import get_runtime
 from paradyze.runtimes.base import AgentSpec
 from paradyze.runtimes.process import ProcessRuntime
 from paradyze.settings import Settings, get_settings
@@ -200,16 +199,10 @@ def test_a_port_taken_by_someone_else_fails_the_start_and_leaves_nothing(
 # --- through the functions -------------------------------------------------------------------------
 
 @pytest.fixture
-def eliza_functions(functions: Functions, monkeypatch: pytest.MonkeyPatch) -> Iterator[Functions]:
+def eliza_functions(functions: Functions, configure: Callable[..., None]) -> Functions:
     """The in-process functions with PARADYZE_AGENT=elizaos."""
-    monkeypatch.setenv("PARADYZE_AGENT", "elizaos")
-    monkeypatch.setenv("PARADYZE_AGENT_START_TIMEOUT", str(BOOT_S))
-    get_settings.cache_clear()
-    get_runtime.cache_clear()
-    yield functions
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    get_runtime.cache_clear()
+    configure(PARADYZE_AGENT="elizaos", PARADYZE_AGENT_START_TIMEOUT=str(BOOT_S))
+    return functions
 
 
 def create(functions: Functions, token: str, character: dict[str, Any]) -> dict[str, Any]:
