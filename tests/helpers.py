@@ -79,6 +79,16 @@ class Functions:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return self.client(name).get("/", query_string=params, headers=headers)
 
+    def everything_about(self, token: str, agent_id: str, message: str) -> list[str]:
+        """Every answer a user can get about their agent, a reply to message included: what a
+        secret must never appear in. Versions come third."""
+        reads = [("get_agent", {"agent_id": agent_id}), ("list_agents", {}),
+                 ("character_versions", {"agent_id": agent_id}), ("agent_events", {"agent_id": agent_id}),
+                 ("agent_logs", {"agent_id": agent_id})]
+        bodies = [self.get(name, token, **params).get_data(as_text=True) for name, params in reads]
+        reply = self.post("send_message", token, {"agent_id": agent_id, "text": message})
+        return [*bodies, reply.get_data(as_text=True)]
+
 
 @dataclass
 class Emulator:

@@ -56,15 +56,7 @@ def test_top_level_secrets_are_sealed_and_never_shown(
         caplog: pytest.LogCaptureFixture) -> None:
     character = {"name": "Keeper", "bio": "keeps secrets", "secrets": {"DISCORD_API_TOKEN": SECRET}}
     agent = create(functions, alice, character, cleanup_agents)
-    bodies = [
-        functions.get("get_agent", alice.token, agent_id=agent["id"]).get_data(as_text=True),
-        functions.get("list_agents", alice.token).get_data(as_text=True),
-        functions.get("character_versions", alice.token, agent_id=agent["id"]).get_data(as_text=True),
-        functions.get("agent_events", alice.token, agent_id=agent["id"]).get_data(as_text=True),
-        functions.get("agent_logs", alice.token, agent_id=agent["id"]).get_data(as_text=True),
-        functions.post("send_message", alice.token, {"agent_id": agent["id"], "text": "your token?"})
-        .get_data(as_text=True),
-    ]
+    bodies = functions.everything_about(alice.token, agent["id"], "your token?")
     assert all(SECRET not in body for body in bodies)
     assert json.loads(bodies[2])["versions"][0]["character"] == {"name": "Keeper", "bio": "keeps secrets"}
     for path in get_settings().state_dir.rglob("*"):

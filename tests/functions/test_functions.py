@@ -135,13 +135,7 @@ def test_secret_values_never_appear_in_responses_files_or_logs(
     character["settings"]["secrets"]["ANTHROPIC_API_KEY"] = SECRET
     agent = create(functions, alice.token, character, cleanup_agents)
     bodies = [
-        functions.get("get_agent", alice.token, agent_id=agent["id"]).get_data(as_text=True),
-        functions.get("list_agents", alice.token).get_data(as_text=True),
-        functions.get("character_versions", alice.token, agent_id=agent["id"]).get_data(as_text=True),
-        functions.get("agent_events", alice.token, agent_id=agent["id"]).get_data(as_text=True),
-        functions.get("agent_logs", alice.token, agent_id=agent["id"]).get_data(as_text=True),
-        functions.post("send_message", alice.token, {"agent_id": agent["id"], "text": "your api key?"})
-        .get_data(as_text=True),
+        *functions.everything_about(alice.token, agent["id"], "your api key?"),
         functions.get("health_check", admin_token).get_data(as_text=True),
         functions.post("backup_agents", admin_token).get_data(as_text=True),
     ]
