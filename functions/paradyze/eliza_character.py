@@ -11,6 +11,7 @@ Secrets never appear in it: they reach the agent as environment variables (agent
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Collection, Mapping
@@ -48,7 +49,13 @@ class _Errors:
 
 def installed_plugins(app_dir: Path | None = None) -> frozenset[str]:
     """The ElizaOS plugins in the pinned install (`@elizaos/plugin-*` with a package.json)."""
-    scope = (app_dir or get_settings().elizaos_dir / "app") / "node_modules" / "@elizaos"
+    return _plugins_in((app_dir or get_settings().elizaos_dir / "app") / "node_modules" / "@elizaos")
+
+
+@functools.lru_cache(maxsize=8)
+def _plugins_in(scope: Path) -> frozenset[str]:
+    # Read once per process: every create and update asks several times, and the pinned install
+    # only changes when local_emulator/elizaos.sh runs again, before the functions start.
     if not scope.is_dir():
         return frozenset()
     return frozenset(f"@elizaos/{p.name}" for p in scope.iterdir()
