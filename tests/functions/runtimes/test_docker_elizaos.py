@@ -249,7 +249,8 @@ def test_the_image_runs_from_character_json_as_cloud_run_starts_it(
     while True:
         try:
             agents = requests.get(f"{url}/api/agents", headers={"X-API-KEY": key}, timeout=5)
-            if agents.ok:
+            # The server answers before it has registered the character: wait for it to list one.
+            if agents.ok and agents.json()["data"]["agents"]:
                 break
         except requests.RequestException:
             pass
