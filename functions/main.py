@@ -17,10 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the paradyze package
 from paradyze import backup, eliza_character, health, lifecycle, messaging, openapi, policy, queries, sweeps  # noqa: E402
 from paradyze.agents import (  # noqa: E402
     AgentCreate,
-    AgentQuery,
     AgentRef,
     CharacterUpdate,
-    EventsQuery,
     LogsQuery,
     MessageSend,
     PolicyUpdate,
@@ -29,11 +27,14 @@ from paradyze.api_models import (  # noqa: E402
     AgentCreated,
     AgentEnvelope,
     AgentList,
+    AgentListQuery,
     AgentUpdated,
     BackupEnvelope,
     BackupList,
+    BackupsQuery,
     CreateHeaders,
     EventList,
+    EventsQuery,
     HealthQuery,
     HealthReport,
     IdleSweep,
@@ -42,6 +43,7 @@ from paradyze.api_models import (  # noqa: E402
     RestoreEnvelope,
     SyncEnvelope,
     VersionList,
+    VersionsQuery,
 )
 from paradyze.auth import Caller  # noqa: E402
 from paradyze.backup import BackupRef  # noqa: E402
@@ -77,10 +79,12 @@ def get_agent(request: Request, caller: Caller, query: AgentRef) -> AgentEnvelop
 
 
 @functions_framework.http
-@endpoint(auth="user", methods=("GET",), query=AgentQuery, response=AgentList)
-def list_agents(request: Request, caller: Caller, query: AgentQuery) -> AgentList:
-    """The caller's agents (every agent for the admin), filtered by status or a name search"""
-    return AgentList(agents=queries.list_all(caller, status=query.status, q=query.q, limit=query.limit))
+@endpoint(auth="user", methods=("GET",), query=AgentListQuery, response=AgentList)
+def list_agents(request: Request, caller: Caller, query: AgentListQuery) -> AgentList:
+    """The caller's agents (every agent for the admin), oldest first, a page at a time; filtered by status or name"""
+    agents, next_cursor = queries.list_all(caller, status=query.status, q=query.q, limit=query.limit,
+                                           cursor=query.cursor)
+    return AgentList(agents=agents, next_cursor=next_cursor)
 
 
 @functions_framework.http
@@ -120,17 +124,19 @@ def update_character(request: Request, caller: Caller, body: CharacterUpdate) ->
 
 
 @functions_framework.http
-@endpoint(auth="user", methods=("GET",), query=AgentRef, response=VersionList)
-def character_versions(request: Request, caller: Caller, query: AgentRef) -> VersionList:
-    """Every version of the agent's character, oldest first"""
-    return VersionList.model_validate({"versions": queries.versions(caller, query.agent_id)})
+@endpoint(auth="user", methods=("GET",), query=VersionsQuery, response=VersionList)
+def character_versions(request: Request, caller: Caller, query: VersionsQuery) -> VersionList:
+    """The versions of the agent's character, oldest first, a page at a time"""
+    versions, next_cursor = queries.versions(caller, query.agent_id, limit=query.limit, cursor=query.cursor)
+    return VersionList.model_validate({"versions": versions, "next_cursor": next_cursor})
 
 
 @functions_framework.http
 @endpoint(auth="user", methods=("GET",), query=EventsQuery, response=EventList)
 def agent_events(request: Request, caller: Caller, query: EventsQuery) -> EventList:
-    """The agent's transitions, newest first (every agent's for the admin when agent_id is left out)"""
-    return EventList.model_validate({"events": queries.events(caller, query.agent_id, query.limit)})
+    """The agent's transitions, newest first, a page at a time (every agent's for the admin without agent_id)"""
+    events, next_cursor = queries.events(caller, query.agent_id, query.limit, query.cursor)
+    return EventList.model_validate({"events": events, "next_cursor": next_cursor})
 
 
 @functions_framework.http
@@ -155,10 +161,11 @@ def backup_agents(request: Request, caller: Caller) -> BackupEnvelope:
 
 
 @functions_framework.http
-@endpoint(auth="admin", methods=("GET",), response=BackupList)
-def list_backups(request: Request, caller: Caller) -> BackupList:
-    """Backups, newest first"""
-    return BackupList.model_validate({"backups": backup.list_backups(caller)})
+@endpoint(auth="admin", methods=("GET",), query=BackupsQuery, response=BackupList)
+def list_backups(request: Request, caller: Caller, query: BackupsQuery) -> BackupList:
+    """Backups, newest first, a page at a time"""
+    backups, next_cursor = backup.list_backups(caller, limit=query.limit, cursor=query.cursor)
+    return BackupList.model_validate({"backups": backups, "next_cursor": next_cursor})
 
 
 @functions_framework.http

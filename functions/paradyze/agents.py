@@ -61,6 +61,10 @@ class AgentCreate(BaseModel):
     owner: uuid.UUID | None = None
 
 
+def agent_id_or_none(value: str | None) -> str | None:
+    return None if value is None else _uuid(value)
+
+
 _AGENT_ID = Field(description="The agent's id", json_schema_extra={"format": "uuid"})
 
 
@@ -87,13 +91,6 @@ class PolicyUpdate(AgentRef):
     idle_timeout_minutes: int | None = Field(default=None, ge=1, le=525600)
     auto_hibernate: bool | None = None
     schedules: ScheduleList | None = None
-
-
-class AgentQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    status: Status | None = None
-    q: str | None = Field(default=None, max_length=200)
-    limit: int = Field(default=500, ge=1, le=5000)
 
 
 class SchedulePublic(BaseModel):
@@ -157,17 +154,6 @@ class AgentPublic(BaseModel):
                 schedules=schedules or [],
             ),
         )
-
-
-class EventsQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    agent_id: str | None = Field(default=None, json_schema_extra={"format": "uuid"})
-    limit: int = Field(default=100, ge=1, le=5000)
-
-    @field_validator("agent_id")
-    @classmethod
-    def _agent_id_is_uuid(cls, value: str | None) -> str | None:
-        return None if value is None else _uuid(value)
 
 
 class LogsQuery(AgentRef):

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .agents import AgentPublic
+from .agents import AgentPublic, AgentRef, Status, agent_id_or_none
+from .pages import DEFAULT_LIMIT, MAX_CURSOR, MAX_LIMIT
 
 
 class CreateHeaders(BaseModel):
@@ -20,6 +21,42 @@ class CreateHeaders(BaseModel):
 class HealthQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     repair: bool = Field(default=True, description="Restart agents that should run and do not")
+
+
+class PageQuery(BaseModel):
+    """Every list: `limit` rows a page and the `cursor` the previous page's `next_cursor` gave."""
+
+    model_config = ConfigDict(extra="ignore")
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Rows in this page")
+    cursor: str | None = Field(default=None, min_length=1, max_length=MAX_CURSOR,
+                               description="The `next_cursor` of the previous page; leave out for the first")
+
+
+class AgentListQuery(PageQuery):
+    status: Status | None = None
+    q: str | None = Field(default=None, max_length=200, description="Part of the name, or the whole id")
+
+
+class VersionsQuery(PageQuery, AgentRef):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventsQuery(PageQuery):
+    agent_id: str | None = Field(default=None, json_schema_extra={"format": "uuid"},
+                                 description="Leave out for every agent's events (admin only)")
+
+    @field_validator("agent_id")
+    @classmethod
+    def _agent_id_is_uuid(cls, value: str | None) -> str | None:
+        return agent_id_or_none(value)
+
+
+class BackupsQuery(PageQuery):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(BaseModel):
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last")
 
 
 class AgentEnvelope(BaseModel):
@@ -43,7 +80,7 @@ class AgentUpdated(AgentEnvelope):
                                    description="What of the character the agent runs without (plugins not installed)")
 
 
-class AgentList(BaseModel):
+class AgentList(Page):
     agents: list[AgentPublic]
 
 
@@ -66,7 +103,7 @@ class CharacterVersion(BaseModel):
     character: dict[str, Any]
 
 
-class VersionList(BaseModel):
+class VersionList(Page):
     versions: list[CharacterVersion]
 
 
@@ -83,7 +120,7 @@ class Event(BaseModel):
     details: dict[str, Any]
 
 
-class EventList(BaseModel):
+class EventList(Page):
     events: list[Event]
 
 
@@ -107,7 +144,7 @@ class BackupEnvelope(BaseModel):
     backup: BackupPublic
 
 
-class BackupList(BaseModel):
+class BackupList(Page):
     backups: list[BackupPublic]
 
 

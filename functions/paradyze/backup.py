@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlparse
 
 from pydantic import BaseModel, ConfigDict
 
-from . import db, repository
+from . import db, pages, repository
 from .auth import Caller
 from .characters import canonical_bytes, sha256_hex
 from .errors import BadRequest, NotFound, StoreUnavailable
@@ -156,9 +156,16 @@ def read_archive(source: io.BytesIO, *, name: str) -> tuple[dict[str, Any], dict
     return manifest, files
 
 
-def list_backups(caller: Caller) -> list[dict[str, Any]]:
+def list_backups(caller: Caller, *, limit: int, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of backups, newest first, and the next page's cursor. Raises ValidationFailed for a
+    cursor not issued for this list."""
+    position = pages.decode(cursor, "backups", {})
+    before = (datetime.fromisoformat(position[0]), str(position[1])) if position else None
     with db.transaction(caller) as conn:
-        return [public(r) for r in repository.list_backups(conn)]
+        rows, more = pages.split(repository.list_backups(conn, limit=limit + 1, before=before), limit)
+    last = rows[-1] if rows and more else None
+    next_cursor = pages.encode("backups", {}, [last["created_at"].isoformat(), str(last["id"])]) if last else None
+    return [public(r) for r in rows], next_cursor
 
 
 def restore(caller: Caller, backup_id: uuid.UUID) -> dict[str, Any]:

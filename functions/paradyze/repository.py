@@ -60,9 +60,11 @@ def get_version(conn: Conn, character_id: str, version: int) -> Row | None:
     ).fetchone()
 
 
-def list_versions(conn: Conn, character_id: str) -> list[Row]:
+def list_versions(conn: Conn, character_id: str, *, limit: int, after: int | None = None) -> list[Row]:
+    """Versions oldest first, after version `after`; served by the primary key."""
     return conn.execute(
-        "select * from public.character_versions where character_id = %s order by version", (character_id,)
+        "select * from public.character_versions where character_id = %s and version > %s"
+        " order by version limit %s", (character_id, after or 0, limit),
     ).fetchall()
 
 
@@ -125,15 +127,22 @@ def find_by_idempotency_key(conn: Conn, user_id: str, key: str) -> Row | None:
     ).fetchone()
 
 
-def list_agents(conn: Conn, *, status: str | None = None, q: str | None = None,
-                limit: int = 500) -> list[Row]:
-    return conn.execute(
-        _AGENT_SELECT
-        + " where (%(status)s::text is null or a.status = %(status)s)"
-        " and (%(q)s::text is null or a.name ilike '%%' || %(q)s || '%%' or a.id::text = %(q)s)"
-        " order by a.created_at limit %(limit)s",
-        {"status": status, "q": q, "limit": limit},
-    ).fetchall()
+def list_agents(conn: Conn, *, status: str | None = None, q: str | None = None, limit: int = 500,
+                after: tuple[datetime, str] | None = None) -> list[Row]:
+    """Agents oldest first, after the (created_at, id) `after`. Served by agents_page_idx,
+    agents_status_page_idx or (under a user's row-level security) agents_user_page_idx."""
+    where = [sql.SQL("true")]
+    if status is not None:
+        where.append(sql.SQL("a.status = %(status)s"))
+    if q is not None:
+        where.append(sql.SQL("(a.name ilike '%%' || %(q)s || '%%' or a.id::text = %(q)s)"))
+    if after is not None:
+        where.append(sql.SQL("(a.created_at, a.id) > (%(after_at)s, %(after_id)s::uuid)"))
+    query = sql.SQL(_AGENT_SELECT + " where {} order by a.created_at, a.id limit %(limit)s").format(
+        sql.SQL(" and ").join(where))
+    params = {"status": status, "q": q, "limit": limit,
+              "after_at": after[0] if after else None, "after_id": after[1] if after else None}
+    return conn.execute(query, params).fetchall()
 
 
 def update_agent(conn: Conn, agent_id: str, **fields: Any) -> Row:
@@ -199,12 +208,19 @@ def insert_event(conn: Conn, *, agent_id: str, user_id: str, from_status: str | 
     )
 
 
-def list_events(conn: Conn, agent_id: str | None, limit: int) -> list[Row]:
-    return conn.execute(
-        "select * from public.agent_events where (%(agent_id)s::uuid is null or agent_id = %(agent_id)s)"
-        " order by at desc, id desc limit %(limit)s",
-        {"agent_id": agent_id, "limit": limit},
-    ).fetchall()
+def list_events(conn: Conn, agent_id: str | None, limit: int,
+                before: tuple[datetime, int] | None = None) -> list[Row]:
+    """Events newest first, before the (at, id) `before`; served by agent_events_agent_page_idx or
+    agent_events_page_idx."""
+    where = [sql.SQL("true")]
+    if agent_id is not None:
+        where.append(sql.SQL("agent_id = %(agent_id)s"))
+    if before is not None:
+        where.append(sql.SQL("(at, id) < (%(before_at)s, %(before_id)s)"))
+    query = sql.SQL("select * from public.agent_events where {} order by at desc, id desc limit %(limit)s").format(
+        sql.SQL(" and ").join(where))
+    return conn.execute(query, {"agent_id": agent_id, "limit": limit, "before_at": before[0] if before else None,
+                                "before_id": before[1] if before else None}).fetchall()
 
 
 def idle_agents(conn: Conn, now: datetime, limit: int, exclude: list[str] | None = None) -> list[Row]:
@@ -261,10 +277,13 @@ def insert_backup(conn: Conn, *, location: str, sha256: str, size_bytes: int, ch
     return row
 
 
-def list_backups(conn: Conn) -> list[Row]:
+def list_backups(conn: Conn, *, limit: int, before: tuple[datetime, str] | None = None) -> list[Row]:
+    """Backups newest first, before the (created_at, id) `before`; served by backups_page_idx."""
+    keyset = sql.SQL(" where (created_at, id) < (%(before_at)s, %(before_id)s::uuid)" if before else "")
     return conn.execute(
-        "select id, location, sha256, size_bytes, characters, versions, agents, created_by, created_at"
-        " from public.backups order by created_at desc"
+        sql.SQL("select id, location, sha256, size_bytes, characters, versions, agents, created_by, created_at"
+                " from public.backups{} order by created_at desc, id desc limit %(limit)s").format(keyset),
+        {"limit": limit, "before_at": before[0] if before else None, "before_id": before[1] if before else None},
     ).fetchall()
 
 
