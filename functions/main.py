@@ -14,7 +14,18 @@ import functions_framework
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the paradyze package ships beside main.py
 
-from paradyze import backup, eliza_character, health, lifecycle, messaging, openapi, policy, queries, sweeps  # noqa: E402
+from paradyze import (  # noqa: E402
+    backup,
+    eliza_character,
+    health,
+    lifecycle,
+    messaging,
+    openapi,
+    policy,
+    queries,
+    retention,
+    sweeps,
+)
 from paradyze.agents import (  # noqa: E402
     AgentCreate,
     AgentRef,
@@ -185,9 +196,10 @@ def health_check(request: Request, caller: Caller, query: HealthQuery) -> Health
 @functions_framework.http
 @endpoint(auth="admin", methods=("POST",), response=IdleSweep)
 def hibernate_idle(request: Request, caller: Caller) -> IdleSweep:
-    """Hibernate agents idle past their policy, and finish transitions that got stuck"""
+    """Hibernate agents idle past their policy, finish transitions that got stuck, and apply retention"""
     swept = sweeps.hibernate_idle(caller)
-    return IdleSweep.model_validate({**swept, "stuck_finished": sweeps.finish_stuck(caller)})
+    return IdleSweep.model_validate({**swept, "stuck_finished": sweeps.finish_stuck(caller),
+                                     "retention": retention.prune(caller)})
 
 
 @functions_framework.http

@@ -189,6 +189,13 @@ class HealthReport(BaseModel):
     repairs: Repairs | None = None
 
 
+class Pruned(BaseModel):
+    events_by_age: int = Field(description="Events past PARADYZE_EVENT_KEEP_DAYS removed, oldest first")
+    events_by_count: int = Field(description="Events past an agent's newest PARADYZE_EVENT_KEEP_PER_AGENT removed")
+    backups: list[str] = Field(description="Backups past the policy removed, their archives with them")
+    complete: bool = Field(description="False when the time budget ran out; the next sweep goes on")
+
+
 class IdleSweep(BaseModel):
     hibernated: list[str]
     failed: list[str]
@@ -197,6 +204,7 @@ class IdleSweep(BaseModel):
     elapsed_ms: int
     complete: bool = Field(description="False when the time budget ran out; the next sweep goes on")
     stuck_finished: list[str] = Field(description="Agents whose transition was stuck and was finished")
+    retention: Pruned | None = None
 
 
 class SyncCounts(BaseModel):

@@ -102,6 +102,20 @@ def _archive_bytes(location: str) -> bytes:
     return path.read_bytes()
 
 
+def remove_archive(location: str) -> None:
+    """Removes an archive from where it is stored; one already gone is fine. Raises StoreUnavailable."""
+    if location.startswith("gs://"):
+        from .storage.gcs import GcsArchives
+
+        GcsArchives(get_settings(), location).delete(location)
+        return
+    path = Path(unquote(urlparse(location).path))
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot remove the archive {path.name}: {exc.strerror}") from exc
+
+
 def _write_archive(path: Path, manifest: dict[str, Any], files: dict[str, bytes]) -> Path:
     """Raises StoreUnavailable when the backup folder is full: nothing partial is left behind."""
     try:

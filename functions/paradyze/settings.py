@@ -130,6 +130,12 @@ class Settings(BaseSettings):
     scheduler_tick_seconds: float = Field(default=15.0, alias="PARADYZE_SCHEDULER_TICK")
     idle_sweep_cron: str = Field(default="*/5 * * * *", alias="PARADYZE_IDLE_SWEEP_CRON")
     backup_cron: str = Field(default="0 3 * * 0", alias="PARADYZE_BACKUP_CRON")
+    # Retention, applied by the idle sweep: events by age and by count per agent; backups by count,
+    # none younger than backup_min_age_days (see README, Retention). Character versions are never pruned.
+    event_keep_days: int = Field(default=90, ge=1, alias="PARADYZE_EVENT_KEEP_DAYS")
+    event_keep_per_agent: int = Field(default=1000, ge=1, alias="PARADYZE_EVENT_KEEP_PER_AGENT")
+    backup_keep: int = Field(default=10, ge=1, alias="PARADYZE_BACKUP_KEEP")
+    backup_min_age_days: int = Field(default=7, ge=0, alias="PARADYZE_BACKUP_MIN_AGE_DAYS")
     health_cron: str = Field(default="*/2 * * * *", alias="PARADYZE_HEALTH_CRON")
     platform_timezone: str = Field(default="UTC", alias="PARADYZE_TIMEZONE")
 
