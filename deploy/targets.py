@@ -1,4 +1,4 @@
-"""The function targets: every `@functions_framework.http` entry point in functions/main.py, read without importing it."""
+"""The function targets: every `@functions_framework.http` entry point of functions/main.py, read, not imported."""
 
 from __future__ import annotations
 
