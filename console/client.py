@@ -95,6 +95,13 @@ class ParadyzeClient:
     def __repr__(self) -> str:  # never the token
         return f"ParadyzeClient({self.base_url!r})"
 
+    def url(self, function: str) -> str:
+        """Where a function answers: base/function, or, when each function is a Cloud Run service of its
+        own, the base with `{function}` replaced by the service's name (`https://paradyze-{function}-...`)."""
+        if "{function}" in self.base_url:
+            return self.base_url.replace("{function}", function.replace("_", "-"))
+        return f"{self.base_url}/{function}"
+
     # -- transport ---------------------------------------------------------------------------
 
     def call(
@@ -115,7 +122,7 @@ class ParadyzeClient:
         try:
             resp = self._http.request(
                 method,
-                f"{self.base_url}/{function}",
+                self.url(function),
                 params=clean or None,
                 json=body if method != "GET" else None,
                 headers=sent,

@@ -19,8 +19,9 @@ from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from . import schema
 from .caller import Caller
-from .errors import DatabaseUnavailable, Unavailable
+from .errors import DatabaseUnavailable, SchemaBehind, Unavailable
 from .settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -86,10 +87,17 @@ def pool() -> ConnectionPool[Conn]:
     try:
         new_pool.open(wait=True, timeout=WAIT_SECONDS)
         # Migrated before anyone can use it; runners racing here queue on the migrations lock.
-        migrate(new_pool)
+        # A deployed release only checks the schema: its deploy applied the migrations.
+        if settings.schema_version:
+            schema.require(new_pool, settings.schema_version)
+        else:
+            migrate(new_pool)
     except (PoolTimeout, psycopg.OperationalError) as exc:
         new_pool.close()
         raise DatabaseUnavailable("the database is not reachable") from exc
+    except SchemaBehind:
+        new_pool.close()  # not kept: the next request checks again, and serves once the deploy migrated
+        raise
     global _agent_locks
     with _lock:
         if _pool is None:

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     instance: str = Field(default="local", alias="PARADYZE_INSTANCE")
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     db_pool_max: int = Field(default=20, alias="PARADYZE_DB_POOL_MAX")
+    # Set by the deploy (the newest migration it applied): the functions then never migrate, and
+    # refuse to serve (503) while the database is behind it. Unset, they apply the migrations.
+    schema_version: str | None = Field(default=None, pattern=r"^\d{14}$", alias="PARADYZE_SCHEMA_VERSION")
 
     jwt_secret: SecretStr | None = Field(default=None, alias="SUPABASE_JWT_SECRET")
     # Supabase's issuer, https://<project ref>.supabase.co/auth/v1; when set, user tokens must name it.
