@@ -141,7 +141,7 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field(default="json", alias="PARADYZE_LOG_FORMAT")
     trace_file: Path | None = Field(default=None, alias="PARADYZE_TRACE_FILE")
     trace_sample_ratio: float = Field(default=1.0, ge=0, le=1, alias="PARADYZE_TRACE_SAMPLE_RATIO")
-    metrics_export_interval: float = Field(default=60.0, ge=5, alias="PARADYZE_METRICS_EXPORT_INTERVAL")
+    metrics_export_interval: float = Field(default=60.0, ge=10, alias="PARADYZE_METRICS_EXPORT_INTERVAL")
     monitoring_api_endpoint: str | None = Field(default=None, alias="PARADYZE_MONITORING_API_ENDPOINT")
     trace_api_endpoint: str | None = Field(default=None, alias="PARADYZE_TRACE_API_ENDPOINT")
     service_name: str = Field(default="paradyze", alias="K_SERVICE")  # set by Cloud Run and Cloud Functions

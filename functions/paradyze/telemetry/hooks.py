@@ -39,13 +39,14 @@ def instrument(operation: str, serve: Callable[[flask.Request], flask.Response]
                                 "paradyze.request_id": context.current().request_id}) as span:
                 response = serve(request)
                 span.set_attribute("http.response.status_code", response.status_code)
-                labels = context.current()
+                about = context.current()
                 for key in ("agent_id", "user_id"):
-                    if getattr(labels, key):
-                        span.set_attribute(f"paradyze.{key}", getattr(labels, key))
+                    if getattr(about, key):
+                        span.set_attribute(f"paradyze.{key}", getattr(about, key))
             status = response.status_code
-            metrics.function_duration.record(time.perf_counter() - began,
-                                             {"operation": operation, "status": str(status)})
+            labels = {"operation": operation, "status": str(status)}
+            metrics.function_duration.record(time.perf_counter() - began, labels)
+            metrics.function_calls.add(1, labels)
             if request.headers.get("X-CloudScheduler") == "true":
                 metrics.scheduler_jobs.add(1, {"operation": operation, "outcome": "ok" if status < 400 else "error"})
             response.headers[context.REQUEST_ID_HEADER] = context.current().request_id

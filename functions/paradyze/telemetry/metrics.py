@@ -35,6 +35,8 @@ restarts = meter.create_counter("paradyze.agent.restarts", "{restart}", "Restart
 function_duration = meter.create_histogram("paradyze.function.duration", "s",
                                            "Each function's latency, by operation and HTTP status",
                                            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS)
+function_calls = meter.create_counter("paradyze.function.requests", "{request}",
+                                     "Calls of each function, by operation and HTTP status (the error rate's terms)")
 sweep_duration = meter.create_histogram("paradyze.sweep.duration", "s", "Scheduled sweeps: idle, stuck, health",
                                         explicit_bucket_boundaries_advisory=LATENCY_BUCKETS)
 scheduler_jobs = meter.create_counter("paradyze.scheduler.jobs", "{job}",
