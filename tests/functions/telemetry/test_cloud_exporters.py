@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-from paradyze.telemetry.cloud_monitoring import CloudMonitoringExporter
 
 from helpers import Emulator, fixture_characters, free_port
+from paradyze.telemetry.cloud_monitoring import CloudMonitoringExporter
 from tests.fakes.cloud_monitoring import FakeCloudMonitoring
 
 PROJECT = "paradyze-test"
