@@ -89,6 +89,20 @@ class FakeCloudMonitoring(LocalApiWithFailures):
                     self.series.setdefault(key, []).append(point)
             return jsonify({})
 
+        @app.post("/v3/projects/<project>/metricDescriptors")
+        def create_descriptor(project: str) -> Response:
+            body = request.get_json(silent=True) or {}
+            mtype = body.get("type", "")
+            if not _TYPE.fullmatch(mtype) or body.get("metricKind") not in ("GAUGE", "CUMULATIVE", "DELTA") \
+                    or body.get("valueType") not in _VALUE_KEYS:
+                return _error(400, f"invalid metric descriptor {mtype!r}")
+            kinds = {"metricKind": body["metricKind"], "valueType": body["valueType"]}
+            with self._lock:
+                if self.descriptors.get(mtype, kinds) != kinds:
+                    return _error(400, f"{mtype} exists with another kind: {self.descriptors[mtype]}")
+                self.descriptors[mtype] = kinds
+            return jsonify({**body, "name": f"projects/{project}/metricDescriptors/{mtype}"})
+
         @app.get("/v3/projects/<project>/alertPolicies")
         def list_policies(project: str) -> Response:
             with self._lock:
@@ -98,7 +112,7 @@ class FakeCloudMonitoring(LocalApiWithFailures):
         @app.post("/v3/projects/<project>/alertPolicies")
         def create_policy(project: str) -> Response:
             body = request.get_json(silent=True) or {}
-            problem = _policy_problem(body)
+            problem = _policy_problem(body, self.descriptors)
             if problem:
                 return _error(400, problem)
             with self._lock:
@@ -110,7 +124,7 @@ class FakeCloudMonitoring(LocalApiWithFailures):
         def update_policy(project: str, pid: str) -> Response:
             name = f"projects/{project}/alertPolicies/{pid}"
             body = request.get_json(silent=True) or {}
-            problem = _policy_problem(body)
+            problem = _policy_problem(body, self.descriptors)
             with self._lock:
                 if name not in self.policies:
                     return _error(404, f"{name} not found")
@@ -204,7 +218,7 @@ class FakeCloudMonitoring(LocalApiWithFailures):
         return key, point, {"metricKind": kind, "valueType": vtype}
 
 
-def _policy_problem(body: dict[str, Any]) -> str | None:
+def _policy_problem(body: dict[str, Any], descriptors: dict[str, Any]) -> str | None:
     if not body.get("displayName"):
         return "an alert policy needs a displayName"
     if body.get("combiner") not in ("OR", "AND", "AND_WITH_MATCHING_RESOURCE"):
@@ -220,4 +234,8 @@ def _policy_problem(body: dict[str, Any]) -> str | None:
             return f"condition {c['displayName']!r}: comparison must be COMPARISON_GT or COMPARISON_LT"
         if not re.fullmatch(r"\d+s", str(threshold.get("duration", ""))):
             return f"condition {c['displayName']!r}: duration must be a number of seconds like '300s'"
+        for filter_ in (threshold["filter"], threshold.get("denominatorFilter", "")):
+            for mtype in re.findall(r'metric\.type="([^"]+)"', filter_):
+                if _TYPE.fullmatch(mtype) and mtype not in descriptors:
+                    return f"Cannot find metric(s) that match type = \"{mtype}\""
     return None

@@ -17,6 +17,7 @@ from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
 from helpers import Emulator, fixture_characters, free_port
 from paradyze.telemetry.cloud_monitoring import CloudMonitoringExporter
+from paradyze.telemetry.cloud_setup import apply
 from tests.fakes.cloud_monitoring import FakeCloudMonitoring
 
 PROJECT = "paradyze-test"
@@ -84,6 +85,7 @@ def test_the_platform_writes_its_series_and_spans_to_cloud_monitoring_and_cloud_
         "PARADYZE_MONITORING_API_ENDPOINT": monitoring.endpoint, "PARADYZE_TRACE_API_ENDPOINT": monitoring.endpoint,
         "PARADYZE_METRICS_EXPORT_INTERVAL": "10"})
     emu.home.mkdir()
+    apply(PROJECT, endpoint=monitoring.endpoint)  # as a deploy does: every series must match its descriptor
     emu.start()
     try:
         created = emu.post("create_agent", {"character": fixture_characters()["eliza-default"]})
