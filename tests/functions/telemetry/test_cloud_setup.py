@@ -7,8 +7,8 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from paradyze.telemetry.cloud_setup import MONITORING_DIR, MonitoringSetupError, apply
 
+from paradyze.telemetry.cloud_setup import MONITORING_DIR, MonitoringSetupError, apply
 from tests.fakes.cloud_monitoring import FakeCloudMonitoring
 
 PROJECT = "paradyze-test"
