@@ -60,7 +60,7 @@ def _agent_health(row: dict[str, Any]) -> dict[str, Any]:
         try:
             status = get_runtime(row["runtime"]).status(row["runtime_handle"])
             item.update(runtime_state=status.state, memory_bytes=status.memory_bytes,
-                        detail=status.detail or item["detail"])
+                        detail=status.detail or item["detail"], cpu_seconds=status.cpu_seconds)
         except ParadyzeError as exc:
             item.update(runtime_state="unknown", detail=exc.message)
     else:

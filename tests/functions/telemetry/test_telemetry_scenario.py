@@ -90,6 +90,7 @@ def test_scripted_scenario_shows_in_metrics_logs_and_traces(emulator: Emulator) 
     assert value(m, "paradyze_agents", status="running") == 1 and value(m, "paradyze_agents", status="error") == 0
     assert value(m, "paradyze_agent_memory_rss_bytes", **mine) > 10_000_000
     assert value(m, "paradyze_agent_uptime_seconds", **mine) >= 0
+    assert value(m, "paradyze_agent_cpu_time_seconds_total", **mine) > 0
     assert value(m, "paradyze_function_duration_seconds_count", operation="send_message", status="200") == 4
     assert value(m, "paradyze_function_duration_seconds_count", operation="create_agent", status="201") == 1
     assert value(m, "paradyze_sweep_duration_seconds_count", sweep="health") == 2
