@@ -62,9 +62,12 @@ from paradyze.http import Registry, cors  # noqa: E402
 from paradyze.logs import configure_logging  # noqa: E402
 from paradyze.scheduler import sync as scheduler_sync  # noqa: E402
 from paradyze.settings import get_settings  # noqa: E402
+from paradyze.telemetry import fleet as telemetry_fleet  # noqa: E402
+from paradyze.telemetry import setup as telemetry_setup  # noqa: E402
 
 configure_logging()
 settings = get_settings()  # a missing or malformed setting stops the functions here, naming each one
+telemetry_setup(settings, telemetry_fleet.pool_stats)
 registry = Registry()
 endpoint = registry.endpoint
 Request = flask.Request

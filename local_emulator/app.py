@@ -10,6 +10,8 @@ import functions_framework
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.wrappers import Request, Response
 
+from paradyze import telemetry
+
 SOURCE = Path(__file__).resolve().parents[1] / "functions" / "main.py"
 
 FUNCTIONS = (
@@ -24,6 +26,7 @@ def build_app() -> DispatcherMiddleware:
     spec = functions_framework.create_app("openapi_spec", str(SOURCE))
     mounts["/openapi.json"] = spec
     mounts["/openapi"] = spec
+    mounts["/metrics"] = telemetry.prometheus_wsgi_app()  # Prometheus scrapes every function's metrics here
     return _Dispatcher(DispatcherMiddleware(_index, mounts))
 
 

@@ -19,7 +19,7 @@ from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from . import schema
+from . import schema, telemetry
 from .caller import Caller
 from .errors import DatabaseUnavailable, SchemaBehind, Unavailable
 from .settings import Settings, get_settings
@@ -119,6 +119,7 @@ def close() -> None:
             _agent_locks = None
 
 
+@telemetry.traced_cm("db.transaction")
 @contextlib.contextmanager
 def transaction(caller: Caller) -> Iterator[Conn]:
     """A transaction run as the caller: `authenticated` with their claims, or `service_role`.

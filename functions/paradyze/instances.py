@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import agent_client, agent_databases, agent_env, db, eliza_character, repository, vault
+from . import agent_client, agent_databases, agent_env, db, eliza_character, repository, telemetry, vault
 from .agents import check_transition
 from .auth import SYSTEM
 from .db import Conn
@@ -43,6 +43,7 @@ def require_row(conn: Conn, agent_id: str, *, for_update: bool = False) -> Row:
     return row
 
 
+@telemetry.traced("agent.start")
 def start_instance(agent_id: str, *, actor: str, reason: str) -> Row:
     """Start the current version and wait for health; the row ends running, or error with why.
 
@@ -58,7 +59,7 @@ def start_instance(agent_id: str, *, actor: str, reason: str) -> Row:
     began = time.monotonic()
     try:
         spec = _spec(agent_id, version, vault.unseal(secrets_row["ciphertext"]) if secrets_row else {})
-        started = runtime.start(spec)
+        started = telemetry.traced("runtime.start")(runtime.start)(spec)
     except ParadyzeError as exc:
         transition(agent_id, "error", actor=actor, reason=f"start failed: {exc.message}",
                     fields={"runtime_handle": None, "url": None})
@@ -110,6 +111,7 @@ def drain(agent_id: str) -> None:
     log.warning("agent %s: messages still in flight after the drain timeout; stopping anyway", agent_id)
 
 
+@telemetry.traced("agent.stop")
 def stop_instance(row: Row) -> None:
     """Stop the row's runtime instance, if it has one (the caller holds the agent's lock)."""
     if row["runtime_handle"]:
@@ -138,6 +140,7 @@ def transition(agent_id: str, status: str, *, actor: str, reason: str, duration_
         repository.insert_event(conn, agent_id=agent_id, user_id=str(row["user_id"]), from_status=row["status"],
                                 to_status=status, actor=actor, reason=reason, duration_ms=duration_ms,
                                 details=details)
+        telemetry.transitioned(agent_id, row["status"], status, reason=reason, duration_ms=duration_ms, fields=fields)
         return updated
 
 

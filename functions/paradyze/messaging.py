@@ -6,7 +6,7 @@ import concurrent.futures
 import time
 from typing import Any
 
-from . import agent_client, db, eliza_character, lifecycle, limits, queries, repository
+from . import agent_client, db, eliza_character, lifecycle, limits, queries, repository, telemetry
 from .agents import AgentPublic, MessageSend
 from .auth import SYSTEM, Caller
 from .errors import AgentFailed, AgentUnreachable, InvalidTransition, ModelKeyMissing, Unavailable
@@ -51,6 +51,7 @@ def send(caller: Caller, cmd: MessageSend) -> dict[str, Any]:
             raise _undelivered(cmd.agent_id, "the agent did not stay running")
         agent = queries.get(caller, cmd.agent_id)  # hibernated again meanwhile: wake it again
     replies: list[dict[str, Any]] = []
+    sent_at = time.monotonic()
     try:
         replies = agent_client.get_client().send_message(
             row["url"], cmd.agent_id, cmd.text, user_id=caller.user_id or "admin",
@@ -63,13 +64,14 @@ def send(caller: Caller, cmd: MessageSend) -> dict[str, Any]:
                           " sending it again would repeat it",
                           details=[{"loc": ["agent_id"], "msg": "delivered, no reply"}]) from exc
     finally:
+        telemetry.message_done(cmd.agent_id, sent_at, len(replies))
         with db.transaction(SYSTEM) as conn:
             repository.end_message(conn, cmd.agent_id, len(replies))
     return {"replies": replies, "woke": woke, "agent_id": cmd.agent_id}
 
 
 def _wake_within(caller: Caller, agent_id: str, deadline: float) -> AgentPublic:
-    future = _wakes.submit(lifecycle.wake, caller, agent_id, reason="message arrived")
+    future = _wakes.submit(telemetry.carry(lifecycle.wake), caller, agent_id, reason="message arrived")
     try:
         return future.result(timeout=max(0.0, deadline - time.monotonic()))
     except concurrent.futures.TimeoutError:
