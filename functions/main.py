@@ -14,7 +14,18 @@ import functions_framework
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the paradyze package ships beside main.py
 
-from paradyze import backup, eliza_character, health, lifecycle, messaging, openapi, policy, queries, sweeps  # noqa: E402
+from paradyze import (  # noqa: E402
+    backup,
+    conversation,
+    eliza_character,
+    health,
+    lifecycle,
+    messaging,
+    openapi,
+    policy,
+    queries,
+    sweeps,
+)
 from paradyze.agents import (  # noqa: E402
     AgentCreate,
     AgentQuery,
@@ -38,7 +49,9 @@ from paradyze.api_models import (  # noqa: E402
     HealthReport,
     IdleSweep,
     LogLines,
+    MessageHistory,
     MessageResult,
+    MessagesQuery,
     RestoreEnvelope,
     SyncEnvelope,
     VersionList,
@@ -109,6 +122,14 @@ def delete_agent(request: Request, caller: Caller, body: AgentRef) -> AgentEnvel
 def send_message(request: Request, caller: Caller, body: MessageSend) -> MessageResult:
     """Send a message and answer the agent's replies; a hibernated agent is woken first"""
     return MessageResult.model_validate(messaging.send(caller, body))
+
+
+@functions_framework.http
+@endpoint(auth="user", methods=("GET",), query=MessagesQuery, response=MessageHistory)
+def agent_messages(request: Request, caller: Caller, query: MessagesQuery) -> MessageHistory:
+    """The caller's conversation with the agent (messages delivered and its replies), oldest first"""
+    turns = conversation.history(caller, query.agent_id, query.limit)
+    return MessageHistory.model_validate({"agent_id": query.agent_id, "messages": [vars(t) for t in turns]})
 
 
 @functions_framework.http

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .agents import AgentPublic
+from .agents import AgentPublic, AgentRef
 
 
 class CreateHeaders(BaseModel):
@@ -191,3 +191,18 @@ class ErrorEnvelope(BaseModel):
     """Every 4xx and 5xx answer."""
 
     error: ErrorBody
+
+
+class MessagesQuery(AgentRef):
+    limit: int = Field(default=100, ge=1, le=1000, description="How many of the latest turns")
+
+
+class ChatTurn(BaseModel):
+    role: Literal["user", "agent"] = Field(description="user: the message sent; agent: one of its replies")
+    text: str
+    at: datetime
+
+
+class MessageHistory(BaseModel):
+    agent_id: str = Field(json_schema_extra={"format": "uuid"})
+    messages: list[ChatTurn] = Field(description="The caller's conversation with the agent, oldest first")

@@ -6,7 +6,7 @@ import concurrent.futures
 import time
 from typing import Any
 
-from . import agent_client, db, eliza_character, lifecycle, limits, queries, repository
+from . import agent_client, conversation, db, eliza_character, lifecycle, limits, queries, repository
 from .agents import AgentPublic, MessageSend
 from .auth import SYSTEM, Caller
 from .errors import AgentFailed, AgentUnreachable, InvalidTransition, ModelKeyMissing, Unavailable
@@ -65,6 +65,7 @@ def send(caller: Caller, cmd: MessageSend) -> dict[str, Any]:
     finally:
         with db.transaction(SYSTEM) as conn:
             repository.end_message(conn, cmd.agent_id, len(replies))
+    conversation.record(caller, cmd.agent_id, str(row["user_id"]), cmd.text, replies)
     return {"replies": replies, "woke": woke, "agent_id": cmd.agent_id}
 
 
