@@ -11,6 +11,7 @@ from console.models import (
     AgentHealth,
     Backup,
     CharacterVersion,
+    ChatMessage,
     Event,
     HealthReport,
     MessageResult,
@@ -195,6 +196,11 @@ class ParadyzeClient:
         data = self.call("GET", "agent_logs", params={"agent_id": agent_id, "tail": tail})
         return [str(line) for line in data.get("lines", [])]
 
+    def agent_messages(self, agent_id: str, limit: int = 100) -> list[ChatMessage]:
+        """The conversation the caller has had with the agent, oldest first."""
+        data = self.call("GET", "agent_messages", params={"agent_id": agent_id, "limit": limit})
+        return [ChatMessage.model_validate(m) for m in data.get("messages", [])]
+
     def update_policy(self, agent_id: str, **changes: Any) -> Agent:
         body = {"agent_id": agent_id, **{k: v for k, v in changes.items() if v is not None}}
         return Agent.model_validate(self.call("POST", "update_policy", body=body)["agent"])
@@ -211,8 +217,11 @@ class ParadyzeClient:
         data = self.call("POST", "restore_backup", body={"backup_id": backup_id})
         return Restore.model_validate(data["restore"])
 
-    def health_check(self) -> HealthReport:
-        return HealthReport.model_validate(self.call("GET", "health_check"))
+    def health_check(self, *, repair: bool = True) -> HealthReport:
+        """The platform's checks; with repair, agents that should run and do not are restarted too."""
+        if repair:
+            return HealthReport.model_validate(self.call("POST", "health_check", body={}))
+        return HealthReport.model_validate(self.call("GET", "health_check", params={"repair": "false"}))
 
     def agent_health(self) -> list[AgentHealth]:
         return self.health_check().agents

@@ -67,6 +67,14 @@ class CharacterVersion(_Lenient):
     character: dict[str, Any] = Field(default_factory=dict)
 
 
+class ChatMessage(_Lenient):
+    """One turn of an agent's conversation as the server keeps it."""
+
+    role: str  # "user" or "agent"
+    text: str = ""
+    at: datetime | None = None
+
+
 class Reply(_Lenient):
     text: str = ""
 
