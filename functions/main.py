@@ -24,6 +24,7 @@ from paradyze import (  # noqa: E402
     openapi,
     policy,
     queries,
+    restore_preview,
     sweeps,
 )
 from paradyze.agents import (  # noqa: E402
@@ -41,6 +42,8 @@ from paradyze.api_models import (  # noqa: E402
     AgentEnvelope,
     AgentList,
     AgentUpdated,
+    BackupContents,
+    BackupContentsQuery,
     BackupEnvelope,
     BackupList,
     CreateHeaders,
@@ -180,6 +183,14 @@ def backup_agents(request: Request, caller: Caller) -> BackupEnvelope:
 def list_backups(request: Request, caller: Caller) -> BackupList:
     """Backups, newest first"""
     return BackupList.model_validate({"backups": backup.list_backups(caller)})
+
+
+@functions_framework.http
+@endpoint(auth="admin", methods=("GET",), query=BackupContentsQuery, response=BackupContents)
+def backup_contents(request: Request, caller: Caller, query: BackupContentsQuery) -> BackupContents:
+    """What the backup holds beside what exists now, and what a restore would add back"""
+    agent_id = str(query.agent_id) if query.agent_id else None
+    return BackupContents.model_validate(restore_preview.contents(caller, query.backup_id, agent_id))
 
 
 @functions_framework.http
