@@ -10,6 +10,7 @@ from console.models import (
     Agent,
     AgentHealth,
     Backup,
+    BackupContents,
     CharacterVersion,
     ChatMessage,
     Event,
@@ -212,6 +213,11 @@ class ParadyzeClient:
 
     def list_backups(self) -> list[Backup]:
         return [Backup.model_validate(b) for b in self.call("GET", "list_backups").get("backups", [])]
+
+    def backup_contents(self, backup_id: str, agent_id: str | None = None) -> BackupContents:
+        """What the backup holds beside what exists now; with agent_id, that agent's backed-up character."""
+        data = self.call("GET", "backup_contents", params={"backup_id": backup_id, "agent_id": agent_id})
+        return BackupContents.model_validate(data)
 
     def restore_backup(self, backup_id: str) -> Restore:
         data = self.call("POST", "restore_backup", body={"backup_id": backup_id})

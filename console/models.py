@@ -102,6 +102,31 @@ class Restore(_Lenient):
     agents: int = 0
 
 
+class Counts(_Lenient):
+    characters: int = 0
+    versions: int = 0
+    agents: int = 0
+
+
+class BackedUpAgent(_Lenient):
+    id: str
+    name: str = ""
+    owner: str | None = None
+    version: int | None = None
+    exists: bool = False
+    current_version: int | None = None
+    status: str | None = None
+    on_restore: str = ""
+
+
+class BackupContents(_Lenient):
+    backup_id: str
+    agents: list[BackedUpAgent] = Field(default_factory=list)
+    restore_adds: Counts = Field(default_factory=Counts)
+    already_present: Counts = Field(default_factory=Counts)
+    character: dict[str, Any] | None = None
+
+
 class AgentHealth(_Lenient):
     agent_id: str
     name: str = ""

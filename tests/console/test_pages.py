@@ -301,7 +301,7 @@ def test_upload_too_large_shows_the_servers_reason(api: ParadyzeClient) -> None:
     assert len(api.list_agents()) == count
 
 
-def test_backup_and_restore_from_the_ui(agent: Agent, api: ParadyzeClient) -> None:
+def test_backup_preview_restore_and_roll_one_agent_back(agent: Agent, api: ParadyzeClient) -> None:
     before = len(api.list_backups())
     at = _open("backups")
     at.button(key="backup_run").click().run()
@@ -311,15 +311,24 @@ def test_backup_and_restore_from_the_ui(agent: Agent, api: ParadyzeClient) -> No
     assert len(backups) == before + 1
     newest = max(backups, key=lambda b: b.created_at or 0)
     assert newest.agents >= 1 and newest.size_bytes > 0
-    listed = at.dataframe[0].value
-    assert newest.id in set(listed["ID"])
+    assert newest.id in set(at.dataframe[0].value["ID"])
 
+    # Over the current state the preview says why nothing would come back, and restore is off.
     at.selectbox(key="restore_choice").set_value(newest.id).run()
-    assert at.button(key="restore_run").disabled
-    at.checkbox(key="restore_confirm").check().run()
-    at.button(key="restore_run").click().run()
+    said = "\n".join(m.value for m in at.markdown)
+    assert "**A restore now would add back 0 agents, 0 characters and 0 versions.**" in said
+    assert "a restore only adds back what is missing" in said
+    assert at.checkbox(key=f"restore_confirm_{newest.id}").disabled
+
+    # One agent changed since the backup: roll it back to the backup's version.
+    latest = api.character_versions(agent.id)[-1].character
+    api.update_character(agent.id, {**latest, "bio": ["Changed after the backup."]})
+    at.run()
+    assert at.selectbox(key="rollback_agent").value == agent.id
+    _button(at, "Roll Eliza back to v1").click().run()
     _assert_clean(at)
-    assert at.success[-1].value.startswith(f"Restored backup `{newest.id}`")
+    assert "Eliza now runs the backup's character (v1) as v3." in [s.value for s in at.success]
+    assert api.character_versions(agent.id)[-1].character["bio"] == latest["bio"]
 
 
 def test_health_and_costs_show_the_agent(agent: Agent) -> None:
