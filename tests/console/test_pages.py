@@ -346,6 +346,46 @@ def test_health_and_costs_show_the_agent(agent: Agent) -> None:
     assert "Eliza" in set(at.dataframe[0].value["Agent"])
 
 
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
+    """The console pointed at the in-memory API, for what the emulator cannot be made to show."""
+    with FakeServer() as server:
+        monkeypatch.setenv("PARADYZE_API_URL", server.url)
+        monkeypatch.setenv("PARADYZE_ADMIN_TOKEN", TOKEN)
+        get_console_settings.cache_clear()
+        yield server
+    get_console_settings.cache_clear()
+
+
+def test_an_unknown_agent_link_says_not_found_and_shows_no_other_agent(fake: FakeServer) -> None:
+    ParadyzeClient(fake.url, TOKEN).create_agent({"name": "Someone", "bio": "b"})
+    at = _open("agent_detail", agent_id="11111111-2222-3333-4444-555555555555")
+    assert not at.exception
+    assert at.error[0].value.startswith("**Agent `11111111-2222-3333-4444-555555555555` not found.**")
+    assert not at.metric and not at.selectbox
+
+
+def test_looking_at_health_never_repairs_and_repair_is_a_button(fake: FakeServer) -> None:
+    at = _open("health")
+    _assert_clean(at)
+    calls = [(body if isinstance(body, dict) else {}) for name, _, body in fake.api.requests if name == "health_check"]
+    assert calls and all(c.get("repair") == "false" for c in calls)
+    at.button(key="health_repair").click().run()
+    repairs = [b for name, _, b in fake.api.requests if name == "health_check" and b == {}]
+    assert len(repairs) == 1
+    assert "Repair ran" in at.success[0].value
+
+
+def test_costs_warn_when_little_has_been_observed(fake: FakeServer) -> None:
+    ParadyzeClient(fake.url, TOKEN).create_agent({"name": "Fresh", "bio": "b"})
+    at = _open("costs")
+    _assert_clean(at)
+    assert at.warning[0].value.startswith("**Only ") and "observed.**" in at.warning[0].value
+    assert at.number_input(key="cost_rate_us-central1_1.0_1.0").value == pytest.approx(0.072)
+    at.selectbox(key="cost_region").set_value("europe-west2").run()
+    assert at.number_input(key="cost_rate_europe-west2_1.0_1.0").value == pytest.approx(0.1008)
+
+
 def test_backend_down_shows_a_banner_on_every_page(monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
