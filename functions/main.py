@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the paradyze package
 
 from paradyze import (  # noqa: E402
     backup,
+    conversation,
     eliza_character,
     health,
     lifecycle,
@@ -23,6 +24,7 @@ from paradyze import (  # noqa: E402
     openapi,
     policy,
     queries,
+    restore_preview,
     retention,
     sweeps,
 )
@@ -40,6 +42,8 @@ from paradyze.api_models import (  # noqa: E402
     AgentList,
     AgentListQuery,
     AgentUpdated,
+    BackupContents,
+    BackupContentsQuery,
     BackupEnvelope,
     BackupList,
     BackupsQuery,
@@ -50,7 +54,9 @@ from paradyze.api_models import (  # noqa: E402
     HealthReport,
     IdleSweep,
     LogLines,
+    MessageHistory,
     MessageResult,
+    MessagesQuery,
     RestoreEnvelope,
     SyncEnvelope,
     VersionList,
@@ -130,6 +136,14 @@ def send_message(request: Request, caller: Caller, body: MessageSend) -> Message
 
 
 @functions_framework.http
+@endpoint(auth="user", methods=("GET",), query=MessagesQuery, response=MessageHistory)
+def agent_messages(request: Request, caller: Caller, query: MessagesQuery) -> MessageHistory:
+    """The caller's conversation with the agent (messages delivered and its replies), oldest first"""
+    turns = conversation.history(caller, query.agent_id, query.limit)
+    return MessageHistory.model_validate({"agent_id": query.agent_id, "messages": [vars(t) for t in turns]})
+
+
+@functions_framework.http
 @endpoint(auth="user", methods=("POST",), body=CharacterUpdate, response=AgentUpdated)
 def update_character(request: Request, caller: Caller, body: CharacterUpdate) -> AgentUpdated:
     """Store a new character version; a running agent restarts with it"""
@@ -180,6 +194,14 @@ def list_backups(request: Request, caller: Caller, query: BackupsQuery) -> Backu
     """Backups, newest first, a page at a time"""
     backups, next_cursor = backup.list_backups(caller, limit=query.limit, cursor=query.cursor)
     return BackupList.model_validate({"backups": backups, "next_cursor": next_cursor})
+
+
+@functions_framework.http
+@endpoint(auth="admin", methods=("GET",), query=BackupContentsQuery, response=BackupContents)
+def backup_contents(request: Request, caller: Caller, query: BackupContentsQuery) -> BackupContents:
+    """What the backup holds beside what exists now, and what a restore would add back"""
+    agent_id = str(query.agent_id) if query.agent_id else None
+    return BackupContents.model_validate(restore_preview.contents(caller, query.backup_id, agent_id))
 
 
 @functions_framework.http

@@ -6,7 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from console import analytics, metrics_history, ui
+from console import analytics, metrics_history, resource_history, ui
 from console.client import ApiError
 from console.settings import get_console_settings
 
@@ -14,10 +14,20 @@ ui.header("🩺 Health")
 ui.stop_if_backend_down()
 client = ui.client()
 
-if st.button("↻ Check again", key="health_refresh"):
+# Looking never changes anything: the page reads the checks without repair; repair is a button.
+left, right = st.columns([1, 3], vertical_alignment="center")
+if left.button("↻ Check again", key="health_refresh"):
     st.rerun()
+if right.button("🛠 Repair: restart agents that should run and do not", key="health_repair"):
+    try:
+        repaired = client.health_check(repair=True)
+    except ApiError as exc:
+        ui.show_error(exc, "The repair")
+    else:
+        done = repaired.model_extra.get("repairs") if repaired.model_extra else None
+        st.success(f"Repair ran: {done}." if done else "Repair ran: nothing needed restarting.")
 try:
-    report = client.health_check()
+    report = client.health_check(repair=False)
 except ApiError as exc:
     ui.show_error(exc, "The health check")
     st.stop()
@@ -78,7 +88,23 @@ if report.agents:
 else:
     st.info("No agents to check.")
 
+# -- memory and CPU per agent: the metrics functions' series (resource_history) --------------
+st.subheader("Memory and CPU per agent")
+resource_history.draw(client, report.agents)
+
 # -- charts ----------------------------------------------------------------------------------
+def _counts(values: dict[str, int], what: str) -> None:
+    """A bar per agent with whole-number ticks (no half an agent, no 0.5 restarts)."""
+    frame = pd.DataFrame({"agent": list(values), what: list(values.values())})
+    st.altair_chart(
+        alt.Chart(frame).mark_bar().encode(
+            x=alt.X(f"{what}:Q", axis=alt.Axis(tickMinStep=1, format="d")), y=alt.Y("agent:N", title=None),
+            tooltip=["agent", f"{what}:Q"],
+        ),
+        width="stretch",
+    )
+
+
 agents = ui.load_agents() or []
 try:
     events = client.agent_events(limit=1000)
@@ -95,10 +121,10 @@ if states:
         alt.Chart(frame)
         .mark_area(interpolate="step-after")
         .encode(
-            x=alt.X("at:T", title=None),
-            y=alt.Y("agents:Q", stack=True, title="agents"),
+            x=alt.X("at:T", title=None, axis=alt.Axis(format="%H:%M", labelAngle=0)),
+            y=alt.Y("agents:Q", stack=True, title="agents", axis=alt.Axis(tickMinStep=1, format="d")),
             color=alt.Color("status:N", scale=colours),
-            tooltip=["at:T", "status:N", "agents:Q"],
+            tooltip=[alt.Tooltip("at:T", format="%Y-%m-%d %H:%M:%S"), "status:N", "agents:Q"],
         ),
         width="stretch",
     )
@@ -110,14 +136,14 @@ with left:
     st.subheader("Messages per agent")
     messages = analytics.messages_per_agent(agents, events)
     if messages:
-        st.bar_chart(pd.Series(messages, name="messages"), horizontal=True)
+        _counts(messages, "messages")
     else:
         st.caption("The functions do not report message counts yet, and no event mentions a message.")
 with right:
     st.subheader("Restarts per agent")
     restarts = analytics.restarts_per_agent(agents)
     if any(restarts.values()):
-        st.bar_chart(pd.Series(restarts, name="restarts"), horizontal=True)
+        _counts(restarts, "restarts")
     else:
         st.caption(f"No restarts across {len(restarts)} agents. 🎉")
 

@@ -6,7 +6,17 @@ import concurrent.futures
 import time
 from typing import Any
 
-from . import agent_client, db, eliza_character, lifecycle, limits, queries, repository, telemetry
+from . import (
+    agent_client,
+    conversation,
+    db,
+    eliza_character,
+    lifecycle,
+    limits,
+    queries,
+    repository,
+    telemetry,
+)
 from .agents import AgentPublic, MessageSend
 from .auth import SYSTEM, Caller
 from .errors import AgentFailed, AgentUnreachable, InvalidTransition, ModelKeyMissing, Unavailable
@@ -67,6 +77,7 @@ def send(caller: Caller, cmd: MessageSend) -> dict[str, Any]:
         telemetry.message_done(cmd.agent_id, sent_at, len(replies))
         with db.transaction(SYSTEM) as conn:
             repository.end_message(conn, cmd.agent_id, len(replies))
+    conversation.record(caller, cmd.agent_id, str(row["user_id"]), cmd.text, replies)
     return {"replies": replies, "woke": woke, "agent_id": cmd.agent_id}
 
 
