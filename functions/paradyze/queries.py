@@ -46,8 +46,10 @@ def _schedules_by_agent(conn: Conn, agent_ids: list[str]) -> dict[str, list[Sche
 def versions(caller: Caller, agent_id: str) -> list[dict[str, Any]]:
     with db.transaction(caller) as conn:
         row = require_row(conn, agent_id)
-        return [{"version": v["version"], "sha256": v["sha256"], "created_at": v["created_at"],
-                 "character": v["config"]} for v in repository.list_versions(conn, str(row["character_id"]))]
+        stored = repository.list_versions(conn, str(row["character_id"]))
+        return [{"version": v["version"], "semver": v["semver"], "change": v["change"],
+                 "current": v["version"] == row["current_version"], "sha256": v["sha256"],
+                 "created_at": v["created_at"], "character": v["config"]} for v in stored]
 
 
 def events(caller: Caller, agent_id: str | None, limit: int) -> list[dict[str, Any]]:
