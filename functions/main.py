@@ -14,7 +14,7 @@ import functions_framework
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the paradyze package ships beside main.py
 
-from paradyze import backup, eliza_character, health, lifecycle, messaging, openapi, policy, queries, sweeps  # noqa: E402
+from paradyze import backup, eliza_character, health, lifecycle, messaging, openapi, policy, queries, releases, sweeps  # noqa: E402,E501
 from paradyze.agents import (  # noqa: E402
     AgentCreate,
     AgentQuery,
@@ -47,6 +47,7 @@ from paradyze.auth import Caller  # noqa: E402
 from paradyze.backup import BackupRef  # noqa: E402
 from paradyze.http import Registry, cors  # noqa: E402
 from paradyze.logs import configure_logging  # noqa: E402
+from paradyze.release_models import ReleaseEnvelope, ReleaseList, ReleaseRequest, ReleasesQuery, RollbackRequest  # noqa: E402,E501
 from paradyze.scheduler import sync as scheduler_sync  # noqa: E402
 from paradyze.settings import get_settings  # noqa: E402
 
@@ -124,6 +125,27 @@ def update_character(request: Request, caller: Caller, body: CharacterUpdate) ->
 def character_versions(request: Request, caller: Caller, query: AgentRef) -> VersionList:
     """Every version of the agent's character, oldest first"""
     return VersionList.model_validate({"versions": queries.versions(caller, query.agent_id)})
+
+
+@functions_framework.http
+@endpoint(auth="user", methods=("POST",), body=ReleaseRequest, response=ReleaseEnvelope)
+def release_version(request: Request, caller: Caller, body: ReleaseRequest) -> ReleaseEnvelope:
+    """Release a version blue/green: start it beside the running one, smoke-test it, switch at once"""
+    return ReleaseEnvelope(release=releases.release(caller, body))
+
+
+@functions_framework.http
+@endpoint(auth="user", methods=("POST",), body=RollbackRequest, response=ReleaseEnvelope)
+def rollback(request: Request, caller: Caller, body: RollbackRequest) -> ReleaseEnvelope:
+    """Return to an earlier version: at once while the old instance is kept, else blue/green"""
+    return ReleaseEnvelope(release=releases.rollback(caller, body))
+
+
+@functions_framework.http
+@endpoint(auth="user", methods=("GET",), query=ReleasesQuery, response=ReleaseList)
+def list_releases(request: Request, caller: Caller, query: ReleasesQuery) -> ReleaseList:
+    """The agent's releases and rollbacks, newest first, with their smoke tests"""
+    return ReleaseList(releases=releases.list_releases(caller, query.agent_id, query.limit))
 
 
 @functions_framework.http

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import agent_client, agent_databases, agent_env, db, eliza_character, repository, vault
+from . import agent_client, agent_databases, agent_env, db, eliza_character, release_store, repository, slots, vault
 from .agents import check_transition
 from .auth import SYSTEM
 from .db import Conn
@@ -57,7 +57,7 @@ def start_instance(agent_id: str, *, actor: str, reason: str) -> Row:
     runtime = get_runtime(row["runtime"])
     began = time.monotonic()
     try:
-        spec = _spec(agent_id, version, vault.unseal(secrets_row["ciphertext"]) if secrets_row else {})
+        spec = _spec(slots.serving(row), version, vault.unseal(secrets_row["ciphertext"]) if secrets_row else {})
         started = runtime.start(spec)
     except ParadyzeError as exc:
         transition(agent_id, "error", actor=actor, reason=f"start failed: {exc.message}",
@@ -114,6 +114,7 @@ def stop_instance(row: Row) -> None:
     """Stop the row's runtime instance, if it has one (the caller holds the agent's lock)."""
     if row["runtime_handle"]:
         get_runtime(row["runtime"]).stop(row["runtime_handle"], grace=get_settings().agent_stop_grace)
+    release_store.stop_kept(row)  # a blue kept after a release stops with the agent
 
 
 def transition(agent_id: str, status: str, *, actor: str, reason: str, duration_ms: int | None = None,
@@ -155,6 +156,7 @@ def finish_delete(row: Row, *, actor: str) -> None:
     # The agent's memory (its ElizaOS database) lives in its home (process, docker), or in a
     # database of its own (Cloud Run, dropped above): deleting the agent deletes it.
     shutil.rmtree(get_settings().agent_home(agent_id), ignore_errors=True)
+    shutil.rmtree(get_settings().agent_home(slots.twin(agent_id)), ignore_errors=True)
 
 
 def alive(row: Row) -> bool:
