@@ -24,6 +24,7 @@ from paradyze import (  # noqa: E402
     openapi,
     policy,
     queries,
+    releases,
     restore_preview,
     retention,
     sweeps,
@@ -66,6 +67,7 @@ from paradyze.auth import Caller  # noqa: E402
 from paradyze.backup import BackupRef  # noqa: E402
 from paradyze.http import Registry, cors  # noqa: E402
 from paradyze.logs import configure_logging  # noqa: E402
+from paradyze.release_models import ReleaseEnvelope, ReleaseList, ReleaseRequest, ReleasesQuery, RollbackRequest  # noqa: E402,E501
 from paradyze.scheduler import sync as scheduler_sync  # noqa: E402
 from paradyze.settings import get_settings  # noqa: E402
 from paradyze.telemetry import fleet as telemetry_fleet  # noqa: E402
@@ -157,6 +159,27 @@ def character_versions(request: Request, caller: Caller, query: VersionsQuery) -
     """The versions of the agent's character, oldest first, a page at a time"""
     versions, next_cursor = queries.versions(caller, query.agent_id, limit=query.limit, cursor=query.cursor)
     return VersionList.model_validate({"versions": versions, "next_cursor": next_cursor})
+
+
+@functions_framework.http
+@endpoint(auth="user", methods=("POST",), body=ReleaseRequest, response=ReleaseEnvelope)
+def release_version(request: Request, caller: Caller, body: ReleaseRequest) -> ReleaseEnvelope:
+    """Release a version blue/green: start it beside the running one, smoke-test it, switch at once"""
+    return ReleaseEnvelope(release=releases.release(caller, body))
+
+
+@functions_framework.http
+@endpoint(auth="user", methods=("POST",), body=RollbackRequest, response=ReleaseEnvelope)
+def rollback(request: Request, caller: Caller, body: RollbackRequest) -> ReleaseEnvelope:
+    """Return to an earlier version: at once while the old instance is kept, else blue/green"""
+    return ReleaseEnvelope(release=releases.rollback(caller, body))
+
+
+@functions_framework.http
+@endpoint(auth="user", methods=("GET",), query=ReleasesQuery, response=ReleaseList)
+def list_releases(request: Request, caller: Caller, query: ReleasesQuery) -> ReleaseList:
+    """The agent's releases and rollbacks, newest first, with their smoke tests"""
+    return ReleaseList(releases=releases.list_releases(caller, query.agent_id, query.limit))
 
 
 @functions_framework.http

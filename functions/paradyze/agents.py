@@ -83,8 +83,14 @@ class MessageSend(AgentRef):
     wake_timeout_s: float = Field(default=60.0, gt=0, le=300)
 
 
+ChangeKind = Literal["major", "minor", "patch"]
+
+
 class CharacterUpdate(AgentRef):
     character: Character
+    change: ChangeKind | None = Field(
+        default=None, description="The kind of change, for the semantic version; inferred from the difference"
+                                  " when left out (new name or plugins: major; examples: minor; else patch)")
 
 
 class PolicyUpdate(AgentRef):
@@ -119,6 +125,7 @@ class AgentPublic(BaseModel):
     runtime: str
     character_id: str
     character_version: int
+    character_semver: str | None = Field(default=None, description="character_version's semantic version")
     running_version: int | None
     restart_count: int
     message_count: int
@@ -141,6 +148,7 @@ class AgentPublic(BaseModel):
             runtime=row["runtime"],
             character_id=str(row["character_id"]),
             character_version=row["current_version"],
+            character_semver=row.get("current_semver"),
             running_version=row["running_version"],
             restart_count=row["restart_count"],
             message_count=row["message_count"],

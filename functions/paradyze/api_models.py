@@ -99,6 +99,10 @@ class MessageResult(BaseModel):
 
 class CharacterVersion(BaseModel):
     version: int
+    semver: str = Field(description="Semantic version: major.minor.patch (see the README's rule)")
+    change: Literal["initial", "major", "minor", "patch"] = Field(
+        description="What this version changed: named by the user, or inferred from the difference")
+    current: bool = Field(description="The version the agent runs (or will, at its next start)")
     sha256: str
     created_at: datetime
     character: dict[str, Any]

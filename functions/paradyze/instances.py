@@ -14,7 +14,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import agent_client, agent_databases, agent_env, db, eliza_character, repository, telemetry, vault
+from . import (
+    agent_client,
+    agent_databases,
+    agent_env,
+    db,
+    eliza_character,
+    release_store,
+    repository,
+    slots,
+    telemetry,
+    vault,
+)
 from .agents import check_transition
 from .auth import SYSTEM
 from .db import Conn
@@ -58,7 +69,7 @@ def start_instance(agent_id: str, *, actor: str, reason: str) -> Row:
     runtime = get_runtime(row["runtime"])
     began = time.monotonic()
     try:
-        spec = _spec(agent_id, version, vault.unseal(secrets_row["ciphertext"]) if secrets_row else {})
+        spec = _spec(slots.serving(row), version, vault.unseal(secrets_row["ciphertext"]) if secrets_row else {})
         started = telemetry.traced("runtime.start")(runtime.start)(spec)
     except ParadyzeError as exc:
         transition(agent_id, "error", actor=actor, reason=f"start failed: {exc.message}",
@@ -116,6 +127,7 @@ def stop_instance(row: Row) -> None:
     """Stop the row's runtime instance, if it has one (the caller holds the agent's lock)."""
     if row["runtime_handle"]:
         get_runtime(row["runtime"]).stop(row["runtime_handle"], grace=get_settings().agent_stop_grace)
+    release_store.stop_kept(row)  # a blue kept after a release stops with the agent
 
 
 def transition(agent_id: str, status: str, *, actor: str, reason: str, duration_ms: int | None = None,
@@ -158,6 +170,7 @@ def finish_delete(row: Row, *, actor: str) -> None:
     # The agent's memory (its ElizaOS database) lives in its home (process, docker), or in a
     # database of its own (Cloud Run, dropped above): deleting the agent deletes it.
     shutil.rmtree(get_settings().agent_home(agent_id), ignore_errors=True)
+    shutil.rmtree(get_settings().agent_home(slots.twin(agent_id)), ignore_errors=True)
 
 
 def alive(row: Row) -> bool:

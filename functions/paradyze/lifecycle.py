@@ -246,7 +246,7 @@ def update_character(caller: Caller, cmd: CharacterUpdate) -> AgentPublic:
                 uri = get_store().put(character_id, version, data)
                 repository.insert_version(conn, character_id=character_id, version=version,
                                           user_id=str(row["user_id"]), config=split.config,
-                                          sha256=sha256_hex(data), storage_uri=uri)
+                                          sha256=sha256_hex(data), storage_uri=uri, change=cmd.change)
                 if split.secrets:  # none sent: the stored secrets stay as they are
                     _put_secrets(conn, character_id, str(row["user_id"]), _stored_secrets(conn, character_id),
                                  split.secrets)

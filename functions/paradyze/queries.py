@@ -64,8 +64,9 @@ def versions(caller: Caller, agent_id: str, *, limit: int,
                                          after=int(position[0]) if position else None)
     found, more = pages.split(found, limit)
     next_cursor = pages.encode("versions", {"agent_id": agent_id}, [found[-1]["version"]]) if more else None
-    return [{"version": v["version"], "sha256": v["sha256"], "created_at": v["created_at"],
-             "character": v["config"]} for v in found], next_cursor
+    return [{"version": v["version"], "semver": v["semver"], "change": v["change"],
+             "current": v["version"] == row["current_version"], "sha256": v["sha256"],
+             "created_at": v["created_at"], "character": v["config"]} for v in found], next_cursor
 
 
 def events(caller: Caller, agent_id: str | None, limit: int,

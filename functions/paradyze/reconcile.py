@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import agent_client, db, repository
+from . import agent_client, db, release_store, repository, slots
 from .auth import SYSTEM
 from .errors import ParadyzeError, RuntimeUnavailable, ValidationFailed
 from .instances import finish_delete, start_instance, stop_instance, transition
@@ -45,19 +45,20 @@ def reconcile_all(actor: str = "reconcile") -> Report:
             report.skipped_runtimes.append(f"{kind}: {exc}")
             continue
         for inst in instances:
-            row = rows.get(inst.agent_id)
+            row = rows.get(slots.agent_of(inst.agent_id))  # an agent's twin is the agent
             if row is None or row["runtime"] != kind:
                 # Started, but its row never committed (or is gone): nothing will ever use it.
                 get_runtime(kind).stop(inst.handle, grace=get_settings().agent_stop_grace)
                 _record(inst.agent_id, _NO_OWNER, actor, "orphan removed: no agent row", {"handle": inst.handle})
                 report.removed_orphans.append(inst.agent_id)
             else:
-                owned.setdefault(inst.agent_id, []).append(inst)
+                owned.setdefault(slots.agent_of(inst.agent_id), []).append(inst)
     for agent_id in rows:
         if kinds_skipped(report, rows[agent_id]["runtime"]):
             continue
         try:
             with db.agent_lock(agent_id):
+                release_store.finish(agent_id, actor=actor)  # a release a crash interrupted
                 _reconcile_row(agent_id, owned.get(agent_id, []), actor, report)
         except ParadyzeError as exc:
             log.warning("reconcile of agent %s failed: %s", agent_id, exc.message)
@@ -80,7 +81,8 @@ def reconcile_locked(agent_id: str, actor: str = "reconcile") -> None:
         row = repository.get_agent(conn, agent_id)
     if row is None:
         return
-    instances = [i for i in get_runtime(row["runtime"]).list_owned() if i.agent_id == agent_id]
+    release_store.finish(agent_id, actor=actor)
+    instances = [i for i in get_runtime(row["runtime"]).list_owned() if slots.agent_of(i.agent_id) == agent_id]
     _reconcile_row(agent_id, instances, actor, Report())
 
 
@@ -90,7 +92,8 @@ def _reconcile_row(agent_id: str, instances: list[Owned], actor: str, report: Re
     if row is None:
         return
     runtime = get_runtime(row["runtime"])
-    extras = [i for i in instances if i.handle != row["runtime_handle"]]
+    extras = [i for i in instances if i.handle != row["runtime_handle"] and i.url != row["url"]
+              and not release_store.is_kept(agent_id, i.url)]
 
     if row["desired_state"] == "deleted":
         for inst in extras:

@@ -13,7 +13,9 @@ from .db import Conn
 Row = dict[str, Any]
 
 _AGENT_SELECT = """
-    select a.*, c.current_version
+    select a.*, c.current_version,
+           (select v.semver from public.character_versions v
+             where v.character_id = c.id and v.version = c.current_version) as current_semver
       from public.agents a join public.characters c on c.id = a.character_id
 """
 
@@ -32,20 +34,24 @@ def insert_character_with_id(conn: Conn, character_id: str, user_id: str, name: 
 
 
 def next_version(conn: Conn, character_id: str) -> int:
-    """Locks the character and returns the version number a new version gets."""
+    """Locks the character and returns the version number a new version gets: one past the newest,
+    which is not the current one after a rollback."""
+    conn.execute("select 1 from public.characters where id = %s for update", (character_id,))
     row = conn.execute(
-        "select current_version from public.characters where id = %s for update", (character_id,)
+        "select coalesce(max(version), 0) + 1 as next from public.character_versions where character_id = %s",
+        (character_id,),
     ).fetchone()
     assert row is not None
-    return int(row["current_version"]) + 1
+    return int(row["next"])
 
 
 def insert_version(conn: Conn, *, character_id: str, version: int, user_id: str,
-                   config: dict[str, Any], sha256: str, storage_uri: str) -> None:
+                   config: dict[str, Any], sha256: str, storage_uri: str, change: str | None = None) -> None:
+    """change: major, minor or patch as the user named it; None lets the database infer it (semver)."""
     conn.execute(
-        "insert into public.character_versions (character_id, version, user_id, config, sha256, storage_uri)"
-        " values (%s, %s, %s, %s, %s, %s)",
-        (character_id, version, user_id, Jsonb(config), sha256, storage_uri),
+        "insert into public.character_versions (character_id, version, user_id, config, sha256, storage_uri,"
+        " change) values (%s, %s, %s, %s, %s, %s, %s)",
+        (character_id, version, user_id, Jsonb(config), sha256, storage_uri, change),
     )
     conn.execute(
         "update public.characters set current_version = %s, name = %s, updated_at = now() where id = %s",

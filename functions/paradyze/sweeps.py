@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import agent_client, db, lifecycle, reconcile, repository, telemetry
+from . import agent_client, db, lifecycle, reconcile, release_store, repository, telemetry
 from .auth import Caller
 from .errors import ParadyzeError
 
@@ -78,4 +78,5 @@ def finish_stuck(caller: Caller, *, older_than: timedelta = STUCK_AFTER) -> list
             reconcile.reconcile_one(str(row["id"]), actor="sweep")
         except ParadyzeError as exc:
             log.warning("sweep of %s failed: %s", row["id"], exc.message)
+    release_store.finish_due(actor="sweep", stuck_after=older_than)  # blue past its grace period, stuck releases
     return [str(r["id"]) for r in rows]
