@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import db, repository
-from .agents import AgentPublic, SchedulePublic
+from .agents import Agent, AgentPublic, SchedulePublic
 from .auth import Caller
 from .db import Conn
 from .errors import NotFound
-from .instances import Row, require_row
+from .instances import require_agent
 from .runtimes import get_runtime
 from .scheduler.cron import next_fire
 
@@ -18,18 +18,25 @@ from .scheduler.cron import next_fire
 def get(caller: Caller, agent_id: str) -> AgentPublic:
     """Raises NotFound when the agent does not exist or is not the caller's."""
     with db.transaction(caller) as conn:
-        return _public(conn, require_row(conn, agent_id))
+        return public(conn, require_agent(conn, agent_id))
+
+
+def read(caller: Caller, agent_id: str) -> Agent:
+    """The stored agent, read as the caller. Raises NotFound when it does not exist or is not theirs."""
+    with db.transaction(caller) as conn:
+        return require_agent(conn, agent_id)
 
 
 def list_all(caller: Caller, *, status: str | None, q: str | None, limit: int) -> list[AgentPublic]:
     with db.transaction(caller) as conn:
-        rows = repository.list_agents(conn, status=status, q=q, limit=limit)
-        schedules = _schedules_by_agent(conn, [str(r["id"]) for r in rows])
-        return [AgentPublic.from_row(r, schedules.get(str(r["id"]), [])) for r in rows]
+        agents = repository.list_agents(conn, status=status, q=q, limit=limit)
+        schedules = _schedules_by_agent(conn, [a.id for a in agents])
+        return [AgentPublic.of(a, schedules.get(a.id, [])) for a in agents]
 
 
-def _public(conn: Conn, row: Row) -> AgentPublic:
-    return AgentPublic.from_row(row, _schedules_by_agent(conn, [str(row["id"])]).get(str(row["id"]), []))
+def public(conn: Conn, agent: Agent) -> AgentPublic:
+    """The public view of an agent the caller already holds, with its schedules read in conn."""
+    return AgentPublic.of(agent, _schedules_by_agent(conn, [agent.id]).get(agent.id, []))
 
 
 def _schedules_by_agent(conn: Conn, agent_ids: list[str]) -> dict[str, list[SchedulePublic]]:
@@ -45,9 +52,9 @@ def _schedules_by_agent(conn: Conn, agent_ids: list[str]) -> dict[str, list[Sche
 
 def versions(caller: Caller, agent_id: str) -> list[dict[str, Any]]:
     with db.transaction(caller) as conn:
-        row = require_row(conn, agent_id)
+        agent = require_agent(conn, agent_id)
         return [{"version": v["version"], "sha256": v["sha256"], "created_at": v["created_at"],
-                 "character": v["config"]} for v in repository.list_versions(conn, str(row["character_id"]))]
+                 "character": v["config"]} for v in repository.list_versions(conn, agent.character_id)]
 
 
 def events(caller: Caller, agent_id: str | None, limit: int) -> list[dict[str, Any]]:
@@ -55,14 +62,13 @@ def events(caller: Caller, agent_id: str | None, limit: int) -> list[dict[str, A
         if agent_id is None and not caller.is_admin:
             raise NotFound("agent_id is required", details=[{"loc": ["agent_id"], "msg": "field required"}])
         if agent_id is not None:
-            require_row(conn, agent_id)
+            require_agent(conn, agent_id)
         return [{**e, "id": e["id"], "agent_id": str(e["agent_id"]), "user_id": str(e["user_id"])}
                 for e in repository.list_events(conn, agent_id, limit)]
 
 
 def logs(caller: Caller, agent_id: str, tail: int) -> list[str]:
-    with db.transaction(caller) as conn:
-        row = require_row(conn, agent_id)
-    if not row["runtime_handle"]:
+    agent = read(caller, agent_id)
+    if not agent.runtime_handle:
         return []
-    return get_runtime(row["runtime"]).logs(row["runtime_handle"], tail=tail)
+    return get_runtime(agent.runtime).logs(agent.runtime_handle, tail=tail)

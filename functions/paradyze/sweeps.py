@@ -73,7 +73,7 @@ def finish_stuck(caller: Caller, *, older_than: timedelta = STUCK_AFTER) -> list
         rows = repository.stuck_agents(conn, datetime.now(UTC) - older_than)
     for row in rows:
         try:
-            reconcile.reconcile_one(str(row["id"]), actor="sweep")
+            reconcile.reconcile_one(row.id, actor="sweep")
         except ParadyzeError as exc:
-            log.warning("sweep of %s failed: %s", row["id"], exc.message)
-    return [str(r["id"]) for r in rows]
+            log.warning("sweep of %s failed: %s", row.id, exc.message)
+    return [r.id for r in rows]

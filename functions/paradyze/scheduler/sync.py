@@ -48,7 +48,7 @@ def sync_everything() -> dict[str, list[str]]:
         for s in repository.all_schedules(conn):
             by_agent.setdefault(str(s["agent_id"]), []).append(s)
         for a in repository.list_agents(conn, limit=1_000_000):
-            by_agent.setdefault(str(a["id"]), [])
+            by_agent.setdefault(a.id, [])
     result = sync_all(get_job_sink(get_settings()), get_settings(), by_agent)
     return {"created": result.created, "updated": result.updated, "deleted": result.deleted,
             "unchanged": result.unchanged}
