@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import AgentStartFailed, ParadyzeError, RuntimeUnavailable
 from ..settings import Settings
+from .base import scrub_secrets
 
 if TYPE_CHECKING:  # google-cloud-run loads only when this backend is used
     from google.cloud.run_v2 import ServicesClient
@@ -81,7 +82,7 @@ def api_errors(action: str, *, start: bool = False, secrets: Iterable[str] = ())
     except concurrent.futures.TimeoutError as exc:
         raise failed(f"cannot {action}: Cloud Run did not finish in time ({exc})") from exc
     except gexc.GoogleAPICallError as exc:
-        reason = _scrub(f"{type(exc).__name__}: {exc.message}", secrets)
+        reason = scrub_secrets(f"{type(exc).__name__}: {exc.message}", secrets)
         raise failed(f"cannot {action}: {reason}") from exc
 
 
@@ -92,11 +93,3 @@ def read_retry() -> Any:
     return retries.Retry(
         initial=0.2, maximum=1.0, timeout=_READ_RETRY_S, predicate=retries.if_exception_type(gexc.ServiceUnavailable)
     )
-
-
-def _scrub(text: str, secrets: Iterable[str]) -> str:
-    """Blank out env values an API message might echo back (e.g. from the create request)."""
-    for value in secrets:
-        if len(value) >= 4:
-            text = text.replace(value, "***")
-    return text
