@@ -10,8 +10,8 @@ from ..auth import SYSTEM
 from ..settings import Settings, get_settings
 from .base import JobSink, SyncResult
 from .cloud import CloudSchedulerSink
-from .cron import agent_jobs, agent_scope, all_jobs, instance_scope
 from .file import FileJobSink
+from .jobs import agent_jobs, agent_scope, all_jobs, instance_scope
 
 
 def sync_agent(sink: JobSink, instance: str, agent_id: str, schedules: Iterable[Any]) -> SyncResult:
