@@ -56,9 +56,9 @@ def backup(caller: Caller) -> dict[str, Any]:
                         "current_version": c["current_version"], "created_at": c["created_at"].isoformat()}
                        for c in characters],
         "versions": entries,
-        "agents": [{"id": str(a["id"]), "user_id": str(a["user_id"]), "character_id": str(a["character_id"]),
-                    "name": a["name"], "runtime": a["runtime"], "idle_timeout_minutes": a["idle_timeout_minutes"],
-                    "auto_hibernate": a["auto_hibernate"], "created_at": a["created_at"].isoformat()}
+        "agents": [{"id": a.id, "user_id": a.user_id, "character_id": a.character_id, "name": a.name,
+                    "runtime": a.runtime, "idle_timeout_minutes": a.idle_timeout_minutes,
+                    "auto_hibernate": a.auto_hibernate, "created_at": a.created_at.isoformat()}
                    for a in agents],
         # Ciphertext only (sealed with the platform's key); the values never leave the vault in clear.
         "sealed_secrets": [{"character_id": str(s["character_id"]), "user_id": str(s["user_id"]),

@@ -18,6 +18,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from . import db, repository
+from .agents import Agent
 from .auth import SYSTEM
 from .db import Conn
 from .runtimes import get_runtime
@@ -105,7 +106,7 @@ def finish(agent_id: str, *, actor: str, now: datetime | None = None, end_grace:
         agent = repository.get_agent(conn, agent_id)
     if release is None or agent is None:
         return None
-    runtime = get_runtime(agent["runtime"])
+    runtime = get_runtime(agent.runtime)
     grace = get_settings().agent_stop_grace
     if release["status"] in ("starting", "testing"):
         if release["green_handle"]:
@@ -124,15 +125,15 @@ def finish(agent_id: str, *, actor: str, now: datetime | None = None, end_grace:
     return release
 
 
-def stop_kept(agent: Row, *, actor: str = "platform") -> None:
+def stop_kept(agent: Agent, *, actor: str = "platform") -> None:
     """Stop a blue instance kept for its grace period, because the agent stops (hibernate, restart,
     delete); the caller holds the agent's lock."""
     with db.transaction(SYSTEM) as conn:
-        release = open_release(conn, str(agent["id"]))
+        release = open_release(conn, agent.id)
     if release is None or release["status"] != "switched":
         return
     if release["blue_handle"]:
-        get_runtime(agent["runtime"]).stop(release["blue_handle"], grace=get_settings().agent_stop_grace)
+        get_runtime(agent.runtime).stop(release["blue_handle"], grace=get_settings().agent_stop_grace)
     _close(release, "done", "green", actor, "blue stopped before its grace period ended: the agent stopped")
 
 
@@ -175,7 +176,7 @@ def _drain(agent_id: str) -> None:
     deadline = time.monotonic() + get_settings().drain_timeout
     while time.monotonic() < deadline:
         with db.transaction(SYSTEM) as conn:
-            if repository.inflight(conn, agent_id) == 0:
+            if not db.messages_in_flight(conn, agent_id):
                 return
         time.sleep(0.05)
     log.warning("agent %s: messages still in flight when its blue instance stops", agent_id)

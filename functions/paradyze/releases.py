@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from . import agent_client, agent_env, db, eliza_character, queries, release_store, repository, slots, vault
+from .agents import Agent, AgentChange
 from .auth import SYSTEM, Caller
 from .characters import canonical_bytes, merge_secrets, sha256_hex, split_secrets
 from .conversations import CaseResult, TestCases, run_case
 from .errors import InvalidTransition, NotFound, ParadyzeError
-from .instances import crash_point, require_row
+from .instances import crash_point, require_agent
 from .release_models import ReleasePublic, ReleaseRequest, RollbackRequest
 from .runtimes import get_runtime
 from .runtimes.base import AgentSpec
@@ -46,8 +47,8 @@ def release(caller: Caller, cmd: ReleaseRequest) -> ReleasePublic:
         release_store.finish(cmd.agent_id, actor=caller.actor, end_grace=True)
         stored = _store_version(caller, cmd) if cmd.character is not None else None
         with db.transaction(SYSTEM) as conn:
-            row = require_row(conn, cmd.agent_id)
-            newest = repository.next_version(conn, str(row["character_id"])) - 1
+            row = require_agent(conn, cmd.agent_id)
+            newest = repository.next_version(conn, row.character_id) - 1
         version = stored or cmd.version or newest
         return _release_locked(caller, row, version, "release", cmd.test_cases, cmd.grace_seconds)
 
@@ -63,58 +64,58 @@ def rollback(caller: Caller, cmd: RollbackRequest) -> ReleasePublic:
                                 details=[{"loc": ["version"], "msg": "must be earlier than the current version"}])
     with db.agent_lock(cmd.agent_id):
         with db.transaction(SYSTEM) as conn:
-            row = require_row(conn, cmd.agent_id)
+            row = require_agent(conn, cmd.agent_id)
             open_release = release_store.open_release(conn, cmd.agent_id)
         if (open_release is not None and open_release["status"] == "switched"
                 and open_release["from_version"] == cmd.version and open_release["blue_handle"]
-                and get_runtime(row["runtime"]).alive(open_release["blue_handle"])):
+                and get_runtime(row.runtime).alive(open_release["blue_handle"])):
             return _switch_back(caller, row, open_release, cmd.grace_seconds)
         release_store.finish(cmd.agent_id, actor=caller.actor, end_grace=True)
         with db.transaction(SYSTEM) as conn:
-            row = require_row(conn, cmd.agent_id)
+            row = require_agent(conn, cmd.agent_id)
         return _release_locked(caller, row, cmd.version, "rollback", cmd.test_cases, cmd.grace_seconds)
 
 
 def list_releases(caller: Caller, agent_id: str, limit: int) -> list[ReleasePublic]:
     with db.transaction(caller) as conn:
-        require_row(conn, agent_id)
+        require_agent(conn, agent_id)
         return [ReleasePublic.from_row(r) for r in release_store.list_for(conn, agent_id, limit)]
 
 
 # --- the steps ------------------------------------------------------------------------------------
 
-def _release_locked(caller: Caller, row: Row, version: int, kind: str, cases: TestCases,
+def _release_locked(caller: Caller, row: Agent, version: int, kind: str, cases: TestCases,
                     grace: int) -> ReleasePublic:
-    agent_id = str(row["id"])
+    agent_id = row.id
     with db.transaction(SYSTEM) as conn:
-        stored = repository.get_version(conn, str(row["character_id"]), version)
+        stored = repository.get_version(conn, row.character_id, version)
         if stored is None:
             raise NotFound(f"agent {agent_id} has no version {version}",
                            details=[{"loc": ["version"], "msg": "no such version"}])
-        if row["status"] in ("hibernated", "error"):
-            release_store.set_current(conn, str(row["character_id"]), version)
+        if row.status in ("hibernated", "error"):
+            release_store.set_current(conn, row.character_id, version)
             done = release_store.insert(
-                conn, agent_id=agent_id, user_id=str(row["user_id"]), kind=kind, from_version=row["current_version"],
+                conn, agent_id=agent_id, user_id=row.user_id, kind=kind, from_version=row.current_version,
                 to_version=version, status="done", serving="green", grace_seconds=grace, actor=caller.actor,
-                reason=f"the agent is {row['status']}: it runs version {version} from its next start")
-            release_store.record(conn, done, f"{kind} to version {version} while {row['status']}")
+                reason=f"the agent is {row.status}: it runs version {version} from its next start")
+            release_store.record(conn, done, f"{kind} to version {version} while {row.status}")
             return ReleasePublic.from_row(done)
-    if row["status"] != "running":
-        raise InvalidTransition(f"agent {agent_id} is {row['status']}; release when it runs or is hibernated",
-                                details=[{"loc": ["agent_id"], "msg": f"agent is {row['status']}"}])
-    if row["runtime"] == "cloud_run":
+    if row.status != "running":
+        raise InvalidTransition(f"agent {agent_id} is {row.status}; release when it runs or is hibernated",
+                                details=[{"loc": ["agent_id"], "msg": f"agent is {row.status}"}])
+    if row.runtime == "cloud_run":
         raise InvalidTransition("blue/green releases run on the process and docker runtimes; on cloud_run,"
                                 " update_character restarts the agent on the new version",
                                 details=[{"loc": ["agent_id"], "msg": "runtime is cloud_run"}])
     blue, green = slots.serving(row), slots.other(row)
     with db.transaction(SYSTEM) as conn:
         rec = release_store.insert(
-            conn, agent_id=agent_id, user_id=str(row["user_id"]), kind=kind, from_version=row["running_version"],
+            conn, agent_id=agent_id, user_id=row.user_id, kind=kind, from_version=row.running_version,
             to_version=version, status="starting", serving="blue", grace_seconds=grace, actor=caller.actor,
-            blue_instance=blue, blue_handle=row["runtime_handle"], blue_url=row["url"], green_instance=green)
+            blue_instance=blue, blue_handle=row.runtime_handle, blue_url=row.url, green_instance=green)
         release_store.record(conn, rec, f"{kind} to version {version}: starting green beside blue")
     crash_point("release:recorded")
-    runtime = get_runtime(row["runtime"])
+    runtime = get_runtime(row.runtime)
     try:
         _copy_memory(blue, green)
         started = runtime.start(_spec(green, stored, row))
@@ -132,11 +133,11 @@ def _release_locked(caller: Caller, row: Row, version: int, kind: str, cases: Te
     crash_point("release:tested")
     keep_until = datetime.now(UTC) + timedelta(seconds=grace)
     with db.transaction(SYSTEM) as conn:
-        repository.update_agent(conn, agent_id, runtime_handle=started.handle, url=started.url,
-                                running_version=version, eliza_agent_id=info.get("id"),
-                                last_activity_at=datetime.now(UTC))
+        repository.update_agent(conn, agent_id, AgentChange(
+            runtime_handle=started.handle, url=started.url, running_version=version,
+            eliza_agent_id=info.get("id"), last_activity_at=datetime.now(UTC)))
         release_store.set_instance(conn, agent_id, green)
-        release_store.set_current(conn, str(row["character_id"]), version)
+        release_store.set_current(conn, row.character_id, version)
         rec = release_store.update(conn, str(rec["id"]), status="switched", serving="green", keep_until=keep_until,
                                    smoke=[r.model_dump(mode="json") for r in results],
                                    reason=f"green serves version {version}; blue kept until {keep_until:%H:%M:%S} UTC")
@@ -147,25 +148,25 @@ def _release_locked(caller: Caller, row: Row, version: int, kind: str, cases: Te
     return ReleasePublic.from_row(rec)
 
 
-def _switch_back(caller: Caller, row: Row, previous: Row, grace: int) -> ReleasePublic:
+def _switch_back(caller: Caller, row: Agent, previous: Row, grace: int) -> ReleasePublic:
     """Instant rollback: the blue kept from the last release serves again, and green is kept in turn."""
-    agent_id = str(row["id"])
+    agent_id = row.id
     keep_until = datetime.now(UTC) + timedelta(seconds=grace)
     with db.transaction(SYSTEM) as conn:
         release_store.update(conn, str(previous["id"]), status="rolled_back", serving="blue",
                              reason=f"rolled back to version {previous['from_version']} during the grace period")
         rec = release_store.insert(
-            conn, agent_id=agent_id, user_id=str(row["user_id"]), kind="rollback", from_version=previous["to_version"],
+            conn, agent_id=agent_id, user_id=row.user_id, kind="rollback", from_version=previous["to_version"],
             to_version=previous["from_version"], status="switched", serving="green", grace_seconds=grace,
             actor=caller.actor, blue_instance=str(previous["green_instance"]), blue_handle=previous["green_handle"],
             blue_url=previous["green_url"], green_instance=str(previous["blue_instance"]))
         rec = release_store.update(conn, str(rec["id"]), green_handle=previous["blue_handle"],
                                    green_url=previous["blue_url"], keep_until=keep_until,
                                    reason="the instance kept from the last release serves again")
-        repository.update_agent(conn, agent_id, runtime_handle=previous["blue_handle"], url=previous["blue_url"],
-                                running_version=previous["from_version"])
+        repository.update_agent(conn, agent_id, AgentChange(
+            runtime_handle=previous["blue_handle"], url=previous["blue_url"], running_version=previous["from_version"]))
         release_store.set_instance(conn, agent_id, str(previous["blue_instance"]))
-        release_store.set_current(conn, str(row["character_id"]), previous["from_version"])
+        release_store.set_current(conn, row.character_id, previous["from_version"])
         release_store.record(conn, rec, f"rolled back to version {previous['from_version']} at once")
     if grace == 0:
         rec = release_store.finish(agent_id, actor=caller.actor, end_grace=True) or rec
@@ -210,15 +211,15 @@ def _store_version(caller: Caller, cmd: ReleaseRequest) -> int:
     eliza_character.check(split.config, split.secrets)
     data = canonical_bytes(split.config)
     with db.transaction(caller) as conn:
-        row = require_row(conn, cmd.agent_id)
-        character_id, user_id = str(row["character_id"]), str(row["user_id"])
+        row = require_agent(conn, cmd.agent_id)
+        character_id, user_id = row.character_id, row.user_id
         with db.as_service_role(conn):
             version = repository.next_version(conn, character_id)
             uri = get_store().put(character_id, version, data)
             repository.insert_version(conn, character_id=character_id, version=version, user_id=user_id,
                                       config=split.config, sha256=sha256_hex(data), storage_uri=uri,
                                       change=cmd.change)
-            release_store.set_current(conn, str(row["character_id"]), row["current_version"])
+            release_store.set_current(conn, row.character_id, row.current_version)
             if split.secrets:
                 secrets_row = repository.get_secrets(conn, character_id)
                 merged = merge_secrets(vault.unseal(secrets_row["ciphertext"]) if secrets_row else {}, split.secrets)
@@ -226,9 +227,9 @@ def _store_version(caller: Caller, cmd: ReleaseRequest) -> int:
     return version
 
 
-def _spec(instance_id: str, version: Row, row: Row) -> AgentSpec:
+def _spec(instance_id: str, version: Row, row: Agent) -> AgentSpec:
     with db.transaction(SYSTEM) as conn:
-        secrets_row = repository.get_secrets(conn, str(row["character_id"]))
+        secrets_row = repository.get_secrets(conn, row.character_id)
     secrets = vault.unseal(secrets_row["ciphertext"]) if secrets_row else {}
     config = version["config"]
     env = agent_env.build(get_settings().model_env(), secrets, config.get("settings") or {}, config["name"])

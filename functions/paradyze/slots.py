@@ -12,6 +12,10 @@ the agent is found from either without a lookup; its key is the agent's (agent_k
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .agents import Agent
 
 _TWIN_VERSION = 8
 _AGENT_VERSION = 4
@@ -37,12 +41,11 @@ def agent_of(instance_id: str) -> str:
     return _with_version(instance_id, _AGENT_VERSION) if parsed.version == _TWIN_VERSION else instance_id
 
 
-def serving(row: dict[str, object]) -> str:
-    """The identity that serves the agent of this agents row."""
-    return str(row.get("instance_id") or row["id"])
+def serving(agent: Agent) -> str:
+    """The identity that serves the agent."""
+    return agent.instance_id or agent.id
 
 
-def other(row: dict[str, object]) -> str:
+def other(agent: Agent) -> str:
     """The identity that does not serve: where the next release starts green."""
-    agent_id = str(row["id"])
-    return twin(agent_id) if serving(row) == agent_id else agent_id
+    return twin(agent.id) if serving(agent) == agent.id else agent.id

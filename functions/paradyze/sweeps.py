@@ -75,8 +75,8 @@ def finish_stuck(caller: Caller, *, older_than: timedelta = STUCK_AFTER) -> list
         rows = repository.stuck_agents(conn, datetime.now(UTC) - older_than)
     for row in rows:
         try:
-            reconcile.reconcile_one(str(row["id"]), actor="sweep")
+            reconcile.reconcile_one(row.id, actor="sweep")
         except ParadyzeError as exc:
-            log.warning("sweep of %s failed: %s", row["id"], exc.message)
+            log.warning("sweep of %s failed: %s", row.id, exc.message)
     release_store.finish_due(actor="sweep", stuck_after=older_than)  # blue past its grace period, stuck releases
-    return [str(r["id"]) for r in rows]
+    return [r.id for r in rows]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import Unavailable
 from .base import SyncResult, check_scope
-from .cron import JobSpec
+from .jobs import JobSpec
 
 if TYPE_CHECKING:
     from ..settings import Settings
