@@ -42,17 +42,20 @@ def next_version(conn: Conn, character_id: str) -> int:
 
 
 def insert_version(conn: Conn, *, character_id: str, version: int, user_id: str,
-                   config: dict[str, Any], sha256: str, storage_uri: str, change: str | None = None) -> None:
-    """change: major, minor or patch as the user named it; None lets the database infer it (semver)."""
-    conn.execute(
+                   config: dict[str, Any], sha256: str, storage_uri: str, change: str | None = None) -> str:
+    """change: major, minor or patch as the user named it; None lets the database infer it.
+    Returns the version's semantic version."""
+    row = conn.execute(
         "insert into public.character_versions (character_id, version, user_id, config, sha256, storage_uri,"
-        " change) values (%s, %s, %s, %s, %s, %s, %s)",
+        " change) values (%s, %s, %s, %s, %s, %s, %s) returning semver",
         (character_id, version, user_id, Jsonb(config), sha256, storage_uri, change),
-    )
+    ).fetchone()
+    assert row is not None
     conn.execute(
         "update public.characters set current_version = %s, name = %s, updated_at = now() where id = %s",
         (version, config["name"], character_id),
     )
+    return str(row["semver"])
 
 
 def get_version(conn: Conn, character_id: str, version: int) -> DictRow | None:

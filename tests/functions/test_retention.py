@@ -33,7 +33,7 @@ def agent(database: None) -> Iterator[tuple[User, str]]:
                                       runtime="process", idle_timeout_minutes=60, auto_hibernate=True,
                                       idempotency_key=None, request_sha256=None, status="hibernated",
                                       desired_state="hibernated")
-    yield user, str(row["id"])
+    yield user, row.id
     with db.transaction(SYSTEM) as conn:
         repository.delete_character(conn, character_id)
 
