@@ -75,14 +75,15 @@ def main(argv: list[str] | None = None) -> int:
 
     console = None
     if not args.no_console:
-        console = _start_console(args.console_port, base_url, admin_tokens.mint(settings, actor="console"))
+        console = _start_console(args.console_port, base_url, admin_tokens.mint(settings, actor="console"),
+                                 log=settings.state_dir / "console.log")
 
     print(f"\nParadyze local emulator on {base_url}  (state in {settings.state_dir})", flush=True)
     for name in FUNCTIONS:
         print(f"  {base_url}/{name}")
     print(f"  {base_url}/openapi.json")
     if console:
-        print(f"Console: http://127.0.0.1:{args.console_port}")
+        print(f"Console: http://127.0.0.1:{args.console_port}  (its log: {settings.state_dir / 'console.log'})")
     print(f"Admin token: mint one ({settings.admin_token_ttl_hours:g} hours) with"
           " `.venv/bin/python -m local_emulator.admin_token`", flush=True)
     _say_what_agents_run(settings)
@@ -138,17 +139,19 @@ def _stop_agents() -> None:
         runtime.stop(owned.handle, grace=get_settings().agent_stop_grace)
 
 
-def _start_console(port: int, base_url: str, token: str) -> subprocess.Popen[bytes] | None:
+def _start_console(port: int, base_url: str, token: str, *, log: Path) -> subprocess.Popen[bytes] | None:
+    """Streamlit, its output appended to `log` in the state folder (where its errors can be read)."""
     app = REPO_ROOT / "console" / "app.py"
     if not app.exists():
         return None
     env = {**os.environ, "PARADYZE_API_URL": base_url, "PARADYZE_ADMIN_TOKEN": token}
-    return subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--client.toolbarMode", "minimal"],
-        env=env, cwd=str(REPO_ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+             "--client.toolbarMode", "minimal"],
+            env=env, cwd=str(REPO_ROOT), stdout=out, stderr=subprocess.STDOUT,
+        )
 
 
 if __name__ == "__main__":

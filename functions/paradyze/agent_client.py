@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from . import agent_keys
+from . import agent_keys, telemetry
 from .eliza_answers import error_text, json_body, parse_time, public_replies, raise_for_status
 from .errors import AgentFailed, AgentStartFailed, AgentUnreachable, ParadyzeError
 from .identity import IdTokenAuth
@@ -205,11 +205,13 @@ class AgentClient:
 
     # --- plumbing --------------------------------------------------------------------------------
 
+    @telemetry.traced("agent.http", telemetry.SpanKind.CLIENT)
     def _send(self, method: str, url: str, agent_id: str, *, timeout: float, json: Any = None) -> httpx.Response:
         """One call with the agent's key; the auth's own failures (no ID token) become AgentUnreachable."""
         try:
             return self._http.request(method, url, json=json, timeout=timeout,
-                                      headers={"X-API-KEY": agent_keys.api_key(agent_id)})
+                                      headers={"X-API-KEY": agent_keys.api_key(agent_id),
+                                               **telemetry.outgoing_headers()})
         except ParadyzeError as exc:
             raise AgentUnreachable(f"cannot call the agent at {url}: {exc.message}") from exc
 

@@ -18,6 +18,7 @@ PublicStatus = Literal["provisioning", "running", "hibernating", "hibernated", "
 DesiredState = Literal["running", "hibernated", "deleted"]
 # Postgres hands ids back as uuid.UUID; the models and the API speak them as strings.
 Id = Annotated[str, BeforeValidator(str)]
+OptionalId = Annotated[str | None, BeforeValidator(lambda value: None if value is None else str(value))]
 
 # Every allowed move of an agent's status, in one place. `error` can be left by waking or
 # hibernating it (retrying by hand), and anything can start deleting.
@@ -50,6 +51,8 @@ class Agent(BaseModel):
     user_id: Id
     character_id: Id
     current_version: int
+    current_semver: str | None = None  # the current version's semantic version
+    instance_id: OptionalId = None  # which of its two runtime identities serves it (see slots)
     name: str
     runtime: RuntimeKind
     runtime_handle: str | None
@@ -121,6 +124,10 @@ class AgentCreate(BaseModel):
     owner: uuid.UUID | None = None
 
 
+def agent_id_or_none(value: str | None) -> str | None:
+    return None if value is None else _uuid(value)
+
+
 _AGENT_ID = Field(description="The agent's id", json_schema_extra={"format": "uuid"})
 
 
@@ -139,21 +146,20 @@ class MessageSend(AgentRef):
     wake_timeout_s: float = Field(default=60.0, gt=0, le=300)
 
 
+ChangeKind = Literal["major", "minor", "patch"]
+
+
 class CharacterUpdate(AgentRef):
     character: Character
+    change: ChangeKind | None = Field(
+        default=None, description="The kind of change, for the semantic version; inferred from the difference"
+                                  " when left out (new name or plugins: major; examples: minor; else patch)")
 
 
 class PolicyUpdate(AgentRef):
     idle_timeout_minutes: int | None = Field(default=None, ge=1, le=525600)
     auto_hibernate: bool | None = None
     schedules: ScheduleList | None = None
-
-
-class AgentQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    status: Status | None = None
-    q: str | None = Field(default=None, max_length=200)
-    limit: int = Field(default=500, ge=1, le=5000)
 
 
 class SchedulePublic(BaseModel):
@@ -182,6 +188,7 @@ class AgentPublic(BaseModel):
     runtime: str
     character_id: str
     character_version: int
+    character_semver: str | None = Field(default=None, description="character_version's semantic version")
     running_version: int | None
     restart_count: int
     message_count: int
@@ -196,24 +203,13 @@ class AgentPublic(BaseModel):
         """The public view of a stored agent: its own fields, plus those named otherwise here."""
         return cls(
             **agent.model_dump(include=_SHARED_WITH_PUBLIC), owner=agent.user_id,
-            character_version=agent.current_version,
+            character_version=agent.current_version, character_semver=agent.current_semver,
             policy=PolicyPublic(idle_timeout_minutes=agent.idle_timeout_minutes,
                                 auto_hibernate=agent.auto_hibernate, schedules=schedules),
         )
 
 
 _SHARED_WITH_PUBLIC = set(Agent.model_fields) & set(AgentPublic.model_fields)
-
-
-class EventsQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    agent_id: str | None = Field(default=None, json_schema_extra={"format": "uuid"})
-    limit: int = Field(default=100, ge=1, le=5000)
-
-    @field_validator("agent_id")
-    @classmethod
-    def _agent_id_is_uuid(cls, value: str | None) -> str | None:
-        return None if value is None else _uuid(value)
 
 
 class LogsQuery(AgentRef):

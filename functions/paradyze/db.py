@@ -13,9 +13,10 @@ from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from . import schema, telemetry
 from .agent_locks import CONNECT_TIMEOUT, AgentLocks, messages_key
 from .caller import Caller
-from .errors import DatabaseUnavailable
+from .errors import DatabaseUnavailable, SchemaBehind
 from .migrations import REPO_ROOT as REPO_ROOT  # where runtimes find the repository
 from .migrations import migrate, migrations
 from .settings import Settings, get_settings
@@ -78,10 +79,17 @@ def pool() -> ConnectionPool[Conn]:
     try:
         new_pool.open(wait=True, timeout=WAIT_SECONDS)
         # Migrated before anyone can use it; runners racing here queue on the migrations lock.
-        migrate(new_pool)
+        # A deployed release only checks the schema: its deploy applied the migrations.
+        if settings.schema_version:
+            schema.require(new_pool, settings.schema_version)
+        else:
+            migrate(new_pool)
     except (PoolTimeout, psycopg.OperationalError) as exc:
         new_pool.close()
         raise DatabaseUnavailable("the database is not reachable") from exc
+    except SchemaBehind:
+        new_pool.close()  # not kept: the next request checks again, and serves once the deploy migrated
+        raise
     global _agent_locks
     with _lock:
         if _pool is None:
@@ -103,6 +111,7 @@ def close() -> None:
             _agent_locks = None
 
 
+@telemetry.traced_cm("db.transaction")
 @contextlib.contextmanager
 def transaction(caller: Caller) -> Iterator[Conn]:
     """A transaction run as the caller: `authenticated` with their claims, or `service_role`.

@@ -18,6 +18,7 @@
     │   └── TooManyInFlight   code "too_many_in_flight"  too many of one user's requests served at once
     └── Unavailable           code "unavailable"         a dependency is down; retry later
         ├── DatabaseUnavailable
+        │   └── SchemaBehind     the database lacks migrations this release needs (deployed functions)
         ├── RuntimeUnavailable   the runtime backend itself (dockerd, Cloud Run API) is down
         ├── StoreUnavailable     the character store (GCS, Supabase Storage) is down
         ├── AgentStartFailed     the agent did not come up healthy
@@ -110,6 +111,10 @@ class Unavailable(ParadyzeError):
 
 class DatabaseUnavailable(Unavailable):
     code = "database_unavailable"
+
+
+class SchemaBehind(DatabaseUnavailable):
+    code = "schema_behind"
 
 
 class RuntimeUnavailable(Unavailable):

@@ -5,13 +5,15 @@ from __future__ import annotations
 import concurrent.futures
 from typing import Any
 
-from . import agent_client, db, reconcile, repository
+from . import agent_client, db, reconcile, repository, telemetry
 from .agents import Agent
 from .auth import SYSTEM
 from .errors import DatabaseUnavailable, ParadyzeError, Unavailable
 from .runtimes import get_runtime
+from .telemetry import fleet as telemetry_fleet
 
 
+@telemetry.sweep("health")
 def check(*, repair: bool = True) -> dict[str, Any]:
     """Report platform and agent health; with repair, then restart agents that should run and don't.
 
@@ -36,6 +38,7 @@ def check(*, repair: bool = True) -> dict[str, Any]:
                           details=[{"loc": ["platform", "migrations"], "msg": f"pending: {pending}"}])
     with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
         agents = list(pool.map(_agent_health, rows))
+    telemetry_fleet.observe([r.model_dump() for r in rows], agents)
     report: dict[str, Any] = {"platform": platform, "agents": agents}
     # Agents in error wait for a person (or a wake); only the others are worth a reconcile pass.
     if repair and any(not a["ok"] and a["status"] != "error" for a in agents):
@@ -58,7 +61,7 @@ def _agent_health(agent: Agent) -> dict[str, Any]:
         try:
             status = get_runtime(agent.runtime).status(agent.runtime_handle)
             item.update(runtime_state=status.state, memory_bytes=status.memory_bytes,
-                        detail=status.detail or item["detail"])
+                        detail=status.detail or item["detail"], cpu_seconds=status.cpu_seconds)
         except ParadyzeError as exc:
             item.update(runtime_state="unknown", detail=exc.message)
     else:

@@ -19,7 +19,18 @@ from typing import Any
 
 from psycopg.rows import DictRow
 
-from . import agent_client, agent_databases, agent_env, db, eliza_character, repository, vault
+from . import (
+    agent_client,
+    agent_databases,
+    agent_env,
+    db,
+    eliza_character,
+    release_store,
+    repository,
+    slots,
+    telemetry,
+    vault,
+)
 from .agents import TRANSITIONAL, Agent, AgentChange, Status, check_transition
 from .auth import SYSTEM, Caller
 from .db import Conn
@@ -83,6 +94,8 @@ def transition(conn: Conn, agent: Agent, status: Status, *, actor: str, reason: 
     updated = repository.update_agent(conn, agent.id, change, status=status)
     repository.insert_event(conn, agent_id=agent.id, user_id=agent.user_id, from_status=agent.status,
                             to_status=status, actor=actor, reason=reason, duration_ms=duration_ms, details=details)
+    telemetry.transitioned(agent.id, agent.status, status, reason=reason, duration_ms=duration_ms,
+                           fields=change.columns())
     return updated
 
 
@@ -92,6 +105,7 @@ def step(agent: Agent, status: Status, **how: Any) -> Agent:
         return transition(conn, agent, status, **how)
 
 
+@telemetry.traced("agent.start")
 def start_instance(agent: Agent, *, actor: str, reason: str, deadline: float | None = None) -> Agent:
     """Start the agent's current version and wait for health; the row ends running, or error with why.
 
@@ -106,8 +120,8 @@ def start_instance(agent: Agent, *, actor: str, reason: str, deadline: float | N
     runtime = get_runtime(agent.runtime)
     began = time.monotonic()
     try:
-        spec = _spec(agent.id, version, vault.unseal(secrets_row["ciphertext"]) if secrets_row else {})
-        started = runtime.start(spec)
+        spec = _spec(slots.serving(agent), version, vault.unseal(secrets_row["ciphertext"]) if secrets_row else {})
+        started = telemetry.traced("runtime.start")(runtime.start)(spec)
     except ParadyzeError as exc:
         step(agent, "error", actor=actor, reason=f"start failed: {exc.message}",
              change=AgentChange(runtime_handle=None, url=None))
@@ -171,10 +185,12 @@ def drain(agent_id: str) -> None:
     log.warning("agent %s: messages still in flight after the drain timeout; stopping anyway", agent_id)
 
 
+@telemetry.traced("agent.stop")
 def stop_instance(agent: Agent) -> None:
     """Stop the agent's runtime instance, if it has one (the caller holds the agent's lock)."""
     if agent.runtime_handle:
         get_runtime(agent.runtime).stop(agent.runtime_handle, grace=get_settings().agent_stop_grace)
+    release_store.stop_kept(agent)  # a blue kept after a release stops with the agent
 
 
 def finish_delete(agent: Agent, *, actor: str) -> None:
@@ -190,6 +206,7 @@ def finish_delete(agent: Agent, *, actor: str) -> None:
     # The agent's memory (its ElizaOS database) lives in its home (process, docker), or in a
     # database of its own (Cloud Run, dropped above): deleting the agent deletes it.
     shutil.rmtree(get_settings().agent_home(agent.id), ignore_errors=True)
+    shutil.rmtree(get_settings().agent_home(slots.twin(agent.id)), ignore_errors=True)
 
 
 def alive(agent: Agent) -> bool:

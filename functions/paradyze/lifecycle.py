@@ -252,7 +252,8 @@ def update_character(caller: Caller, cmd: CharacterUpdate) -> AgentPublic:
             version = repository.next_version(conn, agent.character_id)
             uri = get_store().put(agent.character_id, version, data)
             repository.insert_version(conn, character_id=agent.character_id, version=version, user_id=agent.user_id,
-                                      config=split.config, sha256=sha256_hex(data), storage_uri=uri)
+                                      config=split.config, sha256=sha256_hex(data), storage_uri=uri,
+                                      change=cmd.change)
             if split.secrets:  # none sent: the stored secrets stay as they are
                 _put_secrets(conn, agent.character_id, agent.user_id, _stored_secrets(conn, agent.character_id),
                              split.secrets)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import agent_client, db, eliza_character, lifecycle, limits, queries, repository
+from . import agent_client, conversation, db, eliza_character, lifecycle, limits, queries, repository, telemetry
 from .agents import Agent, MessageSend
 from .auth import SYSTEM, Caller
 from .errors import AgentBusy, AgentFailed, AgentUnreachable, InvalidTransition, ModelKeyMissing, Unavailable
@@ -49,10 +49,13 @@ def _deliver(caller: Caller, agent: Agent, cmd: MessageSend, deadline: float) ->
     if get_settings().agent == "elizaos" and eliza_character.started_without_model(agent.id):
         raise _no_model(agent.id)  # ElizaOS would store the message and fail: never send it
     replies: list[dict[str, Any]] = []
+    answered = False
+    sent_at = time.monotonic()
     try:
         replies = agent_client.get_client().send_message(
             agent.url, agent.id, cmd.text, user_id=caller.user_id or "admin",
             eliza_agent_id=agent.eliza_agent_id, timeout=max(5.0, deadline - time.monotonic()))
+        answered = True
     except AgentUnreachable as exc:
         raise AgentUnreachable(f"agent {agent.id} did not answer; the message was not delivered"
                                f" ({exc.message})") from exc
@@ -61,8 +64,11 @@ def _deliver(caller: Caller, agent: Agent, cmd: MessageSend, deadline: float) ->
                           " sending it again would repeat it",
                           details=[{"loc": ["agent_id"], "msg": "delivered, no reply"}]) from exc
     finally:
+        telemetry.message_done(cmd.agent_id, sent_at, len(replies))
         with db.transaction(SYSTEM) as conn:
             repository.record_messages(conn, agent.id, 1 + len(replies))
+            if answered:  # the conversation the console reads back, in the same write
+                conversation.record(conn, caller, agent, cmd.text, replies)
     return replies
 
 

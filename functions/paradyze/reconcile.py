@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import agent_client, db, repository
+from . import agent_client, db, release_store, repository, slots
 from .agents import STOPPED, Agent, AgentChange
 from .auth import SYSTEM
 from .errors import ParadyzeError, RuntimeUnavailable, ValidationFailed
@@ -45,19 +45,20 @@ def reconcile_all(actor: str = "reconcile") -> Report:
             report.skipped_runtimes.append(f"{kind}: {exc}")
             continue
         for inst in instances:
-            row = rows.get(inst.agent_id)
+            row = rows.get(slots.agent_of(inst.agent_id))  # an agent's twin is the agent
             if row is None or row.runtime != kind:
                 # Started, but its row never committed (or is gone): nothing will ever use it.
                 get_runtime(kind).stop(inst.handle, grace=get_settings().agent_stop_grace)
                 _record_event(inst.agent_id, _NO_OWNER, actor, "orphan removed: no agent row", {"handle": inst.handle})
                 report.removed_orphans.append(inst.agent_id)
             else:
-                owned.setdefault(inst.agent_id, []).append(inst)
+                owned.setdefault(slots.agent_of(inst.agent_id), []).append(inst)
     for agent_id in rows:
         if kinds_skipped(report, rows[agent_id].runtime):
             continue
         try:
             with db.agent_lock(agent_id):
+                release_store.finish(agent_id, actor=actor)  # a release a crash interrupted
                 _reconcile_row(agent_id, owned.get(agent_id, []), actor, report)
         except ParadyzeError as exc:
             log.warning("reconcile of agent %s failed: %s", agent_id, exc.message)
@@ -79,7 +80,8 @@ def reconcile_one(agent_id: str, actor: str = "reconcile") -> None:
 
 def reconcile_locked(agent: Agent, actor: str = "reconcile") -> None:
     """reconcile_one for a caller that holds the agent's lock and has just read its row."""
-    instances = [i for i in get_runtime(agent.runtime).list_owned() if i.agent_id == agent.id]
+    release_store.finish(agent.id, actor=actor)  # an interrupted release ends first (it never moves the row)
+    instances = [i for i in get_runtime(agent.runtime).list_owned() if slots.agent_of(i.agent_id) == agent.id]
     _reconcile(agent, instances, actor, Report())
 
 
@@ -93,7 +95,8 @@ def _reconcile_row(agent_id: str, instances: list[Owned], actor: str, report: Re
 def _reconcile(agent: Agent, instances: list[Owned], actor: str, report: Report) -> None:
     agent_id = agent.id
     runtime = get_runtime(agent.runtime)
-    extras = [i for i in instances if i.handle != agent.runtime_handle]
+    extras = [i for i in instances if i.handle != agent.runtime_handle and i.url != agent.url
+              and not release_store.is_kept(agent_id, i.url)]
 
     if agent.desired_state == "deleted":
         for inst in extras:

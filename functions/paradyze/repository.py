@@ -13,8 +13,12 @@ from psycopg.types.json import Jsonb
 from .agents import Agent, AgentChange, Status
 from .db import Conn
 
-_AGENT_SELECT = """
-    select a.*, c.current_version
+# An agent row as the services see it: with its character's current version and that version's semver.
+_CURRENT = """c.current_version,
+           (select v.semver from public.character_versions v
+             where v.character_id = c.id and v.version = c.current_version) as current_semver"""
+_AGENT_SELECT = f"""
+    select a.*, {_CURRENT}
       from public.agents a join public.characters c on c.id = a.character_id
 """
 
@@ -26,20 +30,24 @@ def insert_character_with_id(conn: Conn, character_id: str, user_id: str, name: 
 
 
 def next_version(conn: Conn, character_id: str) -> int:
-    """Locks the character and returns the version number a new version gets."""
+    """Locks the character and returns the version number a new version gets: one past the newest,
+    which is not the current one after a rollback."""
+    conn.execute("select 1 from public.characters where id = %s for update", (character_id,))
     row = conn.execute(
-        "select current_version from public.characters where id = %s for update", (character_id,)
+        "select coalesce(max(version), 0) + 1 as next from public.character_versions where character_id = %s",
+        (character_id,),
     ).fetchone()
     assert row is not None
-    return int(row["current_version"]) + 1
+    return int(row["next"])
 
 
 def insert_version(conn: Conn, *, character_id: str, version: int, user_id: str,
-                   config: dict[str, Any], sha256: str, storage_uri: str) -> None:
+                   config: dict[str, Any], sha256: str, storage_uri: str, change: str | None = None) -> None:
+    """change: major, minor or patch as the user named it; None lets the database infer it (semver)."""
     conn.execute(
-        "insert into public.character_versions (character_id, version, user_id, config, sha256, storage_uri)"
-        " values (%s, %s, %s, %s, %s, %s)",
-        (character_id, version, user_id, Jsonb(config), sha256, storage_uri),
+        "insert into public.character_versions (character_id, version, user_id, config, sha256, storage_uri,"
+        " change) values (%s, %s, %s, %s, %s, %s, %s)",
+        (character_id, version, user_id, Jsonb(config), sha256, storage_uri, change),
     )
     conn.execute(
         "update public.characters set current_version = %s, name = %s, updated_at = now() where id = %s",
@@ -54,9 +62,11 @@ def get_version(conn: Conn, character_id: str, version: int) -> DictRow | None:
     ).fetchone()
 
 
-def list_versions(conn: Conn, character_id: str) -> list[DictRow]:
+def list_versions(conn: Conn, character_id: str, *, limit: int, after: int | None = None) -> list[DictRow]:
+    """Versions oldest first, after version `after`; served by the primary key."""
     return conn.execute(
-        "select * from public.character_versions where character_id = %s order by version", (character_id,)
+        "select * from public.character_versions where character_id = %s and version > %s"
+        " order by version limit %s", (character_id, after or 0, limit),
     ).fetchall()
 
 
@@ -99,7 +109,7 @@ def insert_agent(conn: Conn, *, user_id: str, character_id: str, name: str, runt
         "with a as (insert into public.agents (id, user_id, character_id, name, runtime, status, desired_state,"
         " transition_started_at, idle_timeout_minutes, auto_hibernate, idempotency_key, request_sha256)"
         " values (coalesce(%s, gen_random_uuid()), %s, %s, %s, %s, %s, %s, now(), %s, %s, %s, %s) returning *)"
-        " select a.*, c.current_version from a join public.characters c on c.id = a.character_id",
+        f" select a.*, {_CURRENT} from a join public.characters c on c.id = a.character_id",
         (agent_id, user_id, character_id, name, runtime, status, desired_state, idle_timeout_minutes,
          auto_hibernate, idempotency_key, request_sha256),
     ).fetchone()
@@ -121,15 +131,22 @@ def find_by_idempotency_key(conn: Conn, user_id: str, key: str) -> Agent | None:
     ).fetchone()
 
 
-def list_agents(conn: Conn, *, status: str | None = None, q: str | None = None,
-                limit: int = 500) -> list[Agent]:
-    return _agents(conn).execute(
-        _AGENT_SELECT
-        + " where (%(status)s::text is null or a.status = %(status)s)"
-        " and (%(q)s::text is null or a.name ilike '%%' || %(q)s || '%%' or a.id::text = %(q)s)"
-        " order by a.created_at limit %(limit)s",
-        {"status": status, "q": q, "limit": limit},
-    ).fetchall()
+def list_agents(conn: Conn, *, status: str | None = None, q: str | None = None, limit: int = 500,
+                after: tuple[datetime, str] | None = None) -> list[Agent]:
+    """Agents oldest first, after the (created_at, id) `after`. Served by agents_page_idx,
+    agents_status_page_idx or (under a user's row-level security) agents_user_page_idx."""
+    where = [sql.SQL("true")]
+    if status is not None:
+        where.append(sql.SQL("a.status = %(status)s"))
+    if q is not None:
+        where.append(sql.SQL("(a.name ilike '%%' || %(q)s || '%%' or a.id::text = %(q)s)"))
+    if after is not None:
+        where.append(sql.SQL("(a.created_at, a.id) > (%(after_at)s, %(after_id)s::uuid)"))
+    query = sql.SQL(_AGENT_SELECT + " where {} order by a.created_at, a.id limit %(limit)s").format(
+        sql.SQL(" and ").join(where))
+    params = {"status": status, "q": q, "limit": limit,
+              "after_at": after[0] if after else None, "after_id": after[1] if after else None}
+    return _agents(conn).execute(query, params).fetchall()
 
 
 def update_agent(conn: Conn, agent_id: str, change: AgentChange, *, status: Status | None = None) -> Agent:
@@ -139,7 +156,7 @@ def update_agent(conn: Conn, agent_id: str, change: AgentChange, *, status: Stat
     assignments = [sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in columns]
     agent = _agents(conn).execute(
         sql.SQL("update public.agents a set {} from public.characters c"
-                " where a.id = {} and c.id = a.character_id returning a.*, c.current_version").format(
+                " where a.id = {} and c.id = a.character_id returning a.*, " + _CURRENT).format(
             sql.SQL(", ").join([*assignments, sql.SQL("updated_at = now()")]), sql.Placeholder("agent_id")),
         {**columns, "agent_id": agent_id},
     ).fetchone()
@@ -178,12 +195,19 @@ def insert_event(conn: Conn, *, agent_id: str, user_id: str, from_status: str | 
     )
 
 
-def list_events(conn: Conn, agent_id: str | None, limit: int) -> list[DictRow]:
-    return conn.execute(
-        "select * from public.agent_events where (%(agent_id)s::uuid is null or agent_id = %(agent_id)s)"
-        " order by at desc, id desc limit %(limit)s",
-        {"agent_id": agent_id, "limit": limit},
-    ).fetchall()
+def list_events(conn: Conn, agent_id: str | None, limit: int,
+                before: tuple[datetime, int] | None = None) -> list[DictRow]:
+    """Events newest first, before the (at, id) `before`; served by agent_events_agent_page_idx or
+    agent_events_page_idx."""
+    where = [sql.SQL("true")]
+    if agent_id is not None:
+        where.append(sql.SQL("agent_id = %(agent_id)s"))
+    if before is not None:
+        where.append(sql.SQL("(at, id) < (%(before_at)s, %(before_id)s)"))
+    query = sql.SQL("select * from public.agent_events where {} order by at desc, id desc limit %(limit)s").format(
+        sql.SQL(" and ").join(where))
+    return conn.execute(query, {"agent_id": agent_id, "limit": limit, "before_at": before[0] if before else None,
+                                "before_id": before[1] if before else None}).fetchall()
 
 
 def idle_agents(conn: Conn, now: datetime, limit: int, exclude: list[str] | None = None) -> list[DictRow]:
@@ -240,10 +264,13 @@ def insert_backup(conn: Conn, *, location: str, sha256: str, size_bytes: int, ch
     return row
 
 
-def list_backups(conn: Conn) -> list[DictRow]:
+def list_backups(conn: Conn, *, limit: int, before: tuple[datetime, str] | None = None) -> list[DictRow]:
+    """Backups newest first, before the (created_at, id) `before`; served by backups_page_idx."""
+    keyset = sql.SQL(" where (created_at, id) < (%(before_at)s, %(before_id)s::uuid)" if before else "")
     return conn.execute(
-        "select id, location, sha256, size_bytes, characters, versions, agents, created_by, created_at"
-        " from public.backups order by created_at desc"
+        sql.SQL("select id, location, sha256, size_bytes, characters, versions, agents, created_by, created_at"
+                " from public.backups{} order by created_at desc, id desc limit %(limit)s").format(keyset),
+        {"limit": limit, "before_at": before[0] if before else None, "before_id": before[1] if before else None},
     ).fetchall()
 
 

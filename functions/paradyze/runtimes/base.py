@@ -63,6 +63,7 @@ class RuntimeStatus:
     exit_code: int | None = None
     memory_bytes: int | None = None
     detail: str = ""
+    cpu_seconds: float | None = None  # CPU time (user + system) of the current instance, where the backend knows it
 
 
 @dataclass(frozen=True)
