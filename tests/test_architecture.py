@@ -30,7 +30,8 @@ def resolve(module: str, path: Path, node: ast.ImportFrom | ast.Import) -> list[
         package = package.rpartition(".")[0]
     base = ".".join(p for p in (package if node.level else "", node.module or "") if p)
     found = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in MODULES]  # from . import db
-    return found + ([base] if base in MODULES else [])
+    # A package is loaded before its modules anyway: importing from one's own package is no edge.
+    return found + ([base] if base in MODULES and not module.startswith(f"{base}.") else [])
 
 
 def imports(module: str, path: Path) -> tuple[set[str], set[str]]:
