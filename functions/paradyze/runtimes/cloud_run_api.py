@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AgentStartFailed, ParadyzeError, RuntimeUnavailable
+from ..google_rest import rest_client
 from ..settings import Settings
 from .base import scrub_secrets
 
@@ -26,19 +27,10 @@ class Missing(Exception):
 
 
 def services_client(settings: Settings) -> ServicesClient:
-    """A client of the Admin API: the real one, or the endpoint settings name (a local fake) without credentials."""
+    """A client of the Admin API: the real one, or the endpoint settings name (a local fake)."""
     from google.cloud import run_v2
 
-    if settings.cloud_run_api_endpoint:
-        from google.auth.credentials import AnonymousCredentials
-
-        return run_v2.ServicesClient(
-            transport="rest",
-            client_options={"api_endpoint": settings.cloud_run_api_endpoint},
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-        )
-    # REST everywhere: one transport, so one set of transport errors to translate.
-    return run_v2.ServicesClient(transport="rest")
+    return rest_client(run_v2.ServicesClient, settings.cloud_run_api_endpoint)
 
 
 def wait(operation: Any, timeout: float) -> Any:

@@ -84,35 +84,15 @@ def platform_jobs(settings: Settings) -> list[JobSpec]:
     """The platform's own periodic jobs: idle sweep, backup and health check."""
     prefix = instance_scope(settings.instance)
     zone = check_timezone(settings.platform_timezone)
-    return [
-        JobSpec(
-            name=f"{prefix}hibernate-idle",
-            cron=check_cron(settings.idle_sweep_cron),
-            timezone=zone,
-            method="POST",
-            path="/hibernate_idle",
-            body={},
-            description="Paradyze: hibernate agents idle past their timeout",
-        ),
-        JobSpec(
-            name=f"{prefix}backup",
-            cron=check_cron(settings.backup_cron),
-            timezone=zone,
-            method="POST",
-            path="/backup_agents",
-            body={},
-            description="Paradyze: back up characters, versions and agents",
-        ),
-        JobSpec(
-            name=f"{prefix}health",
-            cron=check_cron(settings.health_cron),
-            timezone=zone,
-            method="GET",
-            path="/health_check",
-            body=None,
-            description="Paradyze: platform and agent health check",
-        ),
+    jobs: list[tuple[str, str, HttpMethod, str, str]] = [
+        ("hibernate-idle", settings.idle_sweep_cron, "POST", "/hibernate_idle",
+         "hibernate agents idle past their timeout"),
+        ("backup", settings.backup_cron, "POST", "/backup_agents", "back up characters, versions and agents"),
+        ("health", settings.health_cron, "GET", "/health_check", "platform and agent health check"),
     ]
+    return [JobSpec(name=f"{prefix}{suffix}", cron=check_cron(cron), timezone=zone, method=method, path=path,
+                    body={} if method == "POST" else None, description=f"Paradyze: {what}")
+            for suffix, cron, method, path, what in jobs]
 
 
 def all_jobs(settings: Settings, schedules_by_agent: Mapping[str, Iterable[Any]]) -> list[JobSpec]:
