@@ -10,7 +10,9 @@ from console.models import (
     Agent,
     AgentHealth,
     Backup,
+    BackupContents,
     CharacterVersion,
+    ChatMessage,
     Event,
     HealthReport,
     MessageResult,
@@ -95,6 +97,13 @@ class ParadyzeClient:
     def __repr__(self) -> str:  # never the token
         return f"ParadyzeClient({self.base_url!r})"
 
+    def url(self, function: str) -> str:
+        """Where a function answers: base/function, or, when each function is a Cloud Run service of its
+        own, the base with `{function}` replaced by the service's name (`https://paradyze-{function}-...`)."""
+        if "{function}" in self.base_url:
+            return self.base_url.replace("{function}", function.replace("_", "-"))
+        return f"{self.base_url}/{function}"
+
     # -- transport ---------------------------------------------------------------------------
 
     def call(
@@ -115,7 +124,7 @@ class ParadyzeClient:
         try:
             resp = self._http.request(
                 method,
-                f"{self.base_url}/{function}",
+                self.url(function),
                 params=clean or None,
                 json=body if method != "GET" else None,
                 headers=sent,
@@ -212,6 +221,11 @@ class ParadyzeClient:
         data = self.call("GET", "agent_logs", params={"agent_id": agent_id, "tail": tail})
         return [str(line) for line in data.get("lines", [])]
 
+    def agent_messages(self, agent_id: str, limit: int = 100) -> list[ChatMessage]:
+        """The conversation the caller has had with the agent, oldest first."""
+        data = self.call("GET", "agent_messages", params={"agent_id": agent_id, "limit": limit})
+        return [ChatMessage.model_validate(m) for m in data.get("messages", [])]
+
     def update_policy(self, agent_id: str, **changes: Any) -> Agent:
         body = {"agent_id": agent_id, **{k: v for k, v in changes.items() if v is not None}}
         return Agent.model_validate(self.call("POST", "update_policy", body=body)["agent"])
@@ -224,12 +238,20 @@ class ParadyzeClient:
     def list_backups(self) -> list[Backup]:
         return [Backup.model_validate(b) for b in self.pages("list_backups", "backups")]
 
+    def backup_contents(self, backup_id: str, agent_id: str | None = None) -> BackupContents:
+        """What the backup holds beside what exists now; with agent_id, that agent's backed-up character."""
+        data = self.call("GET", "backup_contents", params={"backup_id": backup_id, "agent_id": agent_id})
+        return BackupContents.model_validate(data)
+
     def restore_backup(self, backup_id: str) -> Restore:
         data = self.call("POST", "restore_backup", body={"backup_id": backup_id})
         return Restore.model_validate(data["restore"])
 
-    def health_check(self) -> HealthReport:
-        return HealthReport.model_validate(self.call("GET", "health_check"))
+    def health_check(self, *, repair: bool = True) -> HealthReport:
+        """The platform's checks; with repair, agents that should run and do not are restarted too."""
+        if repair:
+            return HealthReport.model_validate(self.call("POST", "health_check", body={}))
+        return HealthReport.model_validate(self.call("GET", "health_check", params={"repair": "false"}))
 
     def agent_health(self) -> list[AgentHealth]:
         return self.health_check().agents

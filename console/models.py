@@ -67,6 +67,14 @@ class CharacterVersion(_Lenient):
     character: dict[str, Any] = Field(default_factory=dict)
 
 
+class ChatMessage(_Lenient):
+    """One turn of an agent's conversation as the server keeps it."""
+
+    role: str  # "user" or "agent"
+    text: str = ""
+    at: datetime | None = None
+
+
 class Reply(_Lenient):
     text: str = ""
 
@@ -92,6 +100,31 @@ class Restore(_Lenient):
     characters: int = 0
     versions: int = 0
     agents: int = 0
+
+
+class Counts(_Lenient):
+    characters: int = 0
+    versions: int = 0
+    agents: int = 0
+
+
+class BackedUpAgent(_Lenient):
+    id: str
+    name: str = ""
+    owner: str | None = None
+    version: int | None = None
+    exists: bool = False
+    current_version: int | None = None
+    status: str | None = None
+    on_restore: str = ""
+
+
+class BackupContents(_Lenient):
+    backup_id: str
+    agents: list[BackedUpAgent] = Field(default_factory=list)
+    restore_adds: Counts = Field(default_factory=Counts)
+    already_present: Counts = Field(default_factory=Counts)
+    character: dict[str, Any] | None = None
 
 
 class AgentHealth(_Lenient):

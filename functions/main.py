@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the paradyze package
 
 from paradyze import (  # noqa: E402
     backup,
+    conversation,
     eliza_character,
     health,
     lifecycle,
@@ -23,6 +24,8 @@ from paradyze import (  # noqa: E402
     openapi,
     policy,
     queries,
+    releases,
+    restore_preview,
     retention,
     sweeps,
 )
@@ -40,6 +43,8 @@ from paradyze.api_models import (  # noqa: E402
     AgentList,
     AgentListQuery,
     AgentUpdated,
+    BackupContents,
+    BackupContentsQuery,
     BackupEnvelope,
     BackupList,
     BackupsQuery,
@@ -50,7 +55,9 @@ from paradyze.api_models import (  # noqa: E402
     HealthReport,
     IdleSweep,
     LogLines,
+    MessageHistory,
     MessageResult,
+    MessagesQuery,
     RestoreEnvelope,
     SyncEnvelope,
     VersionList,
@@ -60,11 +67,15 @@ from paradyze.auth import Caller  # noqa: E402
 from paradyze.backup import BackupRef  # noqa: E402
 from paradyze.http import Registry, cors  # noqa: E402
 from paradyze.logs import configure_logging  # noqa: E402
+from paradyze.release_models import ReleaseEnvelope, ReleaseList, ReleaseRequest, ReleasesQuery, RollbackRequest  # noqa: E402,E501
 from paradyze.scheduler import sync as scheduler_sync  # noqa: E402
 from paradyze.settings import get_settings  # noqa: E402
+from paradyze.telemetry import fleet as telemetry_fleet  # noqa: E402
+from paradyze.telemetry import setup as telemetry_setup  # noqa: E402
 
 configure_logging()
 settings = get_settings()  # a missing or malformed setting stops the functions here, naming each one
+telemetry_setup(settings, telemetry_fleet.pool_stats)
 registry = Registry()
 endpoint = registry.endpoint
 Request = flask.Request
@@ -127,6 +138,14 @@ def send_message(request: Request, caller: Caller, body: MessageSend) -> Message
 
 
 @functions_framework.http
+@endpoint(auth="user", methods=("GET",), query=MessagesQuery, response=MessageHistory)
+def agent_messages(request: Request, caller: Caller, query: MessagesQuery) -> MessageHistory:
+    """The caller's conversation with the agent (messages delivered and its replies), oldest first"""
+    turns = conversation.history(caller, query.agent_id, query.limit)
+    return MessageHistory.model_validate({"agent_id": query.agent_id, "messages": [vars(t) for t in turns]})
+
+
+@functions_framework.http
 @endpoint(auth="user", methods=("POST",), body=CharacterUpdate, response=AgentUpdated)
 def update_character(request: Request, caller: Caller, body: CharacterUpdate) -> AgentUpdated:
     """Store a new character version; a running agent restarts with it"""
@@ -140,6 +159,27 @@ def character_versions(request: Request, caller: Caller, query: VersionsQuery) -
     """The versions of the agent's character, oldest first, a page at a time"""
     versions, next_cursor = queries.versions(caller, query.agent_id, limit=query.limit, cursor=query.cursor)
     return VersionList.model_validate({"versions": versions, "next_cursor": next_cursor})
+
+
+@functions_framework.http
+@endpoint(auth="user", methods=("POST",), body=ReleaseRequest, response=ReleaseEnvelope)
+def release_version(request: Request, caller: Caller, body: ReleaseRequest) -> ReleaseEnvelope:
+    """Release a version blue/green: start it beside the running one, smoke-test it, switch at once"""
+    return ReleaseEnvelope(release=releases.release(caller, body))
+
+
+@functions_framework.http
+@endpoint(auth="user", methods=("POST",), body=RollbackRequest, response=ReleaseEnvelope)
+def rollback(request: Request, caller: Caller, body: RollbackRequest) -> ReleaseEnvelope:
+    """Return to an earlier version: at once while the old instance is kept, else blue/green"""
+    return ReleaseEnvelope(release=releases.rollback(caller, body))
+
+
+@functions_framework.http
+@endpoint(auth="user", methods=("GET",), query=ReleasesQuery, response=ReleaseList)
+def list_releases(request: Request, caller: Caller, query: ReleasesQuery) -> ReleaseList:
+    """The agent's releases and rollbacks, newest first, with their smoke tests"""
+    return ReleaseList(releases=releases.list_releases(caller, query.agent_id, query.limit))
 
 
 @functions_framework.http
@@ -177,6 +217,14 @@ def list_backups(request: Request, caller: Caller, query: BackupsQuery) -> Backu
     """Backups, newest first, a page at a time"""
     backups, next_cursor = backup.list_backups(caller, limit=query.limit, cursor=query.cursor)
     return BackupList.model_validate({"backups": backups, "next_cursor": next_cursor})
+
+
+@functions_framework.http
+@endpoint(auth="admin", methods=("GET",), query=BackupContentsQuery, response=BackupContents)
+def backup_contents(request: Request, caller: Caller, query: BackupContentsQuery) -> BackupContents:
+    """What the backup holds beside what exists now, and what a restore would add back"""
+    agent_id = str(query.agent_id) if query.agent_id else None
+    return BackupContents.model_validate(restore_preview.contents(caller, query.backup_id, agent_id))
 
 
 @functions_framework.http

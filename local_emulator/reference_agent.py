@@ -140,7 +140,9 @@ class Handler(BaseHTTPRequestHandler):
                 },
             )
         finally:
-            log(f"{method} {path} {status} {(time.monotonic() - started) * 1000:.1f}ms")
+            # The platform's X-Request-Id, so one request can be followed into the agent's own log.
+            rid = (self.headers.get("X-Request-Id") or "-")[:64]
+            log(f"{method} {path} {status} {(time.monotonic() - started) * 1000:.1f}ms request_id={rid}")
 
     def _authorized(self, method: str, path: str) -> bool:
         if not self.api_key or method == "OPTIONS" or path in PUBLIC_PATHS:

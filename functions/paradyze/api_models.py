@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any, Literal
 
@@ -98,6 +99,10 @@ class MessageResult(BaseModel):
 
 class CharacterVersion(BaseModel):
     version: int
+    semver: str = Field(description="Semantic version: major.minor.patch (see the README's rule)")
+    change: Literal["initial", "major", "minor", "patch"] = Field(
+        description="What this version changed: named by the user, or inferred from the difference")
+    current: bool = Field(description="The version the agent runs (or will, at its next start)")
     sha256: str
     created_at: datetime
     character: dict[str, Any]
@@ -236,3 +241,50 @@ class ErrorEnvelope(BaseModel):
     """Every 4xx and 5xx answer."""
 
     error: ErrorBody
+
+
+class MessagesQuery(AgentRef):
+    limit: int = Field(default=100, ge=1, le=1000, description="How many of the latest turns")
+
+
+class ChatTurn(BaseModel):
+    role: Literal["user", "agent"] = Field(description="user: the message sent; agent: one of its replies")
+    text: str
+    at: datetime
+
+
+class MessageHistory(BaseModel):
+    agent_id: str = Field(json_schema_extra={"format": "uuid"})
+    messages: list[ChatTurn] = Field(description="The caller's conversation with the agent, oldest first")
+
+
+class BackupContentsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    backup_id: uuid.UUID
+    agent_id: uuid.UUID | None = Field(default=None, description="Also answer this agent's character as backed up")
+
+
+class Counts(BaseModel):
+    characters: int
+    versions: int
+    agents: int
+
+
+class BackedUpAgent(BaseModel):
+    id: str
+    name: str
+    owner: str
+    character_id: str
+    version: int | None = Field(description="The character version the backup holds for it")
+    exists: bool = Field(description="The agent exists now")
+    current_version: int | None = Field(description="Its character version now, when it exists")
+    status: str | None = Field(description="Its status now, when it exists")
+    on_restore: str = Field(description="What a restore does with it: comes back, already here, or not restored")
+
+
+class BackupContents(BaseModel):
+    backup_id: str
+    agents: list[BackedUpAgent]
+    restore_adds: Counts = Field(description="What a restore of this backup would add back now")
+    already_present: Counts = Field(description="What the backup holds that exists now, left as it is")
+    character: dict[str, Any] | None = Field(description="With agent_id: its character at the backed-up version")

@@ -56,9 +56,9 @@ def backup(caller: Caller) -> dict[str, Any]:
                         "current_version": c["current_version"], "created_at": c["created_at"].isoformat()}
                        for c in characters],
         "versions": entries,
-        "agents": [{"id": str(a["id"]), "user_id": str(a["user_id"]), "character_id": str(a["character_id"]),
-                    "name": a["name"], "runtime": a["runtime"], "idle_timeout_minutes": a["idle_timeout_minutes"],
-                    "auto_hibernate": a["auto_hibernate"], "created_at": a["created_at"].isoformat()}
+        "agents": [{"id": a.id, "user_id": a.user_id, "character_id": a.character_id, "name": a.name,
+                    "runtime": a.runtime, "idle_timeout_minutes": a.idle_timeout_minutes,
+                    "auto_hibernate": a.auto_hibernate, "created_at": a.created_at.isoformat()}
                    for a in agents],
         # Ciphertext only (sealed with the platform's key); the values never leave the vault in clear.
         "sealed_secrets": [{"character_id": str(s["character_id"]), "user_id": str(s["user_id"]),
@@ -182,11 +182,9 @@ def list_backups(caller: Caller, *, limit: int, cursor: str | None = None) -> tu
     return [public(r) for r in rows], next_cursor
 
 
-def restore(caller: Caller, backup_id: uuid.UUID) -> dict[str, Any]:
-    """Bring back what the archive has and the database lacks; restored agents come back hibernated.
-
-    Existing characters, versions and agents are left as they are, so a restore can be repeated.
-    """
+def open_backup(caller: Caller, backup_id: uuid.UUID) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The manifest and files of a recorded backup, checked. Raises NotFound, BadRequest (changed or
+    missing archive)."""
     with db.transaction(caller) as conn:
         row = repository.get_backup(conn, str(backup_id))
     if row is None:
@@ -194,7 +192,15 @@ def restore(caller: Caller, backup_id: uuid.UUID) -> dict[str, Any]:
     data = _archive_bytes(row["location"])
     if sha256_hex(data) != row["sha256"]:
         raise BadRequest(f"the archive {row['location']} was changed since the backup")
-    manifest, files = read_archive(io.BytesIO(data), name=row["location"])
+    return read_archive(io.BytesIO(data), name=row["location"])
+
+
+def restore(caller: Caller, backup_id: uuid.UUID) -> dict[str, Any]:
+    """Bring back what the archive has and the database lacks; restored agents come back hibernated.
+
+    Existing characters, versions and agents are left as they are, so a restore can be repeated.
+    """
+    manifest, files = open_backup(caller, backup_id)
     counts = {"characters": 0, "versions": 0, "agents": 0}
     store = get_store()
     with db.transaction(caller) as conn:

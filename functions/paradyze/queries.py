@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import db, pages, repository
-from .agents import AgentPublic, SchedulePublic
+from .agents import Agent, AgentPublic, SchedulePublic
 from .auth import Caller
 from .db import Conn
 from .errors import NotFound
-from .instances import Row, require_row
+from .instances import require_agent
 from .runtimes import get_runtime
 from .scheduler.cron import next_fire
 
@@ -18,7 +18,13 @@ from .scheduler.cron import next_fire
 def get(caller: Caller, agent_id: str) -> AgentPublic:
     """Raises NotFound when the agent does not exist or is not the caller's."""
     with db.transaction(caller) as conn:
-        return _public(conn, require_row(conn, agent_id))
+        return public(conn, require_agent(conn, agent_id))
+
+
+def read(caller: Caller, agent_id: str) -> Agent:
+    """The stored agent, read as the caller. Raises NotFound when it does not exist or is not theirs."""
+    with db.transaction(caller) as conn:
+        return require_agent(conn, agent_id)
 
 
 def list_all(caller: Caller, *, status: str | None, q: str | None, limit: int,
@@ -31,16 +37,17 @@ def list_all(caller: Caller, *, status: str | None, q: str | None, limit: int,
     position = pages.decode(cursor, "agents", filters)
     after = (datetime.fromisoformat(position[0]), str(position[1])) if position else None
     with db.transaction(caller) as conn:
-        rows, more = pages.split(repository.list_agents(conn, status=status, q=q, limit=limit + 1, after=after),
-                                 limit)
-        schedules = _schedules_by_agent(conn, [str(r["id"]) for r in rows])
-    last = rows[-1] if rows and more else None
-    next_cursor = pages.encode("agents", filters, [last["created_at"].isoformat(), str(last["id"])]) if last else None
-    return [AgentPublic.from_row(r, schedules.get(str(r["id"]), [])) for r in rows], next_cursor
+        agents, more = pages.split(repository.list_agents(conn, status=status, q=q, limit=limit + 1, after=after),
+                                   limit)
+        schedules = _schedules_by_agent(conn, [a.id for a in agents])
+    last = agents[-1] if agents and more else None
+    next_cursor = pages.encode("agents", filters, [last.created_at.isoformat(), last.id]) if last else None
+    return [AgentPublic.of(a, schedules.get(a.id, [])) for a in agents], next_cursor
 
 
-def _public(conn: Conn, row: Row) -> AgentPublic:
-    return AgentPublic.from_row(row, _schedules_by_agent(conn, [str(row["id"])]).get(str(row["id"]), []))
+def public(conn: Conn, agent: Agent) -> AgentPublic:
+    """The public view of an agent the caller already holds, with its schedules read in conn."""
+    return AgentPublic.of(agent, _schedules_by_agent(conn, [agent.id]).get(agent.id, []))
 
 
 def _schedules_by_agent(conn: Conn, agent_ids: list[str]) -> dict[str, list[SchedulePublic]]:
@@ -59,13 +66,14 @@ def versions(caller: Caller, agent_id: str, *, limit: int,
     """One page of the agent's character versions, oldest first, and the next page's cursor."""
     position = pages.decode(cursor, "versions", {"agent_id": agent_id})
     with db.transaction(caller) as conn:
-        row = require_row(conn, agent_id)
-        found = repository.list_versions(conn, str(row["character_id"]), limit=limit + 1,
+        agent = require_agent(conn, agent_id)
+        found = repository.list_versions(conn, agent.character_id, limit=limit + 1,
                                          after=int(position[0]) if position else None)
     found, more = pages.split(found, limit)
     next_cursor = pages.encode("versions", {"agent_id": agent_id}, [found[-1]["version"]]) if more else None
-    return [{"version": v["version"], "sha256": v["sha256"], "created_at": v["created_at"],
-             "character": v["config"]} for v in found], next_cursor
+    return [{"version": v["version"], "semver": v["semver"], "change": v["change"],
+             "current": v["version"] == agent.current_version, "sha256": v["sha256"],
+             "created_at": v["created_at"], "character": v["config"]} for v in found], next_cursor
 
 
 def events(caller: Caller, agent_id: str | None, limit: int,
@@ -78,7 +86,7 @@ def events(caller: Caller, agent_id: str | None, limit: int,
         if agent_id is None and not caller.is_admin:
             raise NotFound("agent_id is required", details=[{"loc": ["agent_id"], "msg": "field required"}])
         if agent_id is not None:
-            require_row(conn, agent_id)
+            require_agent(conn, agent_id)
         found, more = pages.split(repository.list_events(conn, agent_id, limit + 1, before), limit)
     last = found[-1] if found and more else None
     next_cursor = pages.encode("events", {"agent_id": agent_id}, [last["at"].isoformat(), last["id"]]) if last else None
@@ -86,8 +94,7 @@ def events(caller: Caller, agent_id: str | None, limit: int,
 
 
 def logs(caller: Caller, agent_id: str, tail: int) -> list[str]:
-    with db.transaction(caller) as conn:
-        row = require_row(conn, agent_id)
-    if not row["runtime_handle"]:
+    agent = read(caller, agent_id)
+    if not agent.runtime_handle:
         return []
-    return get_runtime(row["runtime"]).logs(row["runtime_handle"], tail=tail)
+    return get_runtime(agent.runtime).logs(agent.runtime_handle, tail=tail)

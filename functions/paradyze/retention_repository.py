@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from psycopg.rows import DictRow
+
 from .db import Conn
-from .repository import Row
 
 
 def allow_event_pruning(conn: Conn) -> None:
@@ -48,7 +49,7 @@ def delete_events_past_count(conn: Conn, agent_ids: list[str], keep: int, batch:
     return cur.rowcount
 
 
-def expired_backups(conn: Conn, keep: int, older_than: datetime) -> list[Row]:
+def expired_backups(conn: Conn, keep: int, older_than: datetime) -> list[DictRow]:
     """Backups past the `keep` newest that are also older than `older_than`, oldest first."""
     return conn.execute(
         "select id, location, created_at from ("

@@ -248,6 +248,10 @@ class FakeApi:
             "agents": agents,
         }
 
+    def do_agent_messages(self, args: Any) -> Any:
+        self._agent(args.get("agent_id"))
+        return {"agent_id": args["agent_id"], "messages": []}
+
     def do_hibernate_idle(self, body: dict[str, Any]) -> Any:
         return {"hibernated": [], "checked": len(self.agents)}
 
