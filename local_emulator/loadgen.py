@@ -36,12 +36,12 @@ class Run:
         def pct(p: float) -> float:
             return round(done[min(len(done) - 1, int(p * len(done)))], 1) if done else float("nan")
 
-        cpu_ms = 1000 * self.cpu_s / len(done) if done else float("nan")
+        cpu_ms = 1000 * self.cpu_s / len(done) if done else 0.0
         return {"step": self.name, "ok": len(done), "errors": self.errors,
                 "req_s": round(len(done) / self.seconds, 1) if self.seconds else 0.0,
                 "p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99), "cpu_ms_per_req": round(cpu_ms, 2),
                 # What the same CPU per request allows on this machine's cores with nothing else running.
-                "capacity_req_s": round((os.cpu_count() or 1) * 1000 / cpu_ms) if done else 0}
+                "capacity_req_s": round((os.cpu_count() or 1) * 1000 / cpu_ms) if cpu_ms > 0 else 0}
 
 
 class Client:

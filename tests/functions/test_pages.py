@@ -27,7 +27,7 @@ def _agents(user: User, character_id: str, count: int, prefix: str) -> list[str]
         return [str(repository.insert_agent(
             conn, user_id=user.id, character_id=character_id, name=f"{prefix}-{i}", runtime="process",
             idle_timeout_minutes=60, auto_hibernate=True, idempotency_key=None, request_sha256=None,
-            status="hibernated", desired_state="hibernated")["id"]) for i in range(count)]
+            status="hibernated", desired_state="hibernated").id) for i in range(count)]
 
 
 @pytest.fixture
@@ -177,6 +177,9 @@ class _Explain:
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.plans: list[str] = []
+
+    def cursor(self, **_: Any) -> _Explain:
+        return self
 
     def execute(self, query: Any, params: Any = None) -> Any:
         prefix = "explain (costs off) "
