@@ -145,8 +145,12 @@ def list_agents(conn: Conn, *, status: str | None = None, q: str | None = None, 
         where.append(sql.SQL("(a.name ilike '%%' || %(q)s || '%%' or a.id::text = %(q)s)"))
     if after is not None:
         where.append(sql.SQL("(a.created_at, a.id) > (%(after_at)s, %(after_id)s::uuid)"))
-    query = sql.SQL(_AGENT_SELECT + " where {} order by a.created_at, a.id limit %(limit)s").format(
-        sql.SQL(" and ").join(where))
+    # current_version by a subquery, not a join: the page is then read in index order and stops at
+    # `limit`, where a join may be planned from the characters side and sort every agent of the user.
+    query = sql.SQL(
+        "select a.*, (select c.current_version from public.characters c where c.id = a.character_id)"
+        " as current_version from public.agents a where {} order by a.created_at, a.id limit %(limit)s"
+    ).format(sql.SQL(" and ").join(where))
     params = {"status": status, "q": q, "limit": limit,
               "after_at": after[0] if after else None, "after_id": after[1] if after else None}
     return _agents(conn).execute(query, params).fetchall()
