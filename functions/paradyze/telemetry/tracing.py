@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan
@@ -43,16 +44,32 @@ def incoming_context(items: Iterable[tuple[str, str]]) -> Context | None:
     return trace.set_span_in_context(NonRecordingSpan(parent))
 
 
-@contextlib.contextmanager
-def span(name: str, kind: SpanKind = SpanKind.INTERNAL, **attributes: str | int | float | bool) -> Iterator[None]:
-    """A span around a block; an exception marks it failed (its type only: messages may hold user text)."""
-    with tracer.start_as_current_span(name, kind=kind, attributes=attributes, record_exception=False,
-                                      set_status_on_exception=False) as current:
-        try:
-            yield
-        except BaseException as exc:
-            current.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-            raise
+class span:  # noqa: N801 -- used like the context-manager function it replaces
+    """A span around a block; an exception marks it failed (its type only: messages may hold user text).
+
+    A class rather than start_as_current_span's generator layers: a message makes half a dozen
+    spans, and this is about half the cost per span.
+    """
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, name: str, kind: SpanKind = SpanKind.INTERNAL, *, parent: Context | None = None,
+                 **attributes: str | int | float | bool) -> None:
+        self._span = tracer.start_span(name, context=parent, kind=kind, attributes=attributes or None)
+        self._token = otel_context.attach(trace.set_span_in_context(self._span))
+
+    @property
+    def current(self) -> trace.Span:
+        return self._span
+
+    def __enter__(self) -> span:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if kind is not None:
+            self._span.set_status(Status(StatusCode.ERROR, kind.__name__))
+        otel_context.detach(self._token)
+        self._span.end()
 
 
 def traced(name: str, kind: SpanKind = SpanKind.INTERNAL) -> Callable[[Callable[P, T]], Callable[P, T]]:
