@@ -30,6 +30,7 @@ def instrument(operation: str, serve: Callable[[flask.Request], flask.Response]
     @functools.wraps(serve)
     def wrapper(request: flask.Request) -> flask.Response:
         token = context.begin(operation, request.headers.get(context.REQUEST_ID_HEADER))
+        summed, db_token = tracing.sum_request_transactions()
         began = time.perf_counter()
         try:
             parent = None
@@ -41,6 +42,7 @@ def instrument(operation: str, serve: Callable[[flask.Request], flask.Response]
                 response = serve(request)
                 about = context.current()
                 server.current.set_attributes({"http.response.status_code": response.status_code,
+                                               "db.transactions": int(summed[0]), "db.seconds": summed[1],
                                                **{f"paradyze.{k}": v for k, v in (("agent_id", about.agent_id),
                                                                                  ("user_id", about.user_id)) if v}})
             status = response.status_code
@@ -52,6 +54,7 @@ def instrument(operation: str, serve: Callable[[flask.Request], flask.Response]
             response.headers[context.REQUEST_ID_HEADER] = context.current().request_id
             return response
         finally:
+            tracing.end_request_transactions(db_token)
             context.end(token)
 
     return wrapper
