@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in FUNCTIONS:
         print(f"  {base_url}/{name}")
     print(f"  {base_url}/openapi.json")
+    traces = settings.trace_file or settings.state_dir / "traces.jsonl"
+    print(f"Metrics (Prometheus): {base_url}/metrics; traces: {traces}; logs are JSON lines"
+          " (PARADYZE_LOG_FORMAT=text for plain ones)")
     if console:
         print(f"Console: http://127.0.0.1:{args.console_port}  (its log: {settings.state_dir / 'console.log'})")
     print(f"Admin token: mint one ({settings.admin_token_ttl_hours:g} hours) with"
