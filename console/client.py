@@ -223,8 +223,9 @@ class ParadyzeClient:
         data = self.call("POST", "restore_backup", body={"backup_id": backup_id})
         return Restore.model_validate(data["restore"])
 
-    def health_check(self, *, repair: bool = True) -> HealthReport:
-        """The platform's checks; with repair, agents that should run and do not are restarted too."""
+    def health_check(self, *, repair: bool = False) -> HealthReport:
+        """The platform's checks, changing nothing; with repair, agents that should run and do not are
+        restarted too."""
         if repair:
             return HealthReport.model_validate(self.call("POST", "health_check", body={}))
         return HealthReport.model_validate(self.call("GET", "health_check", params={"repair": "false"}))
