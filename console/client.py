@@ -19,6 +19,9 @@ from console.models import (
     Restore,
 )
 
+# Rows asked for per request: the functions answer at most 200 (a 422 beyond).
+PAGE = 200
+
 # What an operator should do next, by status; the server's own message says what went wrong.
 _HINTS = {
     400: "The console sent a request the server could not read; reload the page and try again.",
@@ -94,6 +97,13 @@ class ParadyzeClient:
     def __repr__(self) -> str:  # never the token
         return f"ParadyzeClient({self.base_url!r})"
 
+    def url(self, function: str) -> str:
+        """Where a function answers: base/function, or, when each function is a Cloud Run service of its
+        own, the base with `{function}` replaced by the service's name (`https://paradyze-{function}-...`)."""
+        if "{function}" in self.base_url:
+            return self.base_url.replace("{function}", function.replace("_", "-"))
+        return f"{self.base_url}/{function}"
+
     # -- transport ---------------------------------------------------------------------------
 
     def call(
@@ -114,7 +124,7 @@ class ParadyzeClient:
         try:
             resp = self._http.request(
                 method,
-                f"{self.base_url}/{function}",
+                self.url(function),
                 params=clean or None,
                 json=body if method != "GET" else None,
                 headers=sent,
@@ -133,7 +143,7 @@ class ParadyzeClient:
     def reachable(self) -> ApiError | None:
         """None when the functions answer with this token; the error otherwise (for the banner)."""
         try:
-            self.call("GET", "list_agents", params={"status": "running"}, timeout=5)
+            self.call("GET", "list_agents", params={"status": "running", "limit": 1}, timeout=5)
         except ApiError as exc:
             return exc
         return None
@@ -161,9 +171,23 @@ class ParadyzeClient:
     def get_agent(self, agent_id: str) -> Agent:
         return Agent.model_validate(self.call("GET", "get_agent", params={"agent_id": agent_id})["agent"])
 
-    def list_agents(self, status: str | None = None, q: str | None = None) -> list[Agent]:
-        data = self.call("GET", "list_agents", params={"status": status, "q": q})
-        return [Agent.model_validate(a) for a in data.get("agents", [])]
+    def pages(self, function: str, key: str, params: dict[str, Any] | None = None,
+              most: int = 10_000) -> list[dict[str, Any]]:
+        """Up to `most` rows of a paged list, following `next_cursor` a page (at most 200 rows) at a time."""
+        rows: list[dict[str, Any]] = []
+        cursor = None
+        while len(rows) < most:
+            page = {**(params or {}), "limit": min(PAGE, most - len(rows)), "cursor": cursor}
+            data = self.call("GET", function, params=page)
+            rows.extend(data.get(key, []))
+            cursor = data.get("next_cursor")
+            if not cursor:
+                break
+        return rows
+
+    def list_agents(self, status: str | None = None, q: str | None = None, most: int = 10_000) -> list[Agent]:
+        rows = self.pages("list_agents", "agents", {"status": status, "q": q}, most)
+        return [Agent.model_validate(a) for a in rows]
 
     def hibernate_agent(self, agent_id: str) -> Agent:
         return self._agent_action("hibernate_agent", agent_id)
@@ -186,12 +210,12 @@ class ParadyzeClient:
         return Agent.model_validate(data["agent"])
 
     def character_versions(self, agent_id: str) -> list[CharacterVersion]:
-        data = self.call("GET", "character_versions", params={"agent_id": agent_id})
-        return [CharacterVersion.model_validate(v) for v in data.get("versions", [])]
+        rows = self.pages("character_versions", "versions", {"agent_id": agent_id})
+        return [CharacterVersion.model_validate(v) for v in rows]
 
     def agent_events(self, agent_id: str | None = None, limit: int = 100) -> list[Event]:
-        data = self.call("GET", "agent_events", params={"agent_id": agent_id, "limit": limit})
-        return [Event.model_validate(e) for e in data.get("events", [])]
+        rows = self.pages("agent_events", "events", {"agent_id": agent_id}, limit)
+        return [Event.model_validate(e) for e in rows]
 
     def agent_logs(self, agent_id: str, tail: int = 200) -> list[str]:
         data = self.call("GET", "agent_logs", params={"agent_id": agent_id, "tail": tail})
@@ -212,7 +236,7 @@ class ParadyzeClient:
         return Backup.model_validate(self.call("POST", "backup_agents", body={})["backup"])
 
     def list_backups(self) -> list[Backup]:
-        return [Backup.model_validate(b) for b in self.call("GET", "list_backups").get("backups", [])]
+        return [Backup.model_validate(b) for b in self.pages("list_backups", "backups")]
 
     def backup_contents(self, backup_id: str, agent_id: str | None = None) -> BackupContents:
         """What the backup holds beside what exists now; with agent_id, that agent's backed-up character."""

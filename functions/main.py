@@ -24,15 +24,15 @@ from paradyze import (  # noqa: E402
     openapi,
     policy,
     queries,
+    releases,
     restore_preview,
+    retention,
     sweeps,
 )
 from paradyze.agents import (  # noqa: E402
     AgentCreate,
-    AgentQuery,
     AgentRef,
     CharacterUpdate,
-    EventsQuery,
     LogsQuery,
     MessageSend,
     PolicyUpdate,
@@ -41,13 +41,16 @@ from paradyze.api_models import (  # noqa: E402
     AgentCreated,
     AgentEnvelope,
     AgentList,
+    AgentListQuery,
     AgentUpdated,
     BackupContents,
     BackupContentsQuery,
     BackupEnvelope,
     BackupList,
+    BackupsQuery,
     CreateHeaders,
     EventList,
+    EventsQuery,
     HealthQuery,
     HealthReport,
     IdleSweep,
@@ -58,16 +61,21 @@ from paradyze.api_models import (  # noqa: E402
     RestoreEnvelope,
     SyncEnvelope,
     VersionList,
+    VersionsQuery,
 )
 from paradyze.auth import Caller  # noqa: E402
 from paradyze.backup import BackupRef  # noqa: E402
 from paradyze.http import Registry, cors  # noqa: E402
 from paradyze.logs import configure_logging  # noqa: E402
+from paradyze.release_models import ReleaseEnvelope, ReleaseList, ReleaseRequest, ReleasesQuery, RollbackRequest  # noqa: E402,E501
 from paradyze.scheduler import sync as scheduler_sync  # noqa: E402
 from paradyze.settings import get_settings  # noqa: E402
+from paradyze.telemetry import fleet as telemetry_fleet  # noqa: E402
+from paradyze.telemetry import setup as telemetry_setup  # noqa: E402
 
 configure_logging()
 settings = get_settings()  # a missing or malformed setting stops the functions here, naming each one
+telemetry_setup(settings, telemetry_fleet.pool_stats)
 registry = Registry()
 endpoint = registry.endpoint
 Request = flask.Request
@@ -93,10 +101,12 @@ def get_agent(request: Request, caller: Caller, query: AgentRef) -> AgentEnvelop
 
 
 @functions_framework.http
-@endpoint(auth="user", methods=("GET",), query=AgentQuery, response=AgentList)
-def list_agents(request: Request, caller: Caller, query: AgentQuery) -> AgentList:
-    """The caller's agents (every agent for the admin), filtered by status or a name search"""
-    return AgentList(agents=queries.list_all(caller, status=query.status, q=query.q, limit=query.limit))
+@endpoint(auth="user", methods=("GET",), query=AgentListQuery, response=AgentList)
+def list_agents(request: Request, caller: Caller, query: AgentListQuery) -> AgentList:
+    """The caller's agents (every agent for the admin), oldest first, a page at a time; filtered by status or name"""
+    agents, next_cursor = queries.list_all(caller, status=query.status, q=query.q, limit=query.limit,
+                                           cursor=query.cursor)
+    return AgentList(agents=agents, next_cursor=next_cursor)
 
 
 @functions_framework.http
@@ -144,17 +154,40 @@ def update_character(request: Request, caller: Caller, body: CharacterUpdate) ->
 
 
 @functions_framework.http
-@endpoint(auth="user", methods=("GET",), query=AgentRef, response=VersionList)
-def character_versions(request: Request, caller: Caller, query: AgentRef) -> VersionList:
-    """Every version of the agent's character, oldest first"""
-    return VersionList.model_validate({"versions": queries.versions(caller, query.agent_id)})
+@endpoint(auth="user", methods=("GET",), query=VersionsQuery, response=VersionList)
+def character_versions(request: Request, caller: Caller, query: VersionsQuery) -> VersionList:
+    """The versions of the agent's character, oldest first, a page at a time"""
+    versions, next_cursor = queries.versions(caller, query.agent_id, limit=query.limit, cursor=query.cursor)
+    return VersionList.model_validate({"versions": versions, "next_cursor": next_cursor})
+
+
+@functions_framework.http
+@endpoint(auth="user", methods=("POST",), body=ReleaseRequest, response=ReleaseEnvelope)
+def release_version(request: Request, caller: Caller, body: ReleaseRequest) -> ReleaseEnvelope:
+    """Release a version blue/green: start it beside the running one, smoke-test it, switch at once"""
+    return ReleaseEnvelope(release=releases.release(caller, body))
+
+
+@functions_framework.http
+@endpoint(auth="user", methods=("POST",), body=RollbackRequest, response=ReleaseEnvelope)
+def rollback(request: Request, caller: Caller, body: RollbackRequest) -> ReleaseEnvelope:
+    """Return to an earlier version: at once while the old instance is kept, else blue/green"""
+    return ReleaseEnvelope(release=releases.rollback(caller, body))
+
+
+@functions_framework.http
+@endpoint(auth="user", methods=("GET",), query=ReleasesQuery, response=ReleaseList)
+def list_releases(request: Request, caller: Caller, query: ReleasesQuery) -> ReleaseList:
+    """The agent's releases and rollbacks, newest first, with their smoke tests"""
+    return ReleaseList(releases=releases.list_releases(caller, query.agent_id, query.limit))
 
 
 @functions_framework.http
 @endpoint(auth="user", methods=("GET",), query=EventsQuery, response=EventList)
 def agent_events(request: Request, caller: Caller, query: EventsQuery) -> EventList:
-    """The agent's transitions, newest first (every agent's for the admin when agent_id is left out)"""
-    return EventList.model_validate({"events": queries.events(caller, query.agent_id, query.limit)})
+    """The agent's transitions, newest first, a page at a time (every agent's for the admin without agent_id)"""
+    events, next_cursor = queries.events(caller, query.agent_id, query.limit, query.cursor)
+    return EventList.model_validate({"events": events, "next_cursor": next_cursor})
 
 
 @functions_framework.http
@@ -179,10 +212,11 @@ def backup_agents(request: Request, caller: Caller) -> BackupEnvelope:
 
 
 @functions_framework.http
-@endpoint(auth="admin", methods=("GET",), response=BackupList)
-def list_backups(request: Request, caller: Caller) -> BackupList:
-    """Backups, newest first"""
-    return BackupList.model_validate({"backups": backup.list_backups(caller)})
+@endpoint(auth="admin", methods=("GET",), query=BackupsQuery, response=BackupList)
+def list_backups(request: Request, caller: Caller, query: BackupsQuery) -> BackupList:
+    """Backups, newest first, a page at a time"""
+    backups, next_cursor = backup.list_backups(caller, limit=query.limit, cursor=query.cursor)
+    return BackupList.model_validate({"backups": backups, "next_cursor": next_cursor})
 
 
 @functions_framework.http
@@ -210,9 +244,10 @@ def health_check(request: Request, caller: Caller, query: HealthQuery) -> Health
 @functions_framework.http
 @endpoint(auth="admin", methods=("POST",), response=IdleSweep)
 def hibernate_idle(request: Request, caller: Caller) -> IdleSweep:
-    """Hibernate agents idle past their policy, and finish transitions that got stuck"""
+    """Hibernate agents idle past their policy, finish transitions that got stuck, and apply retention"""
     swept = sweeps.hibernate_idle(caller)
-    return IdleSweep.model_validate({**swept, "stuck_finished": sweeps.finish_stuck(caller)})
+    return IdleSweep.model_validate({**swept, "stuck_finished": sweeps.finish_stuck(caller),
+                                     "retention": retention.prune(caller)})
 
 
 @functions_framework.http

@@ -17,6 +17,7 @@ sys.path.insert(0, str(REPO_ROOT / "functions"))
 from local_emulator.app import FUNCTIONS, build_app  # noqa: E402
 from local_emulator.scheduler import LocalScheduler  # noqa: E402
 from paradyze import admin_tokens, db, instances, reconcile, repository  # noqa: E402
+from paradyze.agents import STOPPED  # noqa: E402
 from paradyze.auth import SYSTEM  # noqa: E402
 from paradyze.errors import ParadyzeError  # noqa: E402
 from paradyze.logs import configure_logging  # noqa: E402
@@ -122,16 +123,15 @@ def _say_what_agents_run(settings: Settings) -> None:
 def _stop_agents() -> None:
     """Stop every agent this emulator runs; rows keep wanting them running, so the next start wakes them."""
     with db.transaction(SYSTEM) as conn:
-        rows = [r for r in repository.list_agents(conn, limit=1_000_000) if r["runtime_handle"]]
-    for row in rows:
-        agent_id = str(row["id"])
+        ids = [a.id for a in repository.list_agents(conn, limit=1_000_000) if a.runtime_handle]
+    for agent_id in ids:
         with db.agent_lock(agent_id):
-            instances.stop_instance(row)
-            if row["status"] == "running":
-                instances.transition(agent_id, "hibernating", actor="emulator stop", reason="platform stopping")
-            instances.transition(agent_id, "hibernated", actor="emulator stop", reason="platform stopped",
-                                 fields={"runtime_handle": None, "url": None, "running_version": None,
-                                         "transition_started_at": None})
+            with db.transaction(SYSTEM) as conn:
+                agent = instances.require_agent(conn, agent_id)
+            instances.stop_instance(agent)
+            if agent.status == "running":
+                agent = instances.step(agent, "hibernating", actor="emulator stop", reason="platform stopping")
+            instances.step(agent, "hibernated", actor="emulator stop", reason="platform stopped", change=STOPPED)
     # Agents launched but not recorded yet (a create still booting when Ctrl-C came) have no row
     # handle; the runtime still knows them.
     runtime = get_runtime("process")

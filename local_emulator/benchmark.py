@@ -54,7 +54,11 @@ def main() -> int:
     parser.add_argument("--idle-agents", type=int, default=0, help="also time hibernate_idle over this many rows")
     parser.add_argument("--idle", type=int, default=1000, help="how many of them are idle")
     parser.add_argument("--json", action="store_true", help="print one JSON line of figures at the end")
+    parser.add_argument("--telemetry-overhead", action="store_true",
+                        help="only compare message latency and wake with telemetry off and on (telemetry_overhead.py)")
     args = parser.parse_args()
+    if args.telemetry_overhead:
+        return _telemetry_overhead(args)
 
     character = json.loads(args.character.read_text())
     emulator = None
@@ -107,6 +111,23 @@ def _lifecycle(url: str, token: str, character: dict, runs: int, bench: _Bench) 
     if bench.restarts:
         samples["floor_restart"] = bench.restarts
     return samples
+
+
+def _telemetry_overhead(args: argparse.Namespace) -> int:
+    from local_emulator import telemetry_overhead
+
+    model = _model_env(args.agent, "process")
+    try:
+        figures = telemetry_overhead.measure(
+            lambda runtime, agent, env: _Emulator(runtime, agent, {**env, **(model.env if model else {})}),
+            args.agent, json.loads(args.character.read_text()), args.runs)
+    finally:
+        if model:
+            model.stop()
+    telemetry_overhead.report(figures)
+    if args.json:
+        print(json.dumps(figures))
+    return 0
 
 
 def _timed(fn: Callable[..., dict], *args: object) -> tuple[float, dict]:

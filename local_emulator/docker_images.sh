@@ -6,7 +6,7 @@
 #
 # Usage: local_emulator/docker_images.sh [--force] [--with-stack]
 #   --force         rebuild everything
-#   --with-stack    also build the compose stack's postgres and functions/console images
+#   --with-stack    also build the compose stack's postgres, platform, functions and console images
 #   DEBIAN_MIRROR   override the mirror (default: the one apt on this machine uses)
 #   PARADYZE_REFERENCE_IMAGE   the reference agent's tag (default paradyze/reference-agent:latest)
 #   PARADYZE_ELIZAOS_IMAGE     the ElizaOS agent's tag (default paradyze/elizaos:1.7.2)
@@ -188,4 +188,8 @@ if [ "$WITH_STACK" -eq 1 ]; then
     download_wheels
     build_stack_image paradyze/postgres:15 local_emulator/docker/postgres.Dockerfile local_emulator/docker
     build_stack_image paradyze/platform:latest local_emulator/docker/platform.Dockerfile .
+    # The deployable units, as Cloud Build builds them: the platform image (one function per
+    # FUNCTION_TARGET) and the console on its own.
+    build_stack_image paradyze/functions:latest deploy/functions.Dockerfile .
+    build_stack_image paradyze/console:latest deploy/console.Dockerfile .
 fi

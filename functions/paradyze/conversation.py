@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from . import db
-from .auth import SYSTEM, Caller
+from .agents import Agent
+from .auth import Caller
 from .conversation_repository import StoredMessage, insert_messages, recent_messages
-from .instances import require_row
+from .db import Conn
+from .instances import require_agent
 
 
 def _sender(caller: Caller) -> str:
@@ -19,16 +21,15 @@ def _sender(caller: Caller) -> str:
     return caller.user_id or "admin"
 
 
-def record(caller: Caller, agent_id: str, owner_id: str, text: str, replies: list[dict[str, Any]]) -> None:
-    """Keep a delivered message and its replies, in order."""
+def record(conn: Conn, caller: Caller, agent: Agent, text: str, replies: list[dict[str, Any]]) -> None:
+    """Keep a delivered message and its replies, in order, in the message's own transaction."""
     turns = [("user", text)] + [("agent", str(r.get("text") or "")) for r in replies]
-    with db.transaction(SYSTEM) as conn:
-        insert_messages(conn, agent_id=agent_id, owner_id=owner_id, sender=_sender(caller), turns=turns)
+    insert_messages(conn, agent_id=agent.id, owner_id=agent.user_id, sender=_sender(caller), turns=turns)
 
 
 def history(caller: Caller, agent_id: str, limit: int) -> list[StoredMessage]:
     """The caller's last `limit` turns with the agent, oldest first. Raises NotFound when the agent
     does not exist or is not the caller's (read as the caller, under row-level security)."""
     with db.transaction(caller) as conn:
-        require_row(conn, agent_id)
+        require_agent(conn, agent_id)
         return recent_messages(conn, agent_id=agent_id, sender=_sender(caller), limit=limit)

@@ -18,9 +18,11 @@
     │   └── TooManyInFlight   code "too_many_in_flight"  too many of one user's requests served at once
     └── Unavailable           code "unavailable"         a dependency is down; retry later
         ├── DatabaseUnavailable
+        │   └── SchemaBehind     the database lacks migrations this release needs (deployed functions)
         ├── RuntimeUnavailable   the runtime backend itself (dockerd, Cloud Run API) is down
         ├── StoreUnavailable     the character store (GCS, Supabase Storage) is down
         ├── AgentStartFailed     the agent did not come up healthy
+        ├── AgentBusy            another operation on the agent (a wake) is still under way
         └── AgentUnreachable     the agent did not answer a message
 """
 
@@ -111,6 +113,10 @@ class DatabaseUnavailable(Unavailable):
     code = "database_unavailable"
 
 
+class SchemaBehind(DatabaseUnavailable):
+    code = "schema_behind"
+
+
 class RuntimeUnavailable(Unavailable):
     code = "runtime_unavailable"
 
@@ -121,6 +127,10 @@ class StoreUnavailable(Unavailable):
 
 class AgentStartFailed(Unavailable):
     code = "agent_start_failed"
+
+
+class AgentBusy(Unavailable):
+    code = "unavailable"  # the same answer as before it had a class of its own
 
 
 class AgentUnreachable(Unavailable):

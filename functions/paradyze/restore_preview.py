@@ -24,7 +24,7 @@ def contents(caller: Caller, backup_id: uuid.UUID, agent_id: str | None = None) 
     manifest, files = open_backup(caller, backup_id)
     with db.transaction(caller) as conn:
         characters_now = {str(c["id"]): c for c in repository.all_characters(conn)}
-        agents_now = {str(a["id"]): a for a in repository.list_agents(conn, limit=1_000_000)}
+        agents_now = {a.id: a for a in repository.list_agents(conn, limit=1_000_000)}
     versions_of: dict[str, list[dict[str, Any]]] = {}
     for entry in manifest["versions"]:
         versions_of.setdefault(entry["character_id"], []).append(entry)
@@ -46,8 +46,8 @@ def contents(caller: Caller, backup_id: uuid.UUID, agent_id: str | None = None) 
         agents.append({
             "id": a["id"], "name": a["name"], "owner": a["user_id"], "character_id": a["character_id"],
             "version": backed_version.get(a["character_id"]),
-            "exists": now is not None, "current_version": now["current_version"] if now else None,
-            "status": now["status"] if now else None,
+            "exists": now is not None, "current_version": now.current_version if now else None,
+            "status": now.status if now else None,
             "on_restore": "comes back" if comes_back else ("already here" if now else "not restored: its"
                                                             " character still exists"),
         })

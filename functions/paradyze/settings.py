@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     instance: str = Field(default="local", alias="PARADYZE_INSTANCE")
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     db_pool_max: int = Field(default=20, alias="PARADYZE_DB_POOL_MAX")
+    # Set by the deploy (the newest migration it applied): the functions then never migrate, and
+    # refuse to serve (503) while the database is behind it. Unset, they apply the migrations.
+    schema_version: str | None = Field(default=None, pattern=r"^\d{14}$", alias="PARADYZE_SCHEMA_VERSION")
 
     jwt_secret: SecretStr | None = Field(default=None, alias="SUPABASE_JWT_SECRET")
     # Supabase's issuer, https://<project ref>.supabase.co/auth/v1; when set, user tokens must name it.
@@ -130,11 +133,27 @@ class Settings(BaseSettings):
     scheduler_tick_seconds: float = Field(default=15.0, alias="PARADYZE_SCHEDULER_TICK")
     idle_sweep_cron: str = Field(default="*/5 * * * *", alias="PARADYZE_IDLE_SWEEP_CRON")
     backup_cron: str = Field(default="0 3 * * 0", alias="PARADYZE_BACKUP_CRON")
+    # Retention, applied by the idle sweep: events by age and by count per agent; backups by count,
+    # none younger than backup_min_age_days (see README, Retention). Character versions are never pruned.
+    event_keep_days: int = Field(default=90, ge=1, alias="PARADYZE_EVENT_KEEP_DAYS")
+    event_keep_per_agent: int = Field(default=1000, ge=1, alias="PARADYZE_EVENT_KEEP_PER_AGENT")
+    backup_keep: int = Field(default=10, ge=1, alias="PARADYZE_BACKUP_KEEP")
+    backup_min_age_days: int = Field(default=7, ge=0, alias="PARADYZE_BACKUP_MIN_AGE_DAYS")
     health_cron: str = Field(default="*/2 * * * *", alias="PARADYZE_HEALTH_CRON")
     platform_timezone: str = Field(default="UTC", alias="PARADYZE_TIMEZONE")
 
     cors_origins: str = Field(default="*", alias="PARADYZE_CORS_ORIGINS")
     public_url: str = Field(default="http://127.0.0.1:8080", alias="PARADYZE_PUBLIC_URL")
+    # Telemetry (paradyze/telemetry): local = Prometheus /metrics and a trace file; cloud = Cloud
+    # Monitoring and Cloud Trace; off = none. Logs are JSON lines (Cloud Logging) unless text.
+    telemetry: Literal["local", "cloud", "off"] = Field(default="local", alias="PARADYZE_TELEMETRY")
+    log_format: Literal["json", "text"] = Field(default="json", alias="PARADYZE_LOG_FORMAT")
+    trace_file: Path | None = Field(default=None, alias="PARADYZE_TRACE_FILE")
+    trace_sample_ratio: float = Field(default=1.0, ge=0, le=1, alias="PARADYZE_TRACE_SAMPLE_RATIO")
+    metrics_export_interval: float = Field(default=60.0, ge=10, alias="PARADYZE_METRICS_EXPORT_INTERVAL")
+    monitoring_api_endpoint: str | None = Field(default=None, alias="PARADYZE_MONITORING_API_ENDPOINT")
+    trace_api_endpoint: str | None = Field(default=None, alias="PARADYZE_TRACE_API_ENDPOINT")
+    service_name: str = Field(default="paradyze", alias="K_SERVICE")  # set by Cloud Run and Cloud Functions
     # Names a step after which the process exits at once; only for fault-injection tests.
     crash_after: str | None = Field(default=None, alias="PARADYZE_TEST_CRASH_AFTER")
 
@@ -176,6 +195,8 @@ class Settings(BaseSettings):
             need("GOOGLE_CLOUD_PROJECT", self.gcp_project, "with PARADYZE_SCHEDULER=cloud")
             need("PARADYZE_SCHEDULER_SERVICE_ACCOUNT", self.scheduler_service_account,
                  "with PARADYZE_SCHEDULER=cloud (the account Cloud Scheduler signs its calls as)")
+        if self.telemetry == "cloud":
+            need("GOOGLE_CLOUD_PROJECT", self.gcp_project, "with PARADYZE_TELEMETRY=cloud")
         if self.backup_uri and not _GS_URI.fullmatch(self.backup_uri):
             out.append(f"PARADYZE_BACKUP_URI must look like gs://bucket/prefix, not {self.backup_uri!r}")
         bad_origins = [o.strip() for o in self.cors_origins.split(",")

@@ -14,10 +14,19 @@ agent exits first. As on Cloud Run, an instance that exits after Ready is replac
 a delete sends SIGTERM and, after `grace` seconds, SIGKILL. Differences from Cloud Run: instances
 listen on loopback (HOST is forced to 127.0.0.1), and a new revision replaces the old one in place
 on the same port rather than switching traffic without a gap.
+
+Revisions and traffic: each template change makes a revision, kept with its template. Traffic is
+100% to the latest ready revision (`TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST`, the default) or 100% to
+one named revision; the revision that gets it is the one running on the service's port (a split is
+refused: the fake serves one revision at a time). When a new revision fails to start, the last
+ready one runs again, as Cloud Run keeps serving it. `runners` maps an image prefix to what runs
+for it (default: the reference agent); a runner without a health path is probed as Cloud Run's
+default startup probe does, by a TCP connection to its port.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import os
 import re
@@ -30,6 +39,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,7 +101,7 @@ class Instance:
     env: dict[str, str]
     port: int
     log_path: Path
-    health_path: str
+    health_path: str | None  # None: a TCP probe of the port
     startup_timeout: float
     state: str = "starting"  # then "ready", or "failed" with a message; "stopped" once deleted
     message: str = ""
@@ -99,6 +109,8 @@ class Instance:
     process: subprocess.Popen[bytes] | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
     stopped: threading.Event = field(default_factory=threading.Event)  # set once failed or retired for good
+    on_ready: Callable[[], None] | None = None
+    on_failure: Callable[[], None] | None = None
 
     def launch(self) -> None:
         with open(self.log_path, "ab") as log:
@@ -116,8 +128,16 @@ class Instance:
     def fail(self, message: str) -> None:
         self.state, self.message = "failed", message
         self.stopped.set()
+        if self.on_failure is not None:
+            self.on_failure()
 
     def _healthy(self) -> bool:
+        if self.health_path is None:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return True
+            except OSError:
+                return False
         try:
             return requests.get(f"http://127.0.0.1:{self.port}{self.health_path}", timeout=1).ok
         except requests.RequestException:
@@ -144,6 +164,8 @@ class Instance:
                 return
             if self.state == "starting" and self._healthy():
                 self.state = "ready"
+                if self.on_ready is not None:
+                    self.on_ready()
             elif self.state == "starting" and time.monotonic() > deadline:
                 self.terminate(0.5)
                 self.fail(f"Revision '{self.revision}' did not answer health within {self.startup_timeout:g}s.")
@@ -168,6 +190,18 @@ class Instance:
                 continue
 
 
+@dataclass(frozen=True)
+class Runner:
+    """What the fake runs for an image: argv from the container's env (PORT set), and its startup probe."""
+
+    argv: Callable[[dict[str, str]], list[str]]
+    health_path: str | None = None  # None: TCP, Cloud Run's default startup probe
+
+
+_TRAFFIC_LATEST = "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST"
+_TRAFFIC_REVISION = "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION"
+
+
 @dataclass
 class _Operation:
     name: str
@@ -190,7 +224,9 @@ class FakeCloudRun(LocalApiWithFailures):
         grace: float = 10.0,
         startup_timeout: float = 60.0,
         health_path: str = "/health",  # open without the agent's key, as in ElizaOS
+        runners: Mapping[str, Runner] | None = None,
     ) -> None:
+        self.runners = dict(runners or {})
         self.page_size = page_size  # small by default so that paging is exercised
         self.grace = grace  # Cloud Run's SIGTERM-to-SIGKILL time
         self.startup_timeout = startup_timeout
@@ -200,6 +236,7 @@ class FakeCloudRun(LocalApiWithFailures):
         self.secrets: dict[str, str] = {}  # "projects/P/secrets/NAME" (or ".../versions/V") -> value
         self.calls: list[Call] = []
         self.policies: dict[str, dict[str, Any]] = {}  # service name -> its IAM policy
+        self.revisions: dict[str, dict[str, dict[str, Any]]] = {}  # service name -> revision id -> template
         self.log_dir = Path(tempfile.mkdtemp(prefix="fake-cloud-run-"))
         self._ports: dict[str, int] = {}
         self._operations: dict[str, _Operation] = {}
@@ -265,8 +302,18 @@ class FakeCloudRun(LocalApiWithFailures):
                 if name not in self.services:
                     raise _Refused(404, f"Resource '{service_id}' does not exist.")
                 policy = request.get_json(force=True).get("policy", {})
+                policy["etag"] = base64.b64encode(uuid.uuid4().bytes[:8]).decode()  # bytes, as IAM etags are
+                policy.setdefault("version", 1)
                 self.policies[name] = policy
                 return jsonify(policy)
+
+        @app.get(base + "/services/<service_id>:getIamPolicy")
+        def get_iam_policy(project: str, location: str, service_id: str) -> Response:
+            name = f"projects/{project}/locations/{location}/services/{service_id}"
+            with self._lock:
+                if name not in self.services:
+                    raise _Refused(404, f"Resource '{service_id}' does not exist.")
+                return jsonify(self.policies.get(name, {"etag": "ACAB"}))
 
         @app.patch(base + "/services/<service_id>")
         def update(project: str, location: str, service_id: str) -> Response:
@@ -280,17 +327,18 @@ class FakeCloudRun(LocalApiWithFailures):
                         raise _Refused(404, f"Resource '{service_id}' does not exist.")
                     return jsonify(self._insert(name, change))
                 running = self.instances.get(name)
-                redeploy = (
-                    change.get("template") != current.get("template")
-                    or running is None
-                    or running.state in ("failed", "stopped")
-                    or running.stopped.is_set()
-                )
+                new_revision = change.get("template") != current.get("template")
+                self._check_traffic(name, change)
                 kept = {k: current[k] for k in _OUTPUT_ONLY if k in current}
                 kept["generation"] = str(int(current["generation"]) + 1)
                 kept["updateTime"] = _now()
                 self.services[name] = {**change, **kept, "name": name}
-                instance = self._deploy(name) if redeploy else running
+                if new_revision:
+                    self._new_revision(name)
+                serving = self._serving(name)
+                stale = (running is None or running.revision != serving or running.state in ("failed", "stopped")
+                         or running.stopped.is_set())
+                instance = self._deploy(name, serving) if stale else running
                 return jsonify(self._operation(parent, name, "deploy", instance))
 
         @app.get(base + "/services/<service_id>")
@@ -353,7 +401,9 @@ class FakeCloudRun(LocalApiWithFailures):
         identity = {"uid": str(uuid.uuid4()), "generation": "1", "creator": "anonymous", "lastModifier": "anonymous"}
         self.services[name] = {**service, **identity, "name": name, "createTime": stamp, "updateTime": stamp}
         self._ports[name] = _free_port()  # one port per service: its uri outlives revisions
-        return self._operation(name.split("/services/")[0], name, "deploy", self._deploy(name))
+        self._check_traffic(name, service)
+        self._new_revision(name)
+        return self._operation(name.split("/services/")[0], name, "deploy", self._deploy(name, self._serving(name)))
 
     @staticmethod
     def _parse(body: Any) -> dict[str, Any]:
@@ -404,26 +454,58 @@ class FakeCloudRun(LocalApiWithFailures):
             raise _Refused(400, "template.scaling: minInstanceCount exceeds maxInstanceCount")
         return service
 
-    def _deploy(self, name: str) -> Instance:
-        """Replace the service's running revision with one from its current template."""
+    def _check_traffic(self, name: str, service: dict[str, Any]) -> None:
+        traffic = service.get("traffic") or []
+        if len(traffic) > 1 or any(int(t.get("percent", 0)) != 100 for t in traffic):
+            raise _Refused(400, "the fake serves one revision at a time: traffic must be 100% to one target")
+        for target in traffic:
+            if target.get("type") == _TRAFFIC_REVISION and target.get("revision") not in self.revisions.get(name, {}):
+                raise _Refused(400, f"Revision named '{target.get('revision')}' does not exist.")
+
+    def _new_revision(self, name: str) -> str:
+        """Record a revision of the service's current template; its id."""
         service = self.services[name]
         service_id = name.rsplit("/", 1)[-1]
         revision = f"{service_id}-{int(service['generation']):05d}-{uuid.uuid4().hex[:3]}"
         service["latestCreatedRevision"] = f"{name}/revisions/{revision}"
+        self.revisions.setdefault(name, {})[revision] = copy.deepcopy(service["template"])
+        return revision
+
+    def _serving(self, name: str) -> str:
+        """The revision that gets the traffic: the named one, or the latest created (LATEST)."""
+        service = self.services[name]
+        for target in service.get("traffic") or []:
+            if target.get("type") == _TRAFFIC_REVISION:
+                return str(target["revision"])
+        return str(service["latestCreatedRevision"].rsplit("/", 1)[-1])
+
+    def _runner(self, image: str) -> Runner:
+        for prefix, runner in self.runners.items():
+            if image.startswith(prefix):
+                return runner
+        return Runner(lambda env: [sys.executable, str(REFERENCE_AGENT)], self.health_path)
+
+    def _deploy(self, name: str, revision: str) -> Instance:
+        """Replace the service's running revision with `revision`, started from its own template."""
+        service_id = name.rsplit("/", 1)[-1]
+        template = self.revisions[name][revision]
         old = self.instances.pop(name, None)
         if old is not None:
             old.terminate(min(self.grace, 2.0))
         port = self._ports[name]
-        container = next(c for c in service["template"]["containers"] if c.get("ports"))
+        container = next(c for c in template["containers"] if c.get("ports"))
+        runner = self._runner(container["image"])
         env = {k: os.environ[k] for k in _BASE_ENV if k in os.environ}
         instance = Instance(
             revision=revision,
-            argv=[sys.executable, str(REFERENCE_AGENT)],
+            argv=[],
             env=env,
             port=port,
             log_path=self.log_dir / f"{service_id}.log",
-            health_path=self.health_path,
+            health_path=runner.health_path,
             startup_timeout=self.startup_timeout,
+            on_ready=lambda: self._ready(name, revision),
+            on_failure=lambda: self._fall_back(name, revision),
         )
         self.instances[name] = instance
         for var in container.get("env", []):
@@ -449,8 +531,27 @@ class FakeCloudRun(LocalApiWithFailures):
                 "K_CONFIGURATION": service_id,
             }
         )
+        instance.argv = runner.argv(env)
         instance.launch()
         return instance
+
+    def _ready(self, name: str, revision: str) -> None:
+        with self._lock:
+            if name in self.services:
+                self.services[name]["latestReadyRevision"] = f"{name}/revisions/{revision}"
+
+    def _fall_back(self, name: str, failed: str) -> None:
+        """A new revision failed to start: the last ready one serves again, as on Cloud Run."""
+        with self._lock:
+            service = self.services.get(name)
+            instance = self.instances.get(name)
+            ready = (service or {}).get("latestReadyRevision")
+            if service is None or instance is None or instance.revision != failed or not ready:
+                return
+            previous = ready.rsplit("/", 1)[-1]
+            if previous == failed or previous not in self.revisions.get(name, {}):
+                return
+            self._deploy(name, previous)  # the failed revision's operation still reports its failure
 
     def _retire(self, instance: Instance) -> None:
         instance.terminate(self.grace)
@@ -467,11 +568,7 @@ class FakeCloudRun(LocalApiWithFailures):
         stamp = service["updateTime"]
         if state == "ready":
             condition = {"type": "Ready", "state": "CONDITION_SUCCEEDED", "lastTransitionTime": stamp}
-            service.update(
-                reconciling=False,
-                observedGeneration=service["generation"],
-                latestReadyRevision=service["latestCreatedRevision"],
-            )
+            service.update(reconciling=False, observedGeneration=service["generation"])
         elif state == "starting":
             condition = {"type": "Ready", "state": "CONDITION_RECONCILING", "lastTransitionTime": stamp}
             service["reconciling"] = True
@@ -486,6 +583,13 @@ class FakeCloudRun(LocalApiWithFailures):
             }
             service.update(reconciling=False, observedGeneration=service["generation"])
         service["terminalCondition"] = condition
+        serving = self._serving(name) if name in self.revisions else None
+        pinned = any(t.get("type") == _TRAFFIC_REVISION for t in service.get("traffic") or [])
+        if serving is not None and instance is not None and instance.revision != serving:
+            serving = instance.revision  # a failed latest: the last ready revision still serves
+        if serving is not None:
+            service["trafficStatuses"] = [{"type": _TRAFFIC_REVISION if pinned else _TRAFFIC_LATEST,
+                                           "revision": serving, "percent": 100}]
         service["conditions"] = [{**condition, "type": kind} for kind in ("ConfigurationsReady", "RoutesReady")]
         return service
 
@@ -509,10 +613,10 @@ class FakeCloudRun(LocalApiWithFailures):
         if view is not None:
             body["metadata"] = {"@type": SERVICE_TYPE, **view}
         assert op.instance is not None
-        if not current:
+        if op.instance.state == "failed":
+            body.update(done=True, error={"code": _FAILED_PRECONDITION, "message": op.instance.message})
+        elif not current:
             body.update(done=True, error={"code": 10, "message": "the deployment was superseded or deleted"})
         elif op.instance.state == "ready":
             body.update(done=True, response={"@type": SERVICE_TYPE, **(view or {})})
-        elif op.instance.state == "failed":
-            body.update(done=True, error={"code": _FAILED_PRECONDITION, "message": op.instance.message})
         return body

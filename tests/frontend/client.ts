@@ -52,6 +52,25 @@ export async function sendMessage(base: string, token: string, agentId: string, 
   return answer.replies.map((reply) => reply.text);
 }
 
+type ListAgents = paths["/list_agents"]["get"];
+type ListAgentsQuery = NonNullable<ListAgents["parameters"]["query"]>;
+type AgentPage = ListAgents["responses"]["200"]["content"]["application/json"];
+
+// Every agent, a page at a time: each answer's next_cursor is the next request's cursor.
+export async function everyAgent(base: string, token: string, status?: ListAgentsQuery["status"]): Promise<Agent[]> {
+  const agents: Agent[] = [];
+  let cursor: string | null = null;
+  do {
+    const query: ListAgentsQuery = { limit: 200, ...(status ? { status } : {}), ...(cursor ? { cursor } : {}) };
+    const params = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)]));
+    const resp = await fetch(`${base}/list_agents?${params}`, { headers: { Authorization: `Bearer ${token}` } });
+    const page = (await resp.json()) as AgentPage;
+    agents.push(...page.agents);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return agents;
+}
+
 export async function example(base: string, token: string): Promise<string[]> {
   const { agent } = await createAgent(base, token, { name: "Eliza", bio: ["A helpful assistant."] });
   try {
@@ -71,5 +90,7 @@ export const noText: SendMessageBody = { agent_id: "6f1c1d5e-0000-4000-8000-0000
 export const unknownRuntime: CreateAgentBody["runtime"] = "k8s";
 // @ts-expect-error an agent status is one of the documented states
 export const unknownStatus: Agent["status"] = "sleeping";
+// @ts-expect-error a page's size is a number
+export const textLimit: ListAgentsQuery = { limit: "200" };
 // @ts-expect-error the character needs a name
 export const nameless: CreateAgentBody["character"] = { bio: "no name" };

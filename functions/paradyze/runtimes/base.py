@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -62,6 +63,7 @@ class RuntimeStatus:
     exit_code: int | None = None
     memory_bytes: int | None = None
     detail: str = ""
+    cpu_seconds: float | None = None  # CPU time (user + system) of the current instance, where the backend knows it
 
 
 @dataclass(frozen=True)
@@ -98,3 +100,11 @@ class AgentRuntime(Protocol):
 
     def list_owned(self) -> list[Owned]:
         """Every agent instance of this platform instance, found from the backend itself."""
+
+
+def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
+    """Blank out secret values a backend's error message might echo back (e.g. from a create request)."""
+    for value in secrets:
+        if len(value) >= 4:
+            text = text.replace(value, "***")
+    return text

@@ -112,14 +112,15 @@ class ProcessRuntime:
             child = self._children.get(info["pid"])
             code = child.returncode if child else None
             return RuntimeStatus(state="exited", alive=False, exit_code=code, detail="process is gone")
-        rss = 0
+        rss, cpu = 0, 0.0
         for proc in self._members(info):
             try:
                 rss += proc.memory_info().rss
+                cpu += sum(proc.cpu_times()[:2])
             except psutil.Error:
                 pass
         return RuntimeStatus(state="running", alive=True, memory_bytes=rss or None,
-                             detail=f"pid {info['pid']}, port {info['port']}")
+                             detail=f"pid {info['pid']}, port {info['port']}", cpu_seconds=cpu)
 
     def alive(self, handle: str) -> bool:
         """The group leader and the process serving the port both still run.

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import Unavailable
 from .base import SyncResult, check_scope
-from .cron import JobSpec
+from .jobs import JobSpec
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -75,7 +75,7 @@ class CloudSchedulerSink:
 
         public_url = self._settings.public_url.rstrip("/")
         target = scheduler_v1.HttpTarget(
-            uri=public_url + spec.path,
+            uri=function_url(public_url, spec.path),
             http_method=getattr(scheduler_v1.HttpMethod, spec.method),
         )
         if spec.body is not None:
@@ -84,7 +84,7 @@ class CloudSchedulerSink:
         if self._settings.scheduler_service_account:
             target.oidc_token = scheduler_v1.OidcToken(
                 service_account_email=self._settings.scheduler_service_account,
-                audience=public_url,
+                audience=self._settings.scheduler_oidc_audience or public_url,
             )
         return scheduler_v1.Job(
             name=self._job_path(spec.name),
@@ -192,6 +192,14 @@ class CloudSchedulerSink:
                 result.deleted,
             )
         return result
+
+
+def function_url(public_url: str, path: str) -> str:
+    """The URL of the function at path: public_url + path, or, when each function is a service of
+    its own (Cloud Run), public_url with `{function}` replaced by its name as a service id."""
+    if "{function}" in public_url:
+        return public_url.replace("{function}", path.strip("/").replace("_", "-"))
+    return public_url + path
 
 
 def _is_transport_error(exc: Exception) -> bool:

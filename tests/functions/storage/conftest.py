@@ -11,6 +11,7 @@ import pytest
 from paradyze.settings import Settings
 from paradyze.storage.base import CharacterStore
 from tests.fakes.gcs import FakeGcs
+from tests.fakes.gcs_emulator import GcsEmulator
 from tests.fakes.supabase_storage import FakeSupabaseStorage
 
 GCS_BUCKET = "paradyze-test"
@@ -31,6 +32,13 @@ def service_key() -> str:
 def fake_gcs() -> Iterator[FakeGcs]:
     with FakeGcs(buckets=(GCS_BUCKET,)) as fake:
         yield fake
+
+
+@pytest.fixture(scope="module")
+def gcs_emulator() -> Iterator[GcsEmulator]:
+    """fake-gcs-server: the GCS store is also checked against a real emulator, not only our fake."""
+    with GcsEmulator(buckets=(GCS_BUCKET,)) as emulator:
+        yield emulator
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +74,7 @@ def supabase_settings(tmp_path: Path, fake_supabase: FakeSupabaseStorage) -> Cal
     return make
 
 
-@pytest.fixture(params=["local", "gcs", "supabase"])
+@pytest.fixture(params=["local", "gcs", "gcs-emulator", "supabase"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> CharacterStore:
     """One store of each kind; the remote ones on their fakes, each with its own state folder."""
     if request.param == "local":
@@ -77,6 +85,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> CharacterStore:
         from paradyze.storage.gcs import GcsStore
 
         return GcsStore(request.getfixturevalue("gcs_settings")(), timeout=5)
+    if request.param == "gcs-emulator":
+        from paradyze.storage.gcs import GcsStore
+
+        emulator = request.getfixturevalue("gcs_emulator")
+        settings = settings_for(tmp_path / "home", PARADYZE_GCS_BUCKET=GCS_BUCKET, PARADYZE_GCS_PREFIX="characters",
+                                PARADYZE_GCS_API_ENDPOINT=emulator.endpoint)
+        return GcsStore(settings, timeout=5)
     from paradyze.storage.supabase import SupabaseStore
 
     return SupabaseStore(request.getfixturevalue("supabase_settings")(), timeout=5)

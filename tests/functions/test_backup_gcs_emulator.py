@@ -1,0 +1,58 @@
+"""Backups to Google Cloud Storage through fake-gcs-server, a real GCS emulator: uploaded, listed, restored."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+
+import pytest
+
+from helpers import Functions, User, fixture_characters
+from paradyze.characters import sha256_hex
+from paradyze.settings import get_settings
+from tests.fakes.gcs_emulator import GcsEmulator
+
+BUCKET = "paradyze-backups"
+
+
+@pytest.fixture
+def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[GcsEmulator]:
+    settings = get_settings()
+    with GcsEmulator(buckets=(BUCKET,)) as gcs:
+        monkeypatch.setattr(settings, "backup_uri", f"gs://{BUCKET}/weekly")
+        monkeypatch.setattr(settings, "gcs_api_endpoint", gcs.endpoint)
+        yield gcs
+
+
+def test_backup_goes_to_the_emulated_bucket_and_restores_from_it(
+        functions: Functions, alice: User, admin_token: str, emulator: GcsEmulator,
+        cleanup_agents: list[str]) -> None:
+    resp = functions.post("create_agent", alice.token, {"character": fixture_characters()["eliza-default"]})
+    assert resp.status_code == 201, resp.get_json()
+    agent = resp.get_json()["agent"]
+    backup = functions.post("backup_agents", admin_token).get_json()["backup"]
+    assert backup["location"].startswith(f"gs://{BUCKET}/weekly/paradyze-backup-")
+    [name] = emulator.names(BUCKET)
+    data = emulator.client().bucket(BUCKET).blob(name).download_as_bytes()
+    assert sha256_hex(data) == backup["sha256"] and len(data) == backup["size_bytes"]
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+    assert manifest["counts"]["versions"] == backup["versions"]
+
+    functions.post("delete_agent", alice.token, {"agent_id": agent["id"]})
+    restored = functions.post("restore_backup", admin_token, {"backup_id": backup["id"]})
+    assert restored.status_code == 200, restored.get_json()
+    assert restored.get_json()["restore"]["agents"] >= 1
+    cleanup_agents.append(agent["id"])
+    assert functions.get("get_agent", alice.token, agent_id=agent["id"]).get_json()["agent"]["status"] == "hibernated"
+
+
+def test_a_missing_bucket_is_a_503_and_records_no_backup(
+        functions: Functions, admin_token: str, emulator: GcsEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(get_settings(), "backup_uri", "gs://no-such-bucket/weekly")
+    before = len(functions.get("list_backups", admin_token).get_json()["backups"])
+    resp = functions.post("backup_agents", admin_token)
+    assert resp.status_code == 503 and resp.headers["Retry-After"].isdigit(), resp.get_json()
+    assert len(functions.get("list_backups", admin_token).get_json()["backups"]) == before
