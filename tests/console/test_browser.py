@@ -29,6 +29,7 @@ PAGES = {
     "agents": "shown of",
     "create": "Runtime and policy",
     "agent": "Wants to be",
+    "releases": "releases and rollbacks",
     "backups": "Run a backup now",
     "health": "Agents by state over time",
     "costs": "Estimated / month",
@@ -123,7 +124,7 @@ def no_errors(page: Page) -> None:
 
 def test_every_page_has_a_working_deep_link(console_url: str, agent_id: str, page: Page) -> None:
     for path, marker in PAGES.items():
-        url = f"{console_url}/{path}" + (f"?agent_id={agent_id}" if path == "agent" else "")
+        url = f"{console_url}/{path}" + (f"?agent_id={agent_id}" if path in ("agent", "releases") else "")
         page.goto(url)
         expect(page.get_by_text(marker).first).to_be_visible()
         no_errors(page)

@@ -17,7 +17,7 @@ from tests.console.conftest import Backend
 from tests.console.fake_api import TOKEN, FakeServer
 
 APP = Path(__file__).resolve().parents[2] / "console" / "app.py"
-PAGES = ["agents", "create_agent", "agent_detail", "backups", "health", "costs"]
+PAGES = ["agents", "create_agent", "agent_detail", "releases", "backups", "health", "costs"]
 FIXTURE = "eliza-default.character.json"
 # Creating or waking an agent waits for it to answer health.
 TIMEOUT = 120
@@ -355,6 +355,21 @@ def test_health_and_costs_show_the_agent(agent: Agent) -> None:
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Estimated / month"].startswith("$")
     assert "Eliza" in set(at.dataframe[0].value["Agent"])
+
+
+def test_release_page_rolls_back_and_lists_it(agent: Agent, api: ParadyzeClient) -> None:
+    latest = api.character_versions(agent.id)[-1].character
+    api.update_character(agent.id, {**latest, "bio": ["A second bio."]})
+    at = _open("releases", agent_id=agent.id)
+    _assert_clean(at)
+    assert "No releases yet" in at.info[0].value
+    assert at.selectbox(key=f"rollback_version_{agent.id}").value == 1
+    at.button(key="rollback_run").click().run()
+    _assert_clean(at)
+    assert any(s.value.startswith("Rollback to v1: ") for s in at.success)
+    row = at.dataframe[0].value.iloc[0]
+    assert (row["Kind"], row["Versions"]) == ("rollback", "v2 → v1")
+    assert api.get_agent(agent.id).character_version == 1
 
 
 @pytest.fixture
