@@ -187,9 +187,6 @@ class _Explain:
         self.plans.append("\n".join(r["QUERY PLAN"] for r in self.conn.execute(query, params).fetchall()))
         return self.conn.execute("select 1 where false")
 
-    def cursor(self, **_: Any) -> _Explain:  # the repository's typed reads ask for a cursor first
-        return self
-
 
 def test_every_list_page_is_an_index_scan_without_a_sort(conn: Any) -> None:
     user = make_user()
