@@ -11,6 +11,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +59,7 @@ def start_instance(agent_id: str, *, actor: str, reason: str) -> Row:
     began = time.monotonic()
     try:
         spec = _spec(agent_id, version, vault.unseal(secrets_row["ciphertext"]) if secrets_row else {})
+        spec = replace(spec, tenant=str(row["user_id"]))
         started = runtime.start(spec)
     except ParadyzeError as exc:
         transition(agent_id, "error", actor=actor, reason=f"start failed: {exc.message}",
@@ -145,6 +147,9 @@ def finish_delete(row: Row, *, actor: str) -> None:
     """Stop the agent, drop its jobs, rows and files; the row says `deleting` (the caller holds the lock)."""
     agent_id = str(row["id"])
     stop_instance(row)
+    forget = getattr(get_runtime(row["runtime"]), "forget", None)
+    if forget is not None:  # memory a runtime keeps outside the agent's home (the owner's shared server)
+        forget(agent_id, str(row["user_id"]))
     agent_databases.drop(get_settings(), agent_id)  # first: if it fails, the row says deleting, to retry
     sync_stored_agent(agent_id, removed=True)
     with db.transaction(SYSTEM) as conn:

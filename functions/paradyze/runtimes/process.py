@@ -1,4 +1,9 @@
-"""The `process` backend: each agent is a process group on this host, in its own home, as its own user.
+"""The `process` backend: agents are process groups on this host, in their own homes, as users of their own.
+
+ElizaOS agents run in their owner's shared server (shared_hosts.py) unless PARADYZE_AGENT_HOSTING
+is "own"; an agent whose home still holds a database of its own (made before shared hosting)
+keeps a server of its own, so its memory stays where it is. The rest of this module runs one
+process group per agent: the reference agent, PARADYZE_AGENT_COMMAND, or ElizaOS hosted alone.
 
 When the platform runs as root, every agent runs under a uid and gid of its own (agent_users.py),
 so agents cannot read each other's /proc entries, homes or the platform's state folder. Without
@@ -16,7 +21,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -33,6 +37,12 @@ from ..errors import AgentStartFailed
 from ..settings import Settings
 from .agent_users import AgentUser, AgentUsers, lock_down_state, prepare_home
 from .base import ENV_AGENT_ID, ENV_INSTANCE, AgentSpec, Owned, RuntimeStatus, Started, agent_environment
+from .process_groups import created as _created
+from .process_groups import free_port as _free_port
+from .process_groups import running as _running
+from .process_groups import send as _signal
+from .process_groups import uid_processes
+from .shared_hosts import SharedHosts
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +68,15 @@ class ProcessRuntime:
         self._lock = threading.Lock()
         # Booting ElizaOS is CPU-bound for seconds: more boots at once than cores only slows them all.
         self._boots = threading.BoundedSemaphore(max(1, settings.agent_start_concurrency))
+        shared = settings.agent == "elizaos" and not settings.agent_command and settings.agent_hosting == "shared"
+        self.shared = SharedHosts(settings, self.users, self._boots) if shared else None
 
     # --- AgentRuntime ----------------------------------------------------------------------
 
     def start(self, spec: AgentSpec) -> Started:
         home = self.settings.agent_home(spec.agent_id)
+        if self.shared is not None and not (home / "elizadb").exists():
+            return self.shared.start(spec)
         user = self._user_for(spec.agent_id)
         if user is not None:
             # One server per agent, ever: whatever still runs as the agent's user (left by a crash
@@ -97,6 +111,8 @@ class ProcessRuntime:
 
     def stop(self, handle: str, grace: float) -> None:
         info = _parse(handle)
+        if info.get("shared"):
+            return self._shared().stop(handle, grace)
         members = self._members(info)
         for proc in members:
             _signal(proc, signal.SIGTERM)
@@ -108,6 +124,8 @@ class ProcessRuntime:
 
     def status(self, handle: str) -> RuntimeStatus:
         info = _parse(handle)
+        if info.get("shared"):
+            return self._shared().status(handle)
         if not self.alive(handle):
             child = self._children.get(info["pid"])
             code = child.returncode if child else None
@@ -127,6 +145,8 @@ class ProcessRuntime:
         kill -9 of either is seen at once; stop() then ends whatever is left of the group.
         """
         info = _parse(handle)
+        if info.get("shared"):
+            return self._shared().alive(handle)
         self._poll_child(info["pid"])
         server = info.get("server") or [info["pid"], info["created"]]
         return _running(info["pid"], info["created"]) and _running(server[0], server[1])
@@ -139,8 +159,17 @@ class ProcessRuntime:
             lines = deque(fh, maxlen=tail)
         return [line.decode("utf-8", "replace").rstrip("\n") for line in lines]
 
+    def forget(self, agent_id: str, tenant: str) -> None:
+        """Delete what the agent's server keeps of it outside its home: its rows in its owner's database."""
+        if self.shared is not None:
+            self.shared.forget(agent_id, tenant)
+
+    def close(self) -> None:
+        if self.shared is not None:
+            self.shared.close()
+
     def list_owned(self) -> list[Owned]:
-        owned = []
+        owned = self.shared.list_owned() if self.shared is not None else []
         for proc in psutil.process_iter(["pid", "uids", "create_time"]):
             try:
                 if os.getpgid(proc.pid) != proc.pid:
@@ -165,6 +194,11 @@ class ProcessRuntime:
         return owned
 
     # --- starting --------------------------------------------------------------------------
+
+    def _shared(self) -> SharedHosts:
+        if self.shared is None:  # a handle of shared hosting, read by a platform configured otherwise
+            self.shared = SharedHosts(self.settings.model_copy(update={"agent_pool": 0}), self.users, self._boots)
+        return self.shared
 
     def _user_for(self, agent_id: str) -> AgentUser | None:
         return self.users.for_agent(agent_id) if self.users else None
@@ -244,7 +278,7 @@ class ProcessRuntime:
         group with setsid, never its uid), else those of its process group."""
         uid = info.get("uid")
         if uid is not None and uid != os.geteuid():
-            return [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == uid]
+            return uid_processes(uid)
         if not self._group_is_ours(info):
             return []
         members = []
@@ -334,30 +368,3 @@ def _others_can_run(path: Path) -> bool:
         return False
     return all(parent.stat().st_mode & stat.S_IXOTH for parent in real.parents)
 
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _created(pid: int) -> float:
-    try:
-        return psutil.Process(pid).create_time()
-    except psutil.Error:
-        return -1.0
-
-
-def _running(pid: int, created: float) -> bool:
-    try:
-        proc = psutil.Process(pid)
-        return proc.create_time() == created and proc.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
-    except psutil.Error:
-        return False
-
-
-def _signal(proc: psutil.Process, sig: signal.Signals) -> None:
-    try:
-        proc.send_signal(sig)
-    except psutil.Error:
-        pass
