@@ -68,15 +68,14 @@ class ProcessRuntime:
         self._lock = threading.Lock()
         # Booting ElizaOS is CPU-bound for seconds: more boots at once than cores only slows them all.
         self._boots = threading.BoundedSemaphore(max(1, settings.agent_start_concurrency))
-        shared = settings.agent == "elizaos" and not settings.agent_command and settings.agent_hosting == "shared"
-        self.shared = SharedHosts(settings, self.users, self._boots) if shared else None
+        self.shared = SharedHosts(settings, self.users, self._boots) if self._hosts_shared() else None
 
     # --- AgentRuntime ----------------------------------------------------------------------
 
     def start(self, spec: AgentSpec) -> Started:
         home = self.settings.agent_home(spec.agent_id)
-        if self.shared is not None and not (home / "elizadb").exists():
-            return self.shared.start(spec)
+        if self._hosts_shared() and not (home / "elizadb").exists():
+            return self._shared().start(spec)
         user = self._user_for(spec.agent_id)
         if user is not None:
             # One server per agent, ever: whatever still runs as the agent's user (left by a crash
@@ -196,9 +195,14 @@ class ProcessRuntime:
     # --- starting --------------------------------------------------------------------------
 
     def _shared(self) -> SharedHosts:
-        if self.shared is None:  # a handle of shared hosting, read by a platform configured otherwise
-            self.shared = SharedHosts(self.settings.model_copy(update={"agent_pool": 0}), self.users, self._boots)
+        if self.shared is None:  # shared hosting chosen after this runtime was made, or a handle of it
+            self.shared = SharedHosts(self.settings, self.users, self._boots)
         return self.shared
+
+    def _hosts_shared(self) -> bool:
+        """ElizaOS runs many agents in one server; the reference agent and other commands do not."""
+        s = self.settings
+        return s.agent == "elizaos" and not s.agent_command and s.agent_hosting == "shared"
 
     def _user_for(self, agent_id: str) -> AgentUser | None:
         return self.users.for_agent(agent_id) if self.users else None
