@@ -20,10 +20,7 @@ import logging
 import os
 import shlex
 import shutil
-import signal
-import stat
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -35,13 +32,12 @@ import psutil
 from ..db import REPO_ROOT
 from ..errors import AgentStartFailed
 from ..settings import Settings
-from .agent_users import AgentUser, AgentUsers, lock_down_state, prepare_home
+from .agent_users import AgentUser, AgentUsers, lock_down_state, prepare_home, python_for
 from .base import ENV_AGENT_ID, ENV_INSTANCE, AgentSpec, Owned, RuntimeStatus, Started, agent_environment
 from .process_groups import created as _created
 from .process_groups import free_port as _free_port
+from .process_groups import listener, members, stop_processes
 from .process_groups import running as _running
-from .process_groups import send as _signal
-from .process_groups import uid_processes
 from .shared_hosts import SharedHosts
 
 log = logging.getLogger(__name__)
@@ -112,13 +108,7 @@ class ProcessRuntime:
         info = _parse(handle)
         if info.get("shared"):
             return self._shared().stop(handle, grace)
-        members = self._members(info)
-        for proc in members:
-            _signal(proc, signal.SIGTERM)
-        _gone, alive = psutil.wait_procs(members, timeout=max(grace, 0.0))
-        for proc in alive:
-            _signal(proc, signal.SIGKILL)
-        psutil.wait_procs(alive, timeout=5)
+        stop_processes(members(info), grace)
         self._reap(info["pid"])
 
     def status(self, handle: str) -> RuntimeStatus:
@@ -130,7 +120,7 @@ class ProcessRuntime:
             code = child.returncode if child else None
             return RuntimeStatus(state="exited", alive=False, exit_code=code, detail="process is gone")
         rss = 0
-        for proc in self._members(info):
+        for proc in members(info):
             try:
                 rss += proc.memory_info().rss
             except psutil.Error:
@@ -187,7 +177,7 @@ class ProcessRuntime:
                                     "uid": uids.real if self.users else None}
             # One still booting, or serving another port, is listed too: whoever adopts it finds it
             # unhealthy and restarts it, and a platform that stops sees it.
-            server = self._listener(info)
+            server = listener(info)
             info["server"] = list(server[:2]) if server and server[2] == port else [proc.pid, info["created"]]
             owned.append(Owned(agent_id=agent_id, handle=json.dumps(info), url=self._url(port)))
         return owned
@@ -239,7 +229,7 @@ class ProcessRuntime:
             if not bun.exists() or not cli.exists():
                 raise AgentStartFailed(f"ElizaOS is not installed in {eliza}: run local_emulator/elizaos.sh")
             return [str(bun), str(cli), "start", "--character", str(character), "--port", str(port)]
-        return [_python_for(user), "-u", str(REFERENCE_AGENT), "--character", str(character),
+        return [python_for(user), "-u", str(REFERENCE_AGENT), "--character", str(character),
                 "--port", str(port), "--host", self.settings.agent_host]
 
     def _env(self, spec: AgentSpec, home: Path, port: int) -> dict[str, str]:
@@ -262,7 +252,7 @@ class ProcessRuntime:
         """
         deadline = time.monotonic() + self.settings.agent_start_timeout
         while time.monotonic() < deadline and self.alive(json.dumps(info)):
-            found = self._listener(info)
+            found = listener(info)
             if found is not None:
                 pid, created, port = found
                 if port != info["port"]:
@@ -275,53 +265,7 @@ class ProcessRuntime:
             time.sleep(_POLL_S)
         return [info["pid"], info["created"]]
 
-    # --- the group -------------------------------------------------------------------------
 
-    def _members(self, info: dict[str, Any]) -> list[psutil.Process]:
-        """Every process of the agent: all of its uid's when it has its own (a process can leave its
-        group with setsid, never its uid), else those of its process group."""
-        uid = info.get("uid")
-        if uid is not None and uid != os.geteuid():
-            return uid_processes(uid)
-        if not self._group_is_ours(info):
-            return []
-        members = []
-        for proc in psutil.process_iter():
-            try:
-                if os.getpgid(proc.pid) == info["pid"]:
-                    members.append(proc)
-            except (ProcessLookupError, PermissionError):
-                pass
-        return members
-
-    def _group_is_ours(self, info: dict[str, Any]) -> bool:
-        """The group still holds our agent: its leader, or, the leader gone, a member that carries
-        the agent's id (a pid reused by another program must never be signalled)."""
-        if _running(info["pid"], info["created"]):
-            return True
-        for proc in psutil.process_iter():
-            try:
-                if os.getpgid(proc.pid) == info["pid"] and proc.environ().get(ENV_AGENT_ID) == info.get("agent"):
-                    return True
-            except (psutil.Error, ProcessLookupError, PermissionError):
-                pass
-        return False
-
-    def _listener(self, info: dict[str, Any]) -> tuple[int, float, int] | None:
-        """(pid, created, port) of a member listening on TCP, preferring the agent's own port."""
-        found = None
-        for proc in self._members(info):
-            try:
-                conns = proc.net_connections(kind="tcp")
-                created = proc.create_time()
-            except psutil.Error:
-                continue
-            for conn in conns:
-                if conn.status == psutil.CONN_LISTEN:
-                    if conn.laddr.port == info["port"]:
-                        return proc.pid, created, conn.laddr.port
-                    found = found or (proc.pid, created, conn.laddr.port)
-        return found
 
     def _url(self, port: int) -> str:
         return f"http://{self.settings.agent_host}:{port}"
@@ -351,24 +295,4 @@ def _as_user(user: AgentUser | None) -> dict[str, Any]:
     if user is None:
         return {}
     return {"user": user.uid, "group": user.gid, "extra_groups": []}
-
-
-def _python_for(user: AgentUser | None) -> str:
-    """A Python the agent's user may run: ours, unless it lives where others cannot reach."""
-    if user is None:
-        return sys.executable
-    for candidate in (sys.executable, "/usr/local/bin/python3", "/usr/bin/python3"):
-        if _others_can_run(Path(candidate)):
-            return candidate
-    raise AgentStartFailed("no Python that other users may run: install python3 in /usr/bin")
-
-
-def _others_can_run(path: Path) -> bool:
-    try:
-        real = path.resolve(strict=True)
-    except OSError:
-        return False
-    if not real.stat().st_mode & stat.S_IXOTH:
-        return False
-    return all(parent.stat().st_mode & stat.S_IXOTH for parent in real.parents)
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
+from typing import Any
 
 import psutil
+
+from .base import ENV_AGENT_ID
 
 
 def free_port(host: str) -> int:
@@ -50,3 +54,54 @@ def stop_processes(procs: list[psutil.Process], grace: float) -> None:
     for proc in alive:
         send(proc, signal.SIGKILL)
     psutil.wait_procs(alive, timeout=5)
+
+
+# --- an agent's own server: the process group (or uid) it was launched as ----------------------
+
+def members(info: dict[str, Any]) -> list[psutil.Process]:
+    """Every process of the agent: all of its uid's when it has its own (a process can leave its
+    group with setsid, never its uid), else those of its process group."""
+    uid = info.get("uid")
+    if uid is not None and uid != os.geteuid():
+        return uid_processes(uid)
+    if not group_is_ours(info):
+        return []
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == info["pid"]:
+                found.append(proc)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return found
+
+
+def group_is_ours(info: dict[str, Any]) -> bool:
+    """The group still holds our agent: its leader, or, the leader gone, a member that carries
+    the agent's id (a pid reused by another program must never be signalled)."""
+    if running(info["pid"], info["created"]):
+        return True
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == info["pid"] and proc.environ().get(ENV_AGENT_ID) == info.get("agent"):
+                return True
+        except (psutil.Error, ProcessLookupError, PermissionError):
+            pass
+    return False
+
+
+def listener(info: dict[str, Any]) -> tuple[int, float, int] | None:
+    """(pid, created, port) of a member listening on TCP, preferring the agent's own port."""
+    found = None
+    for proc in members(info):
+        try:
+            conns = proc.net_connections(kind="tcp")
+            born = proc.create_time()
+        except psutil.Error:
+            continue
+        for conn in conns:
+            if conn.status == psutil.CONN_LISTEN:
+                if conn.laddr.port == info["port"]:
+                    return proc.pid, born, conn.laddr.port
+                found = found or (proc.pid, born, conn.laddr.port)
+    return found

@@ -33,12 +33,12 @@ from ..agent_keys import api_key
 from ..errors import AgentStartFailed
 from ..settings import Settings
 from .agent_users import AgentUser, AgentUsers, lock_down_state, prepare_home
-from .base import ENV_INSTANCE, AgentSpec, Owned, RuntimeStatus, Started
+from .base import AgentSpec, Owned, RuntimeStatus, Started
 from .process_groups import free_port, running, stop_processes, uid_processes
+from .server_pool import ServerPool
 
 log = logging.getLogger(__name__)
 
-HOST_SCRIPT = Path(__file__).with_name("eliza_host.mjs")
 NO_OWNER = str(uuid.UUID(int=0))
 _CONTROL_TIMEOUT = 60.0
 _MOVED_PORT = 3  # eliza_host.mjs exits with it when ElizaOS silently took another port
@@ -68,12 +68,8 @@ class SharedHosts:
         self._hosts_dir = settings.run_dir / "hosts"
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
-        self._pool: deque[subprocess.Popen[bytes]] = deque()
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
-        self._logs: dict[int, str] = {}  # each server's own log, named when it is spawned
+        self._pool = ServerPool(settings)
         self._http = httpx.Client(timeout=_CONTROL_TIMEOUT)
-        for _ in range(settings.agent_pool):
-            self._refill()
 
     # --- the agents ------------------------------------------------------------------------
 
@@ -145,12 +141,8 @@ class SharedHosts:
         return owned
 
     def close(self) -> None:
-        """End the pool's idle servers (they also end on their own when this process exits)."""
-        with self._guard:
-            pool, self._pool = list(self._pool), deque()
-        for child in pool:
-            child.kill()
-            child.wait(timeout=5)
+        """End the pool's idle servers."""
+        self._pool.close()
 
     # --- the owners' servers ---------------------------------------------------------------
 
@@ -194,58 +186,15 @@ class SharedHosts:
             lock_down_state(self.settings.state_dir, home.parent)
         prepare_home(home, user)
         with self._boots:
-            child = self._claimable()
+            pooled = self._pool.take()
+            child = pooled.child
             port = free_port(self.settings.agent_host)
             server = Server(tenant=tenant, pid=child.pid, created=psutil.Process(child.pid).create_time(),
-                            port=port, uid=user.uid if user else None, log=self._logs.pop(child.pid))
+                            port=port, uid=user.uid if user else None, log=pooled.log)
             self._claim(child, server, home, user)
             self._await_serving(child, server)
         (self._hosts_dir / f"{child.pid}.json").write_text(json.dumps(asdict(server)))
         return server
-
-    def _claimable(self) -> subprocess.Popen[bytes]:
-        """A pooled server that has loaded ElizaOS (or a new one when the pool is empty); refills the pool."""
-        with self._guard:
-            while self._pool and self._pool[0].poll() is not None:
-                self._pool.popleft()
-            child = self._pool.popleft() if self._pool else None
-        if child is None:
-            child = self._spawn()
-        if self.settings.agent_pool:
-            threading.Thread(target=self._refill, daemon=True, name="pool-refill").start()
-        return child
-
-    def _refill(self) -> None:
-        with self._guard:
-            short = len(self._pool) < self.settings.agent_pool
-        if short:
-            child = self._spawn()
-            with self._guard:
-                self._pool.append(child)
-
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        """A server that loads ElizaOS and waits for its claim on stdin; it exits when stdin closes."""
-        logs = self.settings.run_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True, mode=0o700)
-        log_path = logs / f"host-{uuid.uuid4().hex}.log"
-        host_log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
-        eliza = self.settings.elizaos_dir
-        env = {"PATH": str(eliza / "bun" / "node_modules" / ".bin"), "LANG": "C.UTF-8", "TZ": "UTC",
-               "HOME": "/nonexistent", "PARADYZE_ELIZAOS_APP": str(eliza / "app"), "PARADYZE_HOST": "1",
-               ENV_INSTANCE: self.settings.instance_key}
-        try:
-            child = subprocess.Popen(
-                [str(eliza / "bun" / "node_modules" / ".bin" / "bun"), str(HOST_SCRIPT)], env=env, cwd="/",
-                stdin=subprocess.PIPE, stdout=host_log, stderr=subprocess.STDOUT, start_new_session=True,
-                close_fds=True, umask=0o077)
-        except OSError as exc:
-            raise AgentStartFailed(f"could not run ElizaOS from {eliza}: {exc.strerror}") from exc
-        finally:
-            host_log.close()
-        with self._guard:
-            self._children[child.pid] = child
-            self._logs[child.pid] = str(log_path)
-        return child
 
     def _claim(self, child: subprocess.Popen[bytes], server: Server, home: Path, user: AgentUser | None) -> None:
         env = {"SERVER_HOST": self.settings.agent_host, "SERVER_PORT": str(server.port), "PORT": str(server.port),
@@ -316,11 +265,7 @@ class SharedHosts:
         return self.settings.agent_home(f"owner-{tenant}")
 
     def _poll(self, pid: int) -> None:
-        with self._guard:
-            child = self._children.get(pid)
-            if child is not None and child.poll() is not None:
-                del self._children[pid]
-
+        self._pool.reap(pid)
 
 def _handle(agent_id: str, server: Server) -> str:
     return json.dumps({"shared": True, "agent": agent_id, "tenant": server.tenant, "pid": server.pid,
