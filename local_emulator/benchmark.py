@@ -265,7 +265,7 @@ def _model_env(agent: str, runtime: str) -> _Model | None:
 
 
 def _wait_health(port: int) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # a bare ElizaOS boot takes minutes on a loaded 2-core host
     while time.monotonic() < deadline:
         try:
             if requests.get(f"http://127.0.0.1:{port}/api/server/health", timeout=1).ok:

@@ -146,10 +146,10 @@ def transition(agent_id: str, status: str, *, actor: str, reason: str, duration_
 def finish_delete(row: Row, *, actor: str) -> None:
     """Stop the agent, drop its jobs, rows and files; the row says `deleting` (the caller holds the lock)."""
     agent_id = str(row["id"])
-    stop_instance(row)
     forget = getattr(get_runtime(row["runtime"]), "forget", None)
-    if forget is not None:  # memory a runtime keeps outside the agent's home (the owner's shared server)
+    if forget is not None:  # memory kept outside the agent's home (its owner's server): first, while it runs
         forget(agent_id, str(row["user_id"]))
+    stop_instance(row)
     agent_databases.drop(get_settings(), agent_id)  # first: if it fails, the row says deleting, to retry
     sync_stored_agent(agent_id, removed=True)
     with db.transaction(SYSTEM) as conn:
