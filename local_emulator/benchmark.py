@@ -67,7 +67,9 @@ def main() -> int:
     emulator = None
     model = _model_env(args.agent, args.runtime)
     if not args.url:
-        emulator = _Emulator(args.runtime, args.agent, model.env if model else {})
+        # Many agents of a few owners: the per-user quotas (25 running, 100 in all) are lifted.
+        quotas = {"PARADYZE_AGENT_QUOTA_RUNNING": "1000", "PARADYZE_AGENT_QUOTA_TOTAL": "1000"} if args.scale else {}
+        emulator = _Emulator(args.runtime, args.agent, {**(model.env if model else {}), **quotas})
         args.url, args.token = emulator.url, emulator.token
     try:
         bench = _Bench(args.runtime, args.agent, model.env if model else {}, emulator.home if emulator else None)

@@ -47,10 +47,11 @@ def density(api: Api, character: dict[str, Any], *, runs: int, total: int, runni
         return t
 
     # The first agent of each owner boots the owner's server (from the warm pool).
-    samples["create_first_of_owner"] = [create(owner) for owner in people]
-    samples["create"] = [create(people[i % owners]) for i in range(runs)]
+    samples["create_first_of_owner"] = _shown("create_first_of_owner", [create(owner) for owner in people])
+    samples["create"] = _shown("create", [create(people[i % owners]) for i in range(runs)])
     with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
-        samples["create_10_at_once"] = list(pool.map(create, [people[i % owners] for i in range(10)]))
+        samples["create_10_at_once"] = _shown(
+            "create_10_at_once", list(pool.map(create, [people[i % owners] for i in range(10)])))
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(create, [people[i % owners] for i in range(max(0, total - len(agents)))]))
 
@@ -68,7 +69,9 @@ def density(api: Api, character: dict[str, Any], *, runs: int, total: int, runni
     servers, pool_rss = _server_rss(instance_key)
     samples["servers"] = [float(len(servers))]
     samples["rss_mb_per_running_agent"] = [(sum(servers) + pool_rss) / len(awake)]
-    samples["rss_mb_per_running_agent_without_pool"] = [sum(servers) / len(awake)]
+    samples["rss_mb_per_running_agent_without_pool"] = _shown("rss_mb_per_running_agent_without_pool",
+                                                              [sum(servers) / len(awake)])
+    print(f"  servers {[round(r) for r in servers]} MiB, pool {pool_rss:.0f} MiB, {len(awake)} running", flush=True)
 
     # Every hibernated agent answers a message, waking in its owner's running server; then sleeps again.
     times, answered = [], 0
@@ -82,6 +85,12 @@ def density(api: Api, character: dict[str, Any], *, runs: int, total: int, runni
     samples["hibernated_answering"] = [float(answered)]
     samples["agents"] = [float(len(agents))]
     return samples
+
+
+def _shown(name: str, values: list[float]) -> list[float]:
+    """Print a figure as soon as it is measured: a long run that fails later keeps what it found."""
+    print(f"  {name}: {sorted(round(v) for v in values)}", flush=True)
+    return values
 
 
 def _each(items: list[str], fn: Callable[[str], object], workers: int = 4) -> None:
