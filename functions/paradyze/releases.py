@@ -19,7 +19,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import agent_client, agent_env, db, eliza_character, queries, release_store, repository, slots, vault
+from . import (
+    agent_client,
+    agent_env,
+    db,
+    eliza_character,
+    queries,
+    release_in_place,
+    release_store,
+    repository,
+    slots,
+    vault,
+)
 from .agents import Agent, AgentChange
 from .auth import SYSTEM, Caller
 from .characters import canonical_bytes, merge_secrets, sha256_hex, split_secrets
@@ -133,6 +144,9 @@ def _release_locked(caller: Caller, row: Agent, version: int, kind: str, cases: 
         runtime.stop(started.handle, grace=get_settings().agent_stop_grace)
         return _end(rec, "failed", f"smoke test failed: {why}; blue kept serving", smoke=results)
     crash_point("release:tested")
+    if release_in_place.applies(row):  # its memory is keyed by its id in the owner's server
+        return release_in_place.switch(row, rec, version=version, green_handle=started.handle, kind=kind,
+                                       smoke=[r.model_dump(mode="json") for r in results], actor=caller.actor)
     keep_until = datetime.now(UTC) + timedelta(seconds=grace)
     with db.transaction(SYSTEM) as conn:
         repository.update_agent(conn, agent_id, AgentChange(
@@ -236,7 +250,8 @@ def _spec(instance_id: str, version: Row, row: Agent) -> AgentSpec:
     config = version["config"]
     env = agent_env.build(get_settings().model_env(), secrets, config.get("settings") or {}, config["name"])
     path = eliza_character.write_runtime(instance_id, eliza_character.for_runtime(config, env.model_keys))
-    return AgentSpec(agent_id=instance_id, character_path=path, character_version=version["version"], env=env.env)
+    return AgentSpec(agent_id=instance_id, character_path=path, character_version=version["version"], env=env.env,
+                     tenant=row.user_id)  # green runs with its owner's agents, never another's
 
 
 def _copy_memory(blue: str, green: str) -> None:

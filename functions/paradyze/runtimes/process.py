@@ -149,6 +149,11 @@ class ProcessRuntime:
             lines = deque(fh, maxlen=tail)
         return [line.decode("utf-8", "replace").rstrip("\n") for line in lines]
 
+    def shares_server(self, handle: str) -> bool:
+        """Whether the instance is one agent of its owner's shared server, with its memory there (keyed
+        by the agent's id), not in its home."""
+        return bool(_parse(handle).get("shared"))
+
     def forget(self, agent_id: str, tenant: str) -> None:
         """Delete what the agent's server keeps of it outside its home: its rows in its owner's database."""
         if self.shared is not None:

@@ -50,8 +50,13 @@ def stored(url: str, agent_id: str) -> list[dict[str, Any]]:
     return list(body["data"]["memories"])
 
 
+@pytest.mark.parametrize("hosting", ["own", "shared"])
 def test_a_release_of_elizaos_answers_each_message_once_and_keeps_its_memory(
-        functions: Functions, alice: User, cleanup_agents: list[str], on_elizaos: FakeModelServer) -> None:
+        functions: Functions, alice: User, cleanup_agents: list[str], on_elizaos: FakeModelServer,
+        monkeypatch: pytest.MonkeyPatch, hosting: str) -> None:
+    """own: green starts beside blue on a copy of blue's memory. shared (the default): the agent is one
+    of its owner's server's agents, its memory keyed by its id there, so the switch restarts it in place."""
+    monkeypatch.setattr(get_settings(), "agent_hosting", hosting)
     character = fixture_characters()["eliza-default"]
     resp = functions.post("create_agent", alice.token, {"character": character})
     assert resp.status_code == 201, resp.get_json()
@@ -82,8 +87,19 @@ def test_a_release_of_elizaos_answers_each_message_once_and_keeps_its_memory(
     sender.join(timeout=120)
     assert resp.status_code == 200, resp.get_json()
     release = resp.get_json()["release"]
-    assert release["status"] == "switched", (release["reason"], release["smoke"])
     assert all(status == 200 and replies == 1 for _, status, replies in sent), sent
+    if hosting == "shared":
+        assert release["status"] == "done", (release["reason"], release["smoke"])
+        after = functions.get("get_agent", alice.token, agent_id=agent["id"]).get_json()["agent"]
+        assert after["status"] == "running" and after["character_version"] == 2
+        memories = stored(after["url"], agent["id"])
+        for text, _, _ in sent:  # each message delivered and stored once, by the one agent
+            assert len({m["id"] for m in memories if m["content"].get("text") == text}) == 1, text
+        asked = functions.post("send_message", alice.token, {"agent_id": agent["id"], "text": "what is my cat called?"})
+        assert asked.status_code == 200
+        assert any("Zorblax" in p and "what is my cat called?" in p for p in on_elizaos.prompts)
+        return
+    assert release["status"] == "switched", (release["reason"], release["smoke"])
 
     blue_home, green_home = (str(get_settings().agent_home(i)) for i in (agent["id"], slots.twin(agent["id"])))
     assert servers_in(blue_home) and servers_in(green_home), "blue kept for its grace period, green serving"
