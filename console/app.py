@@ -27,6 +27,8 @@ pages = st.navigation(
             st.Page(_PAGES / "agents.py", title="Agents", icon="🤖", url_path="agents", visibility="hidden"),
             st.Page(_PAGES / "create_agent.py", title="Create agent", icon="➕", url_path="create"),
             st.Page(_PAGES / "agent_detail.py", title="Agent detail", icon="🔎", url_path="agent"),
+            st.Page(_PAGES / "releases.py", title="Releases", icon="🚀", url_path="releases"),
+            st.Page(_PAGES / "experiments.py", title="Experiments", icon="🧪", url_path="experiments"),
         ],
         "Platform": [
             st.Page(_PAGES / "backups.py", title="Backups", icon="💾", url_path="backups"),

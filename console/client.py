@@ -16,6 +16,7 @@ from console.models import (
     Event,
     HealthReport,
     MessageResult,
+    Release,
     Restore,
 )
 
@@ -213,6 +214,19 @@ class ParadyzeClient:
         rows = self.pages("character_versions", "versions", {"agent_id": agent_id})
         return [CharacterVersion.model_validate(v) for v in rows]
 
+    def release_version(self, agent_id: str, version: int, grace_seconds: int = 60) -> Release:
+        """Release a stored version blue/green (smoke-tested before the switch)."""
+        body = {"agent_id": agent_id, "version": version, "grace_seconds": grace_seconds}
+        return Release.model_validate(self.call("POST", "release_version", body=body)["release"])
+
+    def rollback(self, agent_id: str, version: int) -> Release:
+        body = {"agent_id": agent_id, "version": version}
+        return Release.model_validate(self.call("POST", "rollback", body=body)["release"])
+
+    def list_releases(self, agent_id: str, limit: int = 50) -> list[Release]:
+        data = self.call("GET", "list_releases", params={"agent_id": agent_id, "limit": limit})
+        return [Release.model_validate(r) for r in data.get("releases", [])]
+
     def agent_events(self, agent_id: str | None = None, limit: int = 100) -> list[Event]:
         rows = self.pages("agent_events", "events", {"agent_id": agent_id}, limit)
         return [Event.model_validate(e) for e in rows]
@@ -247,8 +261,9 @@ class ParadyzeClient:
         data = self.call("POST", "restore_backup", body={"backup_id": backup_id})
         return Restore.model_validate(data["restore"])
 
-    def health_check(self, *, repair: bool = True) -> HealthReport:
-        """The platform's checks; with repair, agents that should run and do not are restarted too."""
+    def health_check(self, *, repair: bool = False) -> HealthReport:
+        """The platform's checks, changing nothing; with repair, agents that should run and do not are
+        restarted too."""
         if repair:
             return HealthReport.model_validate(self.call("POST", "health_check", body={}))
         return HealthReport.model_validate(self.call("GET", "health_check", params={"repair": "false"}))

@@ -146,3 +146,21 @@ class HealthReport(_Lenient):
     agents: list[AgentHealth] = Field(default_factory=list)
 
 
+
+
+class Release(_Lenient):
+    """A blue/green release or rollback of an agent's character version, with its smoke test."""
+
+    id: str
+    agent_id: str
+    kind: str = "release"
+    status: str = ""
+    serving: str | None = None
+    reason: str | None = None
+    from_version: int | None = None
+    to_version: int
+    smoke: list[dict[str, Any]] = Field(default_factory=list)
+    grace_seconds: int = 0
+    keep_until: datetime | None = None
+    created_at: datetime | None = None
+    finished_at: datetime | None = None

@@ -18,6 +18,7 @@ from paradyze import (  # noqa: E402
     backup,
     conversation,
     eliza_character,
+    experiments,
     health,
     lifecycle,
     messaging,
@@ -65,9 +66,22 @@ from paradyze.api_models import (  # noqa: E402
 )
 from paradyze.auth import Caller  # noqa: E402
 from paradyze.backup import BackupRef  # noqa: E402
+from paradyze.experiment_models import (  # noqa: E402
+    ExperimentEnvelope,
+    ExperimentList,
+    ExperimentRef,
+    ExperimentRequest,
+    ExperimentsQuery,
+)
 from paradyze.http import Registry, cors  # noqa: E402
 from paradyze.logs import configure_logging  # noqa: E402
-from paradyze.release_models import ReleaseEnvelope, ReleaseList, ReleaseRequest, ReleasesQuery, RollbackRequest  # noqa: E402,E501
+from paradyze.release_models import (  # noqa: E402
+    ReleaseEnvelope,
+    ReleaseList,
+    ReleaseRequest,
+    ReleasesQuery,
+    RollbackRequest,
+)
 from paradyze.scheduler import sync as scheduler_sync  # noqa: E402
 from paradyze.settings import get_settings  # noqa: E402
 from paradyze.telemetry import fleet as telemetry_fleet  # noqa: E402
@@ -180,6 +194,27 @@ def rollback(request: Request, caller: Caller, body: RollbackRequest) -> Release
 def list_releases(request: Request, caller: Caller, query: ReleasesQuery) -> ReleaseList:
     """The agent's releases and rollbacks, newest first, with their smoke tests"""
     return ReleaseList(releases=releases.list_releases(caller, query.agent_id, query.limit))
+
+
+@functions_framework.http
+@endpoint(auth="user", methods=("POST",), body=ExperimentRequest, response=ExperimentEnvelope)
+def run_experiment(request: Request, caller: Caller, body: ExperimentRequest) -> ExperimentEnvelope:
+    """A/B test: one test agent per variant plays the scripted cases, is scored, and is deleted"""
+    return ExperimentEnvelope(experiment=experiments.run(caller, body))
+
+
+@functions_framework.http
+@endpoint(auth="user", methods=("GET",), query=ExperimentRef, response=ExperimentEnvelope)
+def get_experiment(request: Request, caller: Caller, query: ExperimentRef) -> ExperimentEnvelope:
+    """One experiment with every variant's score and each case's checks"""
+    return ExperimentEnvelope(experiment=experiments.get(caller, query.experiment_id))
+
+
+@functions_framework.http
+@endpoint(auth="user", methods=("GET",), query=ExperimentsQuery, response=ExperimentList)
+def list_experiments(request: Request, caller: Caller, query: ExperimentsQuery) -> ExperimentList:
+    """The caller's experiments, newest first"""
+    return ExperimentList(experiments=experiments.list_all(caller, query.limit))
 
 
 @functions_framework.http

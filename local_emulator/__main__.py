@@ -14,8 +14,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "functions"))
 
-from local_emulator.app import FUNCTIONS, build_app  # noqa: E402
+from local_emulator.app import FUNCTIONS  # noqa: E402
 from local_emulator.scheduler import LocalScheduler  # noqa: E402
+from local_emulator.serving import serve  # noqa: E402
 from paradyze import admin_tokens, db, instances, reconcile, repository  # noqa: E402
 from paradyze.agents import STOPPED  # noqa: E402
 from paradyze.auth import SYSTEM  # noqa: E402
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--console-port", type=int, default=int(os.environ.get("PARADYZE_CONSOLE_PORT", "8501")))
     parser.add_argument("--no-console", action="store_true", help="do not start the Streamlit console")
     parser.add_argument("--no-scheduler", action="store_true", help="do not fire scheduled jobs")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="serve the functions from this many processes (gunicorn); 1: one threaded process")
+    parser.add_argument("--threads", type=int, default=16, help="threads per worker process, with --workers")
     args = parser.parse_args(argv)
     configure_logging()
     # From here on, Ctrl-C ends the emulator cleanly, stopping every agent it started, even mid-start.
@@ -52,11 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     db.pool()  # starts the embedded Postgres when DATABASE_URL is unset, and migrates
 
-    from werkzeug.serving import make_server
-
-    server = make_server(args.host, args.port, build_app(), threaded=True)
-    serving = threading.Thread(target=server.serve_forever, name="functions", daemon=True)
-    serving.start()
+    server = serve(args.host, args.port, args.workers, args.threads)
 
     done = reconcile.reconcile_all(actor="emulator start")
     log.info("reconciled: adopted %s, restarted %s, orphans removed %s", len(done.adopted), len(done.restarted),
@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in FUNCTIONS:
         print(f"  {base_url}/{name}")
     print(f"  {base_url}/openapi.json")
+    traces = settings.trace_file or settings.state_dir / "traces.jsonl"
+    print(f"Metrics (Prometheus): {base_url}/metrics; traces: {traces}; logs are JSON lines"
+          " (PARADYZE_LOG_FORMAT=text for plain ones)")
     if console:
         print(f"Console: http://127.0.0.1:{args.console_port}  (its log: {settings.state_dir / 'console.log'})")
     print(f"Admin token: mint one ({settings.admin_token_ttl_hours:g} hours) with"
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     stop.wait()
 
     log.info("stopping: functions, scheduler, console, agents")
-    server.shutdown()
+    server.stop()
     if scheduler:
         scheduler.stop()
     if console:
@@ -137,6 +140,9 @@ def _stop_agents() -> None:
     runtime = get_runtime("process")
     for owned in runtime.list_owned():
         runtime.stop(owned.handle, grace=get_settings().agent_stop_grace)
+    close = getattr(runtime, "close", None)
+    if close is not None:
+        close()  # servers waiting in the runtime's warm pool
 
 
 def _start_console(port: int, base_url: str, token: str, *, log: Path) -> subprocess.Popen[bytes] | None:

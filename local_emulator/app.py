@@ -18,7 +18,8 @@ FUNCTIONS = (
     "create_agent", "get_agent", "list_agents", "hibernate_agent", "wake_agent", "delete_agent", "send_message",
     "update_character", "character_versions", "agent_events", "agent_logs", "update_policy", "agent_messages",
     "backup_agents", "list_backups", "backup_contents", "restore_backup", "health_check", "hibernate_idle",
-    "sync_schedules", "release_version", "rollback", "list_releases",
+    "sync_schedules", "release_version", "rollback", "list_releases", "run_experiment", "get_experiment",
+    "list_experiments",
 )
 
 

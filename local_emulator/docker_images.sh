@@ -172,13 +172,23 @@ build_stack_image() {
 # The platform image installs its requirements from these wheels, downloaded by the host's pip:
 # it reaches the package index however this machine is set up to (mirror, proxy, CA).
 download_wheels() {
-    local pip="$ROOT/.venv/bin/pip" wheels="$ROOT/local_emulator/docker/.wheels" started=$SECONDS
+    local pip="$ROOT/.venv/bin/pip" wheels="$ROOT/local_emulator/docker/.wheels" started=$SECONDS want cache
     [ -x "$pip" ] || pip="python3 -m pip"
-    say "downloading wheels for requirements.txt into $wheels"
-    mkdir -p "$wheels"
-    $pip download --quiet --only-binary=:all: -r "$ROOT/requirements.txt" -d "$wheels" 2>/dev/null \
-        || die "pip download failed; run: $pip download --only-binary=:all: -r requirements.txt -d $wheels"
-    say "wheels ready in $((SECONDS - started))s ($(du -sh "$wheels" | cut -f1))"
+    # One download per requirements.txt, kept outside the checkout (CI clones afresh each run), then
+    # copied with their timestamps: the same files every time, so Docker's layer cache holds.
+    want="$(sha256sum "$ROOT/requirements.txt" | cut -c1-16)"
+    cache="${PARADYZE_WHEELS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/paradyze/wheels}/$want"
+    if [ "$FORCE" -eq 1 ] || [ ! -f "$cache/.complete" ]; then
+        say "downloading wheels for requirements.txt into $cache"
+        rm -rf "$cache" && mkdir -p "$cache"
+        $pip download --quiet --only-binary=:all: -r "$ROOT/requirements.txt" -d "$cache" 2>/dev/null \
+            || die "pip download failed; run: $pip download --only-binary=:all: -r requirements.txt -d $cache"
+        touch "$cache/.complete"
+        say "wheels downloaded in $((SECONDS - started))s ($(du -sh "$cache" | cut -f1))"
+    fi
+    rm -rf "$wheels" && mkdir -p "$wheels"
+    cp -p "$cache"/*.whl "$wheels"/
+    say "wheels for requirements.txt ready in $wheels ($(du -sh "$wheels" | cut -f1))"
 }
 
 build_base

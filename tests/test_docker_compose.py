@@ -67,11 +67,12 @@ def env_of(service: dict[str, Any]) -> dict[str, str]:
 
 
 def test_the_stack_has_its_services(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"postgres", "functions", "console", "agent-image"}
+    assert set(compose["services"]) == {"postgres", "functions", "console", "agent-image", "list-agents",
+                                        "health-check"}
 
 
 def test_every_long_running_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
-    for name in ("postgres", "functions", "console"):
+    for name in ("postgres", "functions", "console", "list-agents", "health-check"):
         check = compose["services"][name].get("healthcheck")
         assert check and check.get("test"), f"{name} has no healthcheck"
         assert not check.get("disable"), name
@@ -112,11 +113,22 @@ def test_console_talks_to_the_functions_service(compose: dict[str, Any]) -> None
 
 def test_builds_use_dockerfiles_that_exist(compose: dict[str, Any]) -> None:
     built = {name: s["build"] for name, s in compose["services"].items() if "build" in s}
-    assert set(built) == {"postgres", "functions"}
+    assert set(built) == {"postgres", "functions", "console", "list-agents", "health-check"}
     for name, build in built.items():
         context = Path(build["context"])
         assert (context / build.get("dockerfile", "Dockerfile")).is_file(), name
         assert build["args"]["BASE_IMAGE"] == "paradyze/base:bookworm", name
+
+
+def test_function_targets_run_from_the_platform_image_as_on_cloud_run(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, target in (("list-agents", "list_agents"), ("health-check", "health_check")):
+        service = services[name]
+        assert service["image"] == "paradyze/functions:latest"
+        assert service["build"]["dockerfile"] == "deploy/functions.Dockerfile"
+        assert env_of(service)["FUNCTION_TARGET"] == target
+        assert service["depends_on"]["functions"]["condition"] == "service_healthy"
+    assert services["console"]["image"] == "paradyze/console:latest"
 
 
 def test_agents_run_the_elizaos_image_that_docker_images_sh_builds(compose: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from console import analytics, metrics_history, resource_history, ui
+from console import analytics, metrics_history, ui
 from console.client import ApiError
 from console.settings import get_console_settings
 
@@ -87,10 +87,6 @@ if report.agents:
     )
 else:
     st.info("No agents to check.")
-
-# -- memory and CPU per agent: the metrics functions' series (resource_history) --------------
-st.subheader("Memory and CPU per agent")
-resource_history.draw(client, report.agents)
 
 # -- charts ----------------------------------------------------------------------------------
 def _counts(values: dict[str, int], what: str) -> None:

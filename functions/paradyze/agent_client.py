@@ -86,7 +86,7 @@ class AgentClient:
             time.sleep(min(_POLL_S, max(until - time.monotonic(), 0)))
 
     def agent_info(self, url: str, agent_id: str) -> dict[str, Any]:
-        """The first agent the server lists (GET /api/agents), as {"id", "name", ...}.
+        """The agent the server lists (GET /api/agents) under agent_id, else the first, as {"id", "name", ...}.
 
         Raises AgentUnreachable when the server does not answer, fails, or lists no agent.
         """
@@ -95,7 +95,8 @@ class AgentClient:
         agents = data.get("agents") if isinstance(data, dict) else None
         if not isinstance(agents, list) or not agents or not isinstance(agents[0], dict) or not agents[0].get("id"):
             raise AgentUnreachable(f"the agent server at {url} lists no agent")
-        first = agents[0]
+        # A server shared by an owner's agents lists them all; each runs under the platform's id.
+        first = next((a for a in agents if isinstance(a, dict) and a.get("id") == agent_id), agents[0])
         return {**first, "id": str(first["id"]), "name": str(first.get("name") or "")}
 
     def last_activity(self, url: str, agent_id: str, eliza_agent_id: str | None = None) -> datetime | None:

@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -121,6 +122,7 @@ def start_instance(agent: Agent, *, actor: str, reason: str, deadline: float | N
     began = time.monotonic()
     try:
         spec = _spec(slots.serving(agent), version, vault.unseal(secrets_row["ciphertext"]) if secrets_row else {})
+        spec = replace(spec, tenant=agent.user_id)
         started = telemetry.traced("runtime.start")(runtime.start)(spec)
     except ParadyzeError as exc:
         step(agent, "error", actor=actor, reason=f"start failed: {exc.message}",
@@ -195,6 +197,9 @@ def stop_instance(agent: Agent) -> None:
 
 def finish_delete(agent: Agent, *, actor: str) -> None:
     """Stop the agent, drop its jobs, rows and files; the row says `deleting` (the caller holds the lock)."""
+    forget = getattr(get_runtime(agent.runtime), "forget", None)
+    if forget is not None:  # memory kept outside the agent's home (its owner's server): first, while it runs
+        forget(agent.id, agent.user_id)
     stop_instance(agent)
     agent_databases.drop(get_settings(), agent.id)  # first: if it fails, the row says deleting, to retry
     sync_stored_agent(agent.id, removed=True)

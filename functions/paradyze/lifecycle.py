@@ -251,16 +251,16 @@ def update_character(caller: Caller, cmd: CharacterUpdate) -> AgentPublic:
         with authorised(caller, cmd.agent_id) as (conn, agent):
             version = repository.next_version(conn, agent.character_id)
             uri = get_store().put(agent.character_id, version, data)
-            repository.insert_version(conn, character_id=agent.character_id, version=version, user_id=agent.user_id,
-                                      config=split.config, sha256=sha256_hex(data), storage_uri=uri,
-                                      change=cmd.change)
+            semver = repository.insert_version(conn, character_id=agent.character_id, version=version,
+                                               user_id=agent.user_id, config=split.config, sha256=sha256_hex(data),
+                                               storage_uri=uri, change=cmd.change)
             if split.secrets:  # none sent: the stored secrets stay as they are
                 _put_secrets(conn, agent.character_id, agent.user_id, _stored_secrets(conn, agent.character_id),
                              split.secrets)
             repository.insert_event(conn, agent_id=agent.id, user_id=agent.user_id, from_status=agent.status,
                                     to_status=agent.status, actor=caller.actor,
                                     reason=f"character updated to version {version}", details={"version": version})
-            agent = agent.model_copy(update={"current_version": version})
+            agent = agent.model_copy(update={"current_version": version, "current_semver": semver})
             restart = agent.status == "running"
             if restart:
                 agent = transition(conn, agent, "waking", actor=caller.actor, reason=f"restart on version {version}")

@@ -103,7 +103,7 @@ def finish(agent_id: str, *, actor: str, now: datetime | None = None, end_grace:
     it ends, or None when none is open."""
     with db.transaction(SYSTEM) as conn:
         release = open_release(conn, agent_id)
-        agent = repository.get_agent(conn, agent_id)
+        agent = repository.get_agent(conn, agent_id) if release is not None else None
     if release is None or agent is None:
         return None
     runtime = get_runtime(agent.runtime)

@@ -10,9 +10,11 @@ they are admitted, so each goes to blue or to green, never both; those already o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from .agents import Agent, AgentChange
 from .auth import SYSTEM, Caller
 from .characters import canonical_bytes, merge_secrets, sha256_hex, split_secrets
 from .conversations import CaseResult, TestCases, run_case
-from .errors import InvalidTransition, NotFound, ParadyzeError
+from .errors import AgentStartFailed, InvalidTransition, NotFound, ParadyzeError
 from .instances import crash_point, require_agent
 from .release_models import ReleasePublic, ReleaseRequest, RollbackRequest
 from .runtimes import get_runtime
@@ -240,21 +242,50 @@ def _spec(instance_id: str, version: Row, row: Agent) -> AgentSpec:
 def _copy_memory(blue: str, green: str) -> None:
     """Green's home starts empty but for a copy of blue's memory (its PGlite folder) as it is now.
 
-    Copied while blue runs, as a base backup copies a live Postgres: the control file first and
-    the write-ahead log last, so green's first start recovers it as after a crash.
+    A copy of a PGlite folder taken while its server writes does not open (measured: PGlite
+    aborts), but the folder as it stands between two writes does, as after a kill -9. So the copy
+    is brought up to date pass after pass, as rsync would, each pass copying only the files that
+    changed since they were copied, until a pass finds nothing changed while it ran: the copy then
+    is the folder as it stood at one moment. Raises AgentStartFailed when blue never stood still
+    that long within the drain timeout.
     """
     settings = get_settings()
     source, home = settings.agent_home(blue) / "elizadb", settings.agent_home(green)
+    target = home / "elizadb"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(mode=0o700, parents=True)
     if not source.is_dir():
         return
-    files = [Path(root) / name for root, _dirs, names in os.walk(source) for name in names]
-    files.sort(key=lambda p: (0 if p.name == "pg_control" else 2 if "pg_wal" in p.parts else 1, str(p)))
-    for path in files:
-        target = home / "elizadb" / path.relative_to(source)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            shutil.copy2(path, target)
-        except FileNotFoundError:
-            continue  # removed by blue while we copied (a recycled WAL segment)
+    copied: dict[Path, tuple[int, int]] = {}
+    deadline = time.monotonic() + settings.drain_timeout
+    while True:
+        before = _listing(source)
+        for root, dirs, _names in os.walk(source):  # empty folders too: Postgres needs pg_notify, pg_tblspc...
+            for name in dirs:
+                (target / (Path(root) / name).relative_to(source)).mkdir(parents=True, exist_ok=True)
+        for path in [p for p in copied if p not in before]:
+            (target / path.relative_to(source)).unlink(missing_ok=True)
+            del copied[path]
+        for path, stat in before.items():
+            if copied.get(path) != stat:
+                with contextlib.suppress(FileNotFoundError):  # removed meanwhile: the listings differ
+                    shutil.copy2(path, target / path.relative_to(source))
+                copied[path] = stat
+        after = _listing(source)
+        if after == before:
+            return
+        if time.monotonic() > deadline:
+            changed = sorted(str(p.relative_to(source)) for p in {*before, *after} if before.get(p) != after.get(p))
+            raise AgentStartFailed("blue's memory kept changing while it was copied; release again when the"
+                                   f" agent is less busy (changed: {', '.join(changed[:5])})")
+
+
+def _listing(folder: Path) -> dict[Path, tuple[int, int]]:
+    found = {}
+    for root, _dirs, names in os.walk(folder):
+        for name in names:
+            path = Path(root) / name
+            with contextlib.suppress(FileNotFoundError):
+                stat = path.stat()
+                found[path] = (stat.st_size, stat.st_mtime_ns)
+    return found

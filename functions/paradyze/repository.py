@@ -42,17 +42,20 @@ def next_version(conn: Conn, character_id: str) -> int:
 
 
 def insert_version(conn: Conn, *, character_id: str, version: int, user_id: str,
-                   config: dict[str, Any], sha256: str, storage_uri: str, change: str | None = None) -> None:
-    """change: major, minor or patch as the user named it; None lets the database infer it (semver)."""
-    conn.execute(
+                   config: dict[str, Any], sha256: str, storage_uri: str, change: str | None = None) -> str:
+    """change: major, minor or patch as the user named it; None lets the database infer it.
+    Returns the version's semantic version."""
+    row = conn.execute(
         "insert into public.character_versions (character_id, version, user_id, config, sha256, storage_uri,"
-        " change) values (%s, %s, %s, %s, %s, %s, %s)",
+        " change) values (%s, %s, %s, %s, %s, %s, %s) returning semver",
         (character_id, version, user_id, Jsonb(config), sha256, storage_uri, change),
-    )
+    ).fetchone()
+    assert row is not None
     conn.execute(
         "update public.characters set current_version = %s, name = %s, updated_at = now() where id = %s",
         (version, config["name"], character_id),
     )
+    return str(row["semver"])
 
 
 def get_version(conn: Conn, character_id: str, version: int) -> DictRow | None:
@@ -142,8 +145,12 @@ def list_agents(conn: Conn, *, status: str | None = None, q: str | None = None, 
         where.append(sql.SQL("(a.name ilike '%%' || %(q)s || '%%' or a.id::text = %(q)s)"))
     if after is not None:
         where.append(sql.SQL("(a.created_at, a.id) > (%(after_at)s, %(after_id)s::uuid)"))
-    query = sql.SQL(_AGENT_SELECT + " where {} order by a.created_at, a.id limit %(limit)s").format(
-        sql.SQL(" and ").join(where))
+    # current_version by a subquery, not a join: the page is then read in index order and stops at
+    # `limit`, where a join may be planned from the characters side and sort every agent of the user.
+    query = sql.SQL(
+        "select a.*, (select c.current_version from public.characters c where c.id = a.character_id)"
+        " as current_version from public.agents a where {} order by a.created_at, a.id limit %(limit)s"
+    ).format(sql.SQL(" and ").join(where))
     params = {"status": status, "q": q, "limit": limit,
               "after_at": after[0] if after else None, "after_id": after[1] if after else None}
     return _agents(conn).execute(query, params).fetchall()

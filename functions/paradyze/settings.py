@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     agent_start_concurrency: int = Field(default=max(1, os.cpu_count() or 1),
                                          alias="PARADYZE_AGENT_START_CONCURRENCY")
     agent_stop_grace: float = Field(default=5.0, alias="PARADYZE_AGENT_STOP_GRACE")
+    # ElizaOS on the process runtime: "shared" runs each owner's agents in one server of the owner's
+    # own (runtimes/shared_hosts.py), "own" gives every agent a server of its own.
+    agent_hosting: Literal["shared", "own"] = Field(default="shared", alias="PARADYZE_AGENT_HOSTING")
+    # Servers that have loaded ElizaOS and wait to be claimed by an owner (shared hosting).
+    agent_pool: int = Field(default=1, ge=0, le=16, alias="PARADYZE_AGENT_POOL")
     drain_timeout: float = Field(default=10.0, alias="PARADYZE_DRAIN_TIMEOUT")
     # An admin connection to the Postgres server that holds each Cloud Run agent's own database.
     agent_database_url: SecretStr | None = Field(default=None, alias="PARADYZE_AGENT_DATABASE_URL")

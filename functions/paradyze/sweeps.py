@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import agent_client, db, lifecycle, reconcile, release_store, repository, telemetry
+from . import agent_client, db, experiments, lifecycle, reconcile, release_store, repository, telemetry
 from .auth import Caller
 from .errors import ParadyzeError
 
@@ -79,4 +79,5 @@ def finish_stuck(caller: Caller, *, older_than: timedelta = STUCK_AFTER) -> list
         except ParadyzeError as exc:
             log.warning("sweep of %s failed: %s", row.id, exc.message)
     release_store.finish_due(actor="sweep", stuck_after=older_than)  # blue past its grace period, stuck releases
+    experiments.clean_up_abandoned(caller)  # test agents of experiments whose request died
     return [r.id for r in rows]

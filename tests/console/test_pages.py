@@ -17,7 +17,7 @@ from tests.console.conftest import Backend
 from tests.console.fake_api import TOKEN, FakeServer
 
 APP = Path(__file__).resolve().parents[2] / "console" / "app.py"
-PAGES = ["agents", "create_agent", "agent_detail", "backups", "health", "costs"]
+PAGES = ["agents", "create_agent", "agent_detail", "releases", "backups", "health", "costs"]
 FIXTURE = "eliza-default.character.json"
 # Creating or waking an agent waits for it to answer health.
 TIMEOUT = 120
@@ -62,6 +62,10 @@ def agent(api: ParadyzeClient) -> Iterator[Agent]:
     at.button(key="cc_create").click().run()
     _assert_clean(at)
     assert "Created **Eliza**" in at.success[0].value
+    steps = [m.value for m in at.markdown]
+    # Each step of the start, as it happened, with the time it took so far.
+    assert any(s.startswith("🔵 provisioning — provisioning") for s in steps), steps
+    assert any(s.startswith("🟢 running — answering (it passed its health check) · ") for s in steps), steps
     created = [a for a in api.list_agents() if a.id not in before]
     assert [a.name for a in created] == ["Eliza"]
     yield created[0]
@@ -222,9 +226,16 @@ def test_chat_wakes_a_hibernated_agent_and_the_history_survives_a_reload(agent: 
 
 def test_detail_shows_timeline_versions_diff_and_logs(agent: Agent, api: ParadyzeClient) -> None:
     latest = api.character_versions(agent.id)[-1].character
-    api.update_character(agent.id, {**latest, "topics": [*latest.get("topics", []), "console testing"]})
     at = _open("agent_detail", agent_id=agent.id)
     _assert_clean(at)
+    edited = {**latest, "topics": [*latest.get("topics", []), "console testing"]}
+    at.text_area(key=f"edit_{agent.id}_1").set_value(json.dumps(edited, indent=2)).run()
+    at.button(key="save_version").click().run()
+    _assert_clean(at)
+    # Everything on the page was read again after the save: the header, the versions, the diff.
+    assert "Saved v2." in [s.value for s in at.success]
+    assert {m.label: m.value for m in at.metric}["Version"] == "v2"
+    assert list(at.dataframe[1].value["Version"]) == [1, 2]
     timeline = at.dataframe[0].value
     assert "🔵 provisioning → 🟢 running" in set(timeline["Change"])
     diff = next(c.value for c in at.code if c.language == "diff")
@@ -344,6 +355,21 @@ def test_health_and_costs_show_the_agent(agent: Agent) -> None:
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Estimated / month"].startswith("$")
     assert "Eliza" in set(at.dataframe[0].value["Agent"])
+
+
+def test_release_page_rolls_back_and_lists_it(agent: Agent, api: ParadyzeClient) -> None:
+    latest = api.character_versions(agent.id)[-1].character
+    api.update_character(agent.id, {**latest, "bio": ["A second bio."]})
+    at = _open("releases", agent_id=agent.id)
+    _assert_clean(at)
+    assert "No releases yet" in at.info[0].value
+    assert at.selectbox(key=f"rollback_version_{agent.id}").value == 1
+    at.button(key="rollback_run").click().run()
+    _assert_clean(at)
+    assert any(s.value.startswith("Rollback to v1: ") for s in at.success)
+    row = at.dataframe[0].value.iloc[0]
+    assert (row["Kind"], row["Versions"]) == ("rollback", "v2 → v1")
+    assert api.get_agent(agent.id).character_version == 1
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ holds: health_check on a new revision is a real request to the real function.
 from __future__ import annotations
 
 import secrets
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,3 +209,19 @@ def test_the_repository_config_has_three_environments_that_load(tmp_path: Path) 
     assert prod.env["PARADYZE_INSTANCE"] == "prod" and prod.image("functions", "v1").startswith(
         "us-central1-docker.pkg.dev/paradyze-prod/paradyze/functions:")
     assert set(prod.targets) >= {"health_check", "create_agent", "send_message"}
+
+
+def test_the_command_line_plans_an_environment_of_the_repository_config(cloud: dict[str, Any]) -> None:
+    endpoints = {"PARADYZE_DEPLOY_RUN_ENDPOINT": cloud["run"].endpoint,
+                 "PARADYZE_DEPLOY_SCHEDULER_ENDPOINT": cloud["scheduler"].endpoint,
+                 "PARADYZE_DEPLOY_SECRETS_ENDPOINT": cloud["sm"].endpoint}
+    before = _mutations(cloud)
+    done = subprocess.run([sys.executable, "-m", "deploy", "plan", "--env", "staging", "--tag", "staging-v1"],
+                          cwd=REPO, env={"PATH": "/usr/bin:/bin", **endpoints}, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2, done.stdout + done.stderr  # blocked: the database secrets have no values yet
+    assert "staging (paradyze-staging, us-central1), release staging-v1" in done.stdout
+    assert "create       service      paradyze-create-agent" in done.stdout
+    assert "create       service      paradyze-console" in done.stdout
+    assert "BLOCKED: secret paradyze-database-url" in done.stdout
+    assert _mutations(cloud) == before, "plan changes nothing"

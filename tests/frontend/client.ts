@@ -7,6 +7,10 @@ type SendMessage = paths["/send_message"]["post"];
 type CreateAgentBody = CreateAgent["requestBody"]["content"]["application/json"];
 type SendMessageBody = SendMessage["requestBody"]["content"]["application/json"];
 export type Agent = components["schemas"]["AgentPublic"];
+type ReleaseVersion = paths["/release_version"]["post"];
+type ReleaseBody = ReleaseVersion["requestBody"]["content"]["application/json"];
+export type Release = components["schemas"]["ReleasePublic"];
+export type Version = components["schemas"]["CharacterVersion"];
 export type ApiError = components["schemas"]["ErrorEnvelope"]["error"];
 
 export class CallFailed extends Error {
@@ -83,6 +87,23 @@ export async function example(base: string, token: string): Promise<string[]> {
   }
 }
 
+// Release a new version blue/green with one scripted smoke test; say which version serves after it.
+export async function releaseVersion(base: string, token: string, agent: Agent,
+                                     character: NonNullable<ReleaseBody["character"]>): Promise<string> {
+  const body: ReleaseBody = {
+    agent_id: agent.id, character, change: "minor", grace_seconds: 60,
+    test_cases: [{ name: "greets", turns: [{ message: "hello", expect: { contains: ["hello"], absent: ["error"] } }] }],
+  };
+  const answer = await call<ReleaseVersion["responses"]["200"]["content"]["application/json"]>(
+    base, "release_version", token, body);
+  const release: Release = answer.release;
+  const failed = release.smoke.filter((result) => !result.passed).map((result) => result.name);
+  const semver: Version["semver"] = agent.character_semver ?? "unknown";
+  return release.serving === "green"
+    ? `version ${release.to_version} serves (was ${semver})`
+    : `${semver} still serves: ${release.reason ?? failed.join(", ")}`;
+}
+
 // What the API refuses, the types refuse too.
 // @ts-expect-error send_message needs text
 export const noText: SendMessageBody = { agent_id: "6f1c1d5e-0000-4000-8000-000000000000" };
@@ -94,3 +115,5 @@ export const unknownStatus: Agent["status"] = "sleeping";
 export const textLimit: ListAgentsQuery = { limit: "200" };
 // @ts-expect-error the character needs a name
 export const nameless: CreateAgentBody["character"] = { bio: "no name" };
+// @ts-expect-error a change is major, minor or patch
+export const hugeChange: ReleaseBody["change"] = "huge";

@@ -27,7 +27,7 @@ def _agents(user: User, character_id: str, count: int, prefix: str) -> list[str]
         return [str(repository.insert_agent(
             conn, user_id=user.id, character_id=character_id, name=f"{prefix}-{i}", runtime="process",
             idle_timeout_minutes=60, auto_hibernate=True, idempotency_key=None, request_sha256=None,
-            status="hibernated", desired_state="hibernated")["id"]) for i in range(count)]
+            status="hibernated", desired_state="hibernated").id) for i in range(count)]
 
 
 @pytest.fixture
@@ -178,6 +178,9 @@ class _Explain:
         self.conn = conn
         self.plans: list[str] = []
 
+    def cursor(self, **_: Any) -> _Explain:
+        return self
+
     def execute(self, query: Any, params: Any = None) -> Any:
         prefix = "explain (costs off) "
         query = sql.SQL(prefix) + query if isinstance(query, sql.Composable) else prefix + query
@@ -190,7 +193,7 @@ def test_every_list_page_is_an_index_scan_without_a_sort(conn: Any) -> None:
     character_id = _character(conn, user, "planned")
     conn.execute(
         "insert into public.agents (user_id, character_id, name, runtime, status, created_at)"
-        " select case when i %% 10 = 0 then %s::uuid else gen_random_uuid() end, %s, 'a' || i, 'process',"
+        " select case when i %% 10 = 0 then gen_random_uuid() else %s::uuid end, %s, 'a' || i, 'process',"
         " case when i %% 50 = 0 then 'running' else 'hibernated' end, now() - i * interval '1 second'"
         " from generate_series(1, 10000) i", (user.id, character_id))
     conn.execute(

@@ -22,6 +22,7 @@ class AgentSpec:
     character_path: Path  # the runtime character (eliza_character.for_runtime): secret-free, in the agent home
     character_version: int
     env: dict[str, str] = field(default_factory=dict)  # secrets and provider keys; never logged
+    tenant: str = ""  # the agent's owner: agents of different owners never share a process
 
     def __repr__(self) -> str:  # keep secret values out of tracebacks and logs
         return f"AgentSpec(agent_id={self.agent_id!r}, version={self.character_version})"

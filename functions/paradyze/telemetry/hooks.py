@@ -30,19 +30,21 @@ def instrument(operation: str, serve: Callable[[flask.Request], flask.Response]
     @functools.wraps(serve)
     def wrapper(request: flask.Request) -> flask.Response:
         token = context.begin(operation, request.headers.get(context.REQUEST_ID_HEADER))
+        summed, db_token = tracing.sum_request_transactions()
         began = time.perf_counter()
         try:
-            with tracing.tracer.start_as_current_span(
-                    f"{request.method} /{operation}", context=tracing.incoming_context(request.headers.items()),
-                    kind=SpanKind.SERVER, record_exception=False,
-                    attributes={"http.request.method": request.method, "http.route": f"/{operation}",
-                                "paradyze.request_id": context.current().request_id}) as span:
+            parent = None
+            if "traceparent" in request.headers or "X-Cloud-Trace-Context" in request.headers:
+                parent = tracing.incoming_context(request.headers.items())
+            with tracing.span(f"{request.method} /{operation}", SpanKind.SERVER, parent=parent,
+                              **{"http.request.method": request.method, "http.route": f"/{operation}",
+                                 "paradyze.request_id": context.current().request_id}) as server:
                 response = serve(request)
-                span.set_attribute("http.response.status_code", response.status_code)
                 about = context.current()
-                for key in ("agent_id", "user_id"):
-                    if getattr(about, key):
-                        span.set_attribute(f"paradyze.{key}", getattr(about, key))
+                server.current.set_attributes({"http.response.status_code": response.status_code,
+                                               "db.transactions": int(summed[0]), "db.seconds": summed[1],
+                                               **{f"paradyze.{k}": v for k, v in (("agent_id", about.agent_id),
+                                                                                 ("user_id", about.user_id)) if v}})
             status = response.status_code
             labels = {"operation": operation, "status": str(status)}
             metrics.function_duration.record(time.perf_counter() - began, labels)
@@ -52,6 +54,7 @@ def instrument(operation: str, serve: Callable[[flask.Request], flask.Response]
             response.headers[context.REQUEST_ID_HEADER] = context.current().request_id
             return response
         finally:
+            tracing.end_request_transactions(db_token)
             context.end(token)
 
     return wrapper

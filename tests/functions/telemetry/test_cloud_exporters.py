@@ -30,7 +30,7 @@ def monitoring() -> Iterator[FakeCloudMonitoring]:
         yield fake
 
 
-def wait_for(check: Any, timeout: float = 90.0) -> Any:
+def wait_for(check: Any, timeout: float = 240.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         got = check()

@@ -77,6 +77,11 @@ def test_scripted_scenario_shows_in_metrics_logs_and_traces(emulator: Emulator) 
     after = emulator.get("health_check").json()  # the repaired agent, with its memory
     assert after["status"] == "ok", after
 
+    # The idle sweep, called as Cloud Scheduler (and the local scheduler) calls it.
+    swept = emulator.post("hibernate_idle", headers={"X-CloudScheduler": "true",
+                                                     "X-CloudScheduler-JobName": "paradyze-e2e-idle-sweep"})
+    assert swept.status_code == 200 and swept.json()["hibernated"] == [], swept.text
+
     m = metric_samples(emulator)
     mine = {"agent_id": agent_id}
     assert value(m, "paradyze_agent_messages_in_total", **mine) == 4
@@ -94,6 +99,8 @@ def test_scripted_scenario_shows_in_metrics_logs_and_traces(emulator: Emulator) 
     assert value(m, "paradyze_function_duration_seconds_count", operation="send_message", status="200") == 4
     assert value(m, "paradyze_function_duration_seconds_count", operation="create_agent", status="201") == 1
     assert value(m, "paradyze_sweep_duration_seconds_count", sweep="health") == 2
+    assert value(m, "paradyze_sweep_duration_seconds_count", sweep="idle") == 1
+    assert value(m, "paradyze_scheduler_jobs_total", operation="hibernate_idle", outcome="ok") == 1
     assert value(m, "paradyze_db_pool_connections", state="idle") >= 1
     # Labels come from a bounded set: ids, operations, statuses, fixed words; never what a user wrote.
     allowed = {"agent_id", "operation", "status", "cause", "kind", "sweep", "state", "le", "outcome"}
