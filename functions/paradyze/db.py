@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 
 import psycopg
@@ -15,7 +16,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from . import schema, telemetry
 from .agent_locks import CONNECT_TIMEOUT, AgentLocks, messages_key
-from .caller import Caller
+from .caller import SYSTEM, Caller
 from .errors import DatabaseUnavailable, SchemaBehind
 from .migrations import REPO_ROOT as REPO_ROOT  # where runtimes find the repository
 from .migrations import migrate, migrations
@@ -177,6 +178,17 @@ def messages_in_flight(conn: Conn, agent_id: str) -> bool:
     row = conn.execute("select pg_try_advisory_xact_lock(%s) as free", (messages_key(agent_id),)).fetchone()
     # Taken only if free, and given back when this transaction ends.
     return not (row and row["free"])
+
+
+def drain_messages(agent_id: str, timeout: float) -> bool:
+    """Wait up to timeout for every message in flight to the agent to finish; False if some still are."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with transaction(SYSTEM) as conn:
+            if not messages_in_flight(conn, agent_id):
+                return True
+        time.sleep(0.05)
+    return False
 
 
 def migration_status() -> dict[str, object]:

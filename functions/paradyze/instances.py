@@ -178,13 +178,8 @@ def _spec(agent_id: str, version: DictRow, secrets: dict[str, str]) -> AgentSpec
 
 def drain(agent_id: str) -> None:
     """Wait, for a bounded time, for messages in flight to finish; new ones see `hibernating`."""
-    deadline = time.monotonic() + get_settings().drain_timeout
-    while time.monotonic() < deadline:
-        with db.transaction(SYSTEM) as conn:
-            if not db.messages_in_flight(conn, agent_id):
-                return
-        time.sleep(0.05)
-    log.warning("agent %s: messages still in flight after the drain timeout; stopping anyway", agent_id)
+    if not db.drain_messages(agent_id, get_settings().drain_timeout):
+        log.warning("agent %s: messages still in flight after the drain timeout; stopping anyway", agent_id)
 
 
 @telemetry.traced("agent.stop")

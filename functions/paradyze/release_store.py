@@ -10,7 +10,6 @@ the record says which.
 from __future__ import annotations
 
 import logging
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -173,10 +172,5 @@ def _close(release: Row, status: str, serving: str, actor: str, reason: str) -> 
 
 def _drain(agent_id: str) -> None:
     """Wait, bounded, for messages in flight (blue's among them) before blue stops."""
-    deadline = time.monotonic() + get_settings().drain_timeout
-    while time.monotonic() < deadline:
-        with db.transaction(SYSTEM) as conn:
-            if not db.messages_in_flight(conn, agent_id):
-                return
-        time.sleep(0.05)
-    log.warning("agent %s: messages still in flight when its blue instance stops", agent_id)
+    if not db.drain_messages(agent_id, get_settings().drain_timeout):
+        log.warning("agent %s: messages still in flight when its blue instance stops", agent_id)
