@@ -70,7 +70,9 @@ def every_agent(emu: Emulator) -> list[str]:
     ids: list[str] = []
     cursor = None
     while True:
-        page = emu.get("list_agents", limit=200, **({"cursor": cursor} if cursor else {})).json()
+        resp = emu.get("list_agents", limit=200, **({"cursor": cursor} if cursor else {}))
+        assert resp.status_code == 200, (resp.status_code, resp.text[:2000])
+        page = resp.json()
         ids += [a["id"] for a in page["agents"]]
         if not (cursor := page["next_cursor"]):
             return ids
