@@ -178,7 +178,9 @@ class SharedHosts:
         return found
 
     def _boot(self, tenant: str) -> Server:
-        user = self.users.for_agent(f"owner:{tenant}") if self.users else None
+        # Per platform instance too: two instances on one host (each with its own database) may
+        # both know an owner id (the platform's own nil owner always), and must never share its uid.
+        user = self.users.for_agent(f"owner:{self.settings.instance_key}:{tenant}") if self.users else None
         if user is not None:  # whatever still runs as the owner's user is left from a crash
             stop_processes(uid_processes(user.uid), grace=1.0)
         home = self._home(tenant)
