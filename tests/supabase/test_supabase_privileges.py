@@ -27,6 +27,7 @@ from paradyze.settings import get_settings
 LINTS = sorted((Path(__file__).parent / "splinter").glob("*.sql"))
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 USER_READS = {"characters", "character_versions", "agents", "agent_events", "agent_schedules", "agent_releases",
+              "agent_messages",
               "experiments"}
 USER_UPDATES = {"agents": {"name", "idle_timeout_minutes", "auto_hibernate"}}
 
