@@ -15,16 +15,24 @@ if _ROOT not in sys.path:
 from console import ui  # noqa: E402
 from console.settings import get_console_settings  # noqa: E402
 
-_PAGES = Path(__file__).resolve().parent / "pages"
+_PAGES = Path(__file__).resolve().parent / "views"
 
 st.set_page_config(page_title="Paradyze console", page_icon="🌴", layout="wide")
+
+home = st.Page(_PAGES / "agents.py", title="Agents", icon="🤖", url_path="home", default=True)
+
+
+def _to_home() -> None:
+    # /agents, as people type a link to the list, leads to it. (The pages live in views/, not pages/:
+    # Streamlit would also serve a pages/ folder by file name, and /agents would leave this navigation.)
+    st.switch_page(home)
+
 
 pages = st.navigation(
     {
         "Agents": [
-            st.Page(_PAGES / "agents.py", title="Agents", icon="🤖", url_path="home", default=True),
-            # The same page at /agents, so a link to the list works as people type it.
-            st.Page(_PAGES / "agents.py", title="Agents", icon="🤖", url_path="agents", visibility="hidden"),
+            home,
+            st.Page(_to_home, title="Agents", url_path="agents", visibility="hidden"),
             st.Page(_PAGES / "create_agent.py", title="Create agent", icon="➕", url_path="create"),
             st.Page(_PAGES / "agent_detail.py", title="Agent detail", icon="🔎", url_path="agent"),
             st.Page(_PAGES / "releases.py", title="Releases", icon="🚀", url_path="releases"),

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from console.client import ParadyzeClient
 from helpers import REPO, fixture_characters, free_port
@@ -34,7 +35,7 @@ PAGES = {
     "health": "Agents by state over time",
     "costs": "Estimated / month",
 }
-REFRESH_S = 2  # the console's live refresh, short so the live flows do not wait long
+REFRESH_S = 4  # the console's live refresh, short so the live flows do not wait long
 SLOW = 60_000  # ms: a loaded 2-core machine can take this long to render a page
 expect.set_options(timeout=SLOW)
 
@@ -141,16 +142,21 @@ def test_a_row_click_opens_the_agent_in_the_same_tab_where_delete_asks_for_its_n
     page.get_by_role("textbox", name="Search").fill("Sam")
     page.keyboard.press("Enter")
     expect(page.get_by_text("1 shown of")).to_be_visible()
-    grid = page.get_by_test_id("stDataFrame").first
-    box = grid.bounding_box()
-    assert box is not None
-    page.mouse.click(box["x"] + 260, box["y"] + 35 + 17)  # the first row's Name cell, under the header
-    page.wait_for_url(f"**/agent?agent_id={agent_id}")
+    for _ in range(3):  # a click that lands while the table is being redrawn is lost: click again
+        box = page.get_by_test_id("stDataFrame").first.bounding_box()
+        assert box is not None
+        page.mouse.click(box["x"] + 260, box["y"] + 35 + 17)  # the first row's Name cell, under the header
+        try:
+            page.wait_for_url(f"**/agent?agent_id={agent_id}", timeout=20_000)
+            break
+        except PlaywrightTimeout:
+            continue
+    assert page.url.endswith(f"/agent?agent_id={agent_id}"), page.url
     assert len(page.context.pages) == 1  # the same tab, the same session
     expect(page.get_by_text("Wants to be")).to_be_visible()
     shot(page, "detail-from-row")
 
-    page.get_by_role("button", name="Delete…").click()
+    page.get_by_role("button", name="Delete…").click()  # its own button on the agent's page
     dialog = page.get_by_role("dialog")
     expect(dialog.get_by_text("Sam Altman", exact=False).first).to_be_visible()
     go = dialog.get_by_role("button", name="Delete for good")

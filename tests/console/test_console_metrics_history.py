@@ -35,7 +35,7 @@ def test_history_shows_an_agents_messages_latency_and_memory_over_time(console_e
 
         at = AppTest.from_file(str(APP), default_timeout=120)
         at.run()
-        at.switch_page("pages/health.py").run()
+        at.switch_page("views/health.py").run()
         assert not at.exception, [e.value for e in at.exception]
         assert any(s.value == "Over time" for s in at.subheader)
         chooser = at.selectbox(key="health_history_agent")

@@ -26,7 +26,7 @@ def test_an_experiment_shows_its_scores(console_env: Backend) -> None:
     assert ran["experiment"]["best"] == "as-is"
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.run()
-    at.switch_page("pages/experiments.py").run()
+    at.switch_page("views/experiments.py").run()
     assert not at.exception and not at.error
     scores = next(df.value for df in at.dataframe if "Variant" in df.value.columns)
     assert dict(zip(scores["Variant"], scores["Score"], strict=True)) == {"as-is": 1.0, "curt": 0.0}

@@ -32,7 +32,7 @@ def _open(page: str, **query: str) -> AppTest:
     at.query_params.update(query)
     at.run()
     if page != "agents":
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"views/{page}.py").run()
     return at
 
 

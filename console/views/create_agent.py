@@ -238,5 +238,5 @@ if st.button("Create agent", type="primary", disabled=blocked or ui.backend_down
     st.session_state["created_agent_id"] = agent.id
     st.success(f"Created **{agent.name}** ({ui.badge(agent.status)}), id `{agent.id}`.")
     st.page_link(
-        "pages/agent_detail.py", label="Open its detail page", icon="🔎", query_params={"agent_id": agent.id}
+        "views/agent_detail.py", label="Open its detail page", icon="🔎", query_params={"agent_id": agent.id}
     )

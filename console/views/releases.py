@@ -19,7 +19,7 @@ by_id = {a.id: a for a in agents}
 wanted = st.query_params.get("agent_id")
 if wanted and wanted not in by_id:
     st.error(f"**Agent `{wanted}` not found.** It may have been deleted, or the link is mistyped.", icon="🔍")
-    st.page_link("pages/agents.py", label="Back to all agents", icon="🤖")
+    st.page_link("views/agents.py", label="Back to all agents", icon="🤖")
     st.stop()
 if not agents:
     st.info("No agents yet. Create one on the **Create agent** page.")

@@ -13,6 +13,9 @@ from console.characters import validate_character
 from console.client import ApiError
 from console.schedules import check_rows
 
+_BACK_TO_LIST = "detail_deleted"
+if st.session_state.pop(_BACK_TO_LIST, False):
+    st.switch_page("views/agents.py")
 ui.header("🔎 Agent detail")
 ui.stop_if_backend_down()
 client = ui.client()
@@ -25,7 +28,7 @@ wanted = st.query_params.get("agent_id")
 if wanted and wanted not in by_id:
     # A stale or mistyped link: say so, never show some other agent in its place.
     st.error(f"**Agent `{wanted}` not found.** It may have been deleted, or the link is mistyped.", icon="🔍")
-    st.page_link("pages/agents.py", label="Back to all agents", icon="🤖")
+    st.page_link("views/agents.py", label="Back to all agents", icon="🤖")
     st.stop()
 if not agents:
     st.info("No agents yet. Create one on the **Create agent** page.")
@@ -57,8 +60,7 @@ if b[3].button("Delete…", key="detail_delete", width="stretch"):
 
 def _deleted(results: list[dict[str, object]]) -> None:
     st.session_state[actions.RESULTS_KEY] = results
-    st.query_params.clear()
-    st.switch_page("pages/agents.py")
+    st.session_state[_BACK_TO_LIST] = True  # the dialog's rerun comes back here, then goes to the list
 
 
 actions.delete_dialog(_deleted)

@@ -13,7 +13,10 @@ from console.models import STATUSES, Agent
 from console.settings import get_console_settings
 
 _FILTERS = {"agents_q": "", "agents_status": [], "agents_runtime": []}
+_OPEN = "agents_open"  # the agent a click on a row asked to open
 
+if opening := st.session_state.pop(_OPEN, None):
+    st.switch_page("views/agent_detail.py", query_params={"agent_id": opening})
 ui.header("🤖 Agents")
 ui.stop_if_backend_down()
 settings = get_console_settings()
@@ -80,7 +83,7 @@ def agent_table() -> None:
     filtered = bool(query.strip() or statuses or runtimes)
     if not agents and not filtered:
         st.info("No agents yet. Create one on the **Create agent** page.")
-        st.page_link("pages/create_agent.py", label="Create an agent", icon="➕")
+        st.page_link("views/create_agent.py", label="Create an agent", icon="➕")
         return
     if not shown:
         st.info("No agent matches these filters.")
@@ -105,7 +108,10 @@ def agent_table() -> None:
     st.caption("Click an agent's row to open it; tick rows to act on several at once.")
     cells = selection.selection.cells if selection else []
     if cells and cells[0][0] < len(shown):
-        st.switch_page("pages/agent_detail.py", query_params={"agent_id": shown[cells[0][0]].id})
+        # Switched to from a full run: in a fragment's own run the app's page list is not the one
+        # st.navigation declared, and the link would not be /agent.
+        st.session_state[_OPEN] = shown[cells[0][0]].id
+        st.rerun(scope="app")
 
     # Ticked rows fill the picker; the picker is what the buttons act on, so agents can also be
     # chosen by name, and the choice survives a filter change.
