@@ -162,3 +162,44 @@ def messages_per_agent(agents: list[Agent], events: list[Event]) -> dict[str, in
 
 def restarts_per_agent(agents: list[Agent]) -> dict[str, int]:
     return {a.name or a.id[:8]: a.restart_count for a in agents}
+
+
+def running_intervals(agent: Agent, events: list[Event], now: datetime) -> list[tuple[datetime, datetime]]:
+    """The spans in which the agent was running, from its ordered events (and its status now)."""
+    spans: list[tuple[datetime, datetime]] = []
+    opened: datetime | None = None
+    if events and events[0].from_status == "running":
+        # Running before the history we hold begins: count from its creation, or the first event we have.
+        opened = min(_utc(agent.created_at), _utc(events[0].at)) if agent.created_at else _utc(events[0].at)
+    for event in events:
+        at = _utc(event.at)
+        if event.to_status == "running" and opened is None:
+            opened = at
+        elif event.to_status != "running" and opened is not None:
+            spans.append((opened, at))
+            opened = None
+    if not events and agent.status == "running":
+        start = agent.started_at or agent.created_at
+        opened = _utc(start) if start else None
+    if opened is not None and agent.status == "running":
+        spans.append((opened, _utc(now)))
+    return spans
+
+
+def running_hours_by_day(
+    agents: list[Agent], events: list[Event], *, now: datetime, window: timedelta
+) -> list[dict[str, object]]:
+    """Hours each agent spent running on each UTC day of the window: rows of {day, agent_id, name, hours}."""
+    now = _utc(now)
+    history = _by_agent(events)
+    first_day = (now - window).replace(hour=0, minute=0, second=0, microsecond=0)
+    rows: list[dict[str, object]] = []
+    for agent in agents:
+        spans = running_intervals(agent, [e for e in history.get(agent.id, []) if _utc(e.at) <= now], now)
+        day = first_day
+        while day <= now:
+            end = day + timedelta(days=1)
+            seconds = sum(max((min(b, end) - max(a, day)).total_seconds(), 0.0) for a, b in spans)
+            rows.append({"day": day, "agent_id": agent.id, "name": agent.name, "hours": seconds / 3600})
+            day = end
+    return rows

@@ -22,9 +22,13 @@ st.set_page_config(page_title="Paradyze console", page_icon="🌴", layout="wide
 pages = st.navigation(
     {
         "Agents": [
-            st.Page(_PAGES / "agents.py", title="Agents", icon="🤖", url_path="agents", default=True),
+            st.Page(_PAGES / "agents.py", title="Agents", icon="🤖", url_path="home", default=True),
+            # The same page at /agents, so a link to the list works as people type it.
+            st.Page(_PAGES / "agents.py", title="Agents", icon="🤖", url_path="agents", visibility="hidden"),
             st.Page(_PAGES / "create_agent.py", title="Create agent", icon="➕", url_path="create"),
             st.Page(_PAGES / "agent_detail.py", title="Agent detail", icon="🔎", url_path="agent"),
+            st.Page(_PAGES / "releases.py", title="Releases", icon="🚀", url_path="releases"),
+            st.Page(_PAGES / "experiments.py", title="Experiments", icon="🧪", url_path="experiments"),
         ],
         "Platform": [
             st.Page(_PAGES / "backups.py", title="Backups", icon="💾", url_path="backups"),
@@ -39,6 +43,8 @@ with st.sidebar:
     st.caption(f"Functions: `{settings.api_url}`")
     source = "PARADYZE_ADMIN_TOKEN" if settings.admin_token else str(settings.home / "admin-token")
     st.caption(f"Admin token: {'from ' + source if settings.token() else 'missing'}")
+    ui.theme_toggle()
+ui.responsive_layout()
 
 ui.check_backend()
 pages.run()

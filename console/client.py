@@ -10,12 +10,18 @@ from console.models import (
     Agent,
     AgentHealth,
     Backup,
+    BackupContents,
     CharacterVersion,
+    ChatMessage,
     Event,
     HealthReport,
     MessageResult,
+    Release,
     Restore,
 )
+
+# Rows asked for per request: the functions answer at most 200 (a 422 beyond).
+PAGE = 200
 
 # What an operator should do next, by status; the server's own message says what went wrong.
 _HINTS = {
@@ -138,7 +144,7 @@ class ParadyzeClient:
     def reachable(self) -> ApiError | None:
         """None when the functions answer with this token; the error otherwise (for the banner)."""
         try:
-            self.call("GET", "list_agents", params={"status": "running"}, timeout=5)
+            self.call("GET", "list_agents", params={"status": "running", "limit": 1}, timeout=5)
         except ApiError as exc:
             return exc
         return None
@@ -166,9 +172,23 @@ class ParadyzeClient:
     def get_agent(self, agent_id: str) -> Agent:
         return Agent.model_validate(self.call("GET", "get_agent", params={"agent_id": agent_id})["agent"])
 
-    def list_agents(self, status: str | None = None, q: str | None = None) -> list[Agent]:
-        data = self.call("GET", "list_agents", params={"status": status, "q": q})
-        return [Agent.model_validate(a) for a in data.get("agents", [])]
+    def pages(self, function: str, key: str, params: dict[str, Any] | None = None,
+              most: int = 10_000) -> list[dict[str, Any]]:
+        """Up to `most` rows of a paged list, following `next_cursor` a page (at most 200 rows) at a time."""
+        rows: list[dict[str, Any]] = []
+        cursor = None
+        while len(rows) < most:
+            page = {**(params or {}), "limit": min(PAGE, most - len(rows)), "cursor": cursor}
+            data = self.call("GET", function, params=page)
+            rows.extend(data.get(key, []))
+            cursor = data.get("next_cursor")
+            if not cursor:
+                break
+        return rows
+
+    def list_agents(self, status: str | None = None, q: str | None = None, most: int = 10_000) -> list[Agent]:
+        rows = self.pages("list_agents", "agents", {"status": status, "q": q}, most)
+        return [Agent.model_validate(a) for a in rows]
 
     def hibernate_agent(self, agent_id: str) -> Agent:
         return self._agent_action("hibernate_agent", agent_id)
@@ -191,16 +211,34 @@ class ParadyzeClient:
         return Agent.model_validate(data["agent"])
 
     def character_versions(self, agent_id: str) -> list[CharacterVersion]:
-        data = self.call("GET", "character_versions", params={"agent_id": agent_id})
-        return [CharacterVersion.model_validate(v) for v in data.get("versions", [])]
+        rows = self.pages("character_versions", "versions", {"agent_id": agent_id})
+        return [CharacterVersion.model_validate(v) for v in rows]
+
+    def release_version(self, agent_id: str, version: int, grace_seconds: int = 60) -> Release:
+        """Release a stored version blue/green (smoke-tested before the switch)."""
+        body = {"agent_id": agent_id, "version": version, "grace_seconds": grace_seconds}
+        return Release.model_validate(self.call("POST", "release_version", body=body)["release"])
+
+    def rollback(self, agent_id: str, version: int) -> Release:
+        body = {"agent_id": agent_id, "version": version}
+        return Release.model_validate(self.call("POST", "rollback", body=body)["release"])
+
+    def list_releases(self, agent_id: str, limit: int = 50) -> list[Release]:
+        data = self.call("GET", "list_releases", params={"agent_id": agent_id, "limit": limit})
+        return [Release.model_validate(r) for r in data.get("releases", [])]
 
     def agent_events(self, agent_id: str | None = None, limit: int = 100) -> list[Event]:
-        data = self.call("GET", "agent_events", params={"agent_id": agent_id, "limit": limit})
-        return [Event.model_validate(e) for e in data.get("events", [])]
+        rows = self.pages("agent_events", "events", {"agent_id": agent_id}, limit)
+        return [Event.model_validate(e) for e in rows]
 
     def agent_logs(self, agent_id: str, tail: int = 200) -> list[str]:
         data = self.call("GET", "agent_logs", params={"agent_id": agent_id, "tail": tail})
         return [str(line) for line in data.get("lines", [])]
+
+    def agent_messages(self, agent_id: str, limit: int = 100) -> list[ChatMessage]:
+        """The conversation the caller has had with the agent, oldest first."""
+        data = self.call("GET", "agent_messages", params={"agent_id": agent_id, "limit": limit})
+        return [ChatMessage.model_validate(m) for m in data.get("messages", [])]
 
     def update_policy(self, agent_id: str, **changes: Any) -> Agent:
         body = {"agent_id": agent_id, **{k: v for k, v in changes.items() if v is not None}}
@@ -212,14 +250,23 @@ class ParadyzeClient:
         return Backup.model_validate(self.call("POST", "backup_agents", body={})["backup"])
 
     def list_backups(self) -> list[Backup]:
-        return [Backup.model_validate(b) for b in self.call("GET", "list_backups").get("backups", [])]
+        return [Backup.model_validate(b) for b in self.pages("list_backups", "backups")]
+
+    def backup_contents(self, backup_id: str, agent_id: str | None = None) -> BackupContents:
+        """What the backup holds beside what exists now; with agent_id, that agent's backed-up character."""
+        data = self.call("GET", "backup_contents", params={"backup_id": backup_id, "agent_id": agent_id})
+        return BackupContents.model_validate(data)
 
     def restore_backup(self, backup_id: str) -> Restore:
         data = self.call("POST", "restore_backup", body={"backup_id": backup_id})
         return Restore.model_validate(data["restore"])
 
-    def health_check(self) -> HealthReport:
-        return HealthReport.model_validate(self.call("GET", "health_check"))
+    def health_check(self, *, repair: bool = False) -> HealthReport:
+        """The platform's checks, changing nothing; with repair, agents that should run and do not are
+        restarted too."""
+        if repair:
+            return HealthReport.model_validate(self.call("POST", "health_check", body={}))
+        return HealthReport.model_validate(self.call("GET", "health_check", params={"repair": "false"}))
 
     def agent_health(self) -> list[AgentHealth]:
         return self.health_check().agents

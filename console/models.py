@@ -67,6 +67,14 @@ class CharacterVersion(_Lenient):
     character: dict[str, Any] = Field(default_factory=dict)
 
 
+class ChatMessage(_Lenient):
+    """One turn of an agent's conversation as the server keeps it."""
+
+    role: str  # "user" or "agent"
+    text: str = ""
+    at: datetime | None = None
+
+
 class Reply(_Lenient):
     text: str = ""
 
@@ -94,6 +102,31 @@ class Restore(_Lenient):
     agents: int = 0
 
 
+class Counts(_Lenient):
+    characters: int = 0
+    versions: int = 0
+    agents: int = 0
+
+
+class BackedUpAgent(_Lenient):
+    id: str
+    name: str = ""
+    owner: str | None = None
+    version: int | None = None
+    exists: bool = False
+    current_version: int | None = None
+    status: str | None = None
+    on_restore: str = ""
+
+
+class BackupContents(_Lenient):
+    backup_id: str
+    agents: list[BackedUpAgent] = Field(default_factory=list)
+    restore_adds: Counts = Field(default_factory=Counts)
+    already_present: Counts = Field(default_factory=Counts)
+    character: dict[str, Any] | None = None
+
+
 class AgentHealth(_Lenient):
     agent_id: str
     name: str = ""
@@ -113,3 +146,21 @@ class HealthReport(_Lenient):
     agents: list[AgentHealth] = Field(default_factory=list)
 
 
+
+
+class Release(_Lenient):
+    """A blue/green release or rollback of an agent's character version, with its smoke test."""
+
+    id: str
+    agent_id: str
+    kind: str = "release"
+    status: str = ""
+    serving: str | None = None
+    reason: str | None = None
+    from_version: int | None = None
+    to_version: int
+    smoke: list[dict[str, Any]] = Field(default_factory=list)
+    grace_seconds: int = 0
+    keep_until: datetime | None = None
+    created_at: datetime | None = None
+    finished_at: datetime | None = None

@@ -22,6 +22,10 @@ class ConsoleSettings(BaseSettings):
     )
     # Creating or waking an agent waits for it to answer health, which can take a while.
     request_timeout: float = Field(default=90.0, alias="PARADYZE_CONSOLE_TIMEOUT")
+    # How often the list, an agent's header, timeline and followed logs re-read the functions.
+    # The region whose Cloud Run prices the Costs page and the list's $/month start from.
+    region: str = Field(default="us-central1", alias="PARADYZE_GCP_REGION")
+    refresh_seconds: float = Field(default=5.0, gt=0, alias="PARADYZE_CONSOLE_REFRESH")
 
     def token(self) -> str | None:
         """The admin token: the env variable first, then the file the local emulator writes."""

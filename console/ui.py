@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
+from console import pricing
 from console.client import ApiError, BackendDown, ParadyzeClient
 from console.models import Agent
 from console.settings import get_console_settings
@@ -18,6 +19,7 @@ STATUS_BADGES = {
     "hibernated": "💤 hibernated",
     "error": "🔴 error",
     "deleting": "⚫ deleting",
+    "deleted": "🗑️ deleted",
 }
 STATUS_COLOURS = {
     "running": "#2e7d32",
@@ -27,7 +29,9 @@ STATUS_COLOURS = {
     "hibernated": "#9e9e9e",
     "error": "#c62828",
     "deleting": "#424242",
+    "deleted": "#424242",
 }
+PLATFORM_OWNER = "00000000-0000-0000-0000-000000000000"
 _BACKEND_KEY = "_backend_error"
 
 
@@ -136,6 +140,13 @@ def size(num_bytes: int | None) -> str:
     return f"{value:.1f} GiB"
 
 
+def owner(owner_id: str | None) -> str:
+    """Who owns an agent, as an operator reads it: the platform, or the user's id in full."""
+    if not owner_id or owner_id == PLATFORM_OWNER:
+        return "platform"
+    return owner_id
+
+
 def label(agent: Agent) -> str:
     return f"{agent.name} · {badge(agent.status)} · {agent.id[:8]}"
 
@@ -147,3 +158,43 @@ def load_agents(status: str | None = None, q: str | None = None) -> list[Agent] 
     except ApiError as exc:
         show_error(exc, "Loading the agents")
         return None
+
+
+def hourly_rate() -> float:
+    """$ per running agent-hour: what the Costs page set, else the configured region's published price."""
+    if "hourly_rate" in st.session_state:  # kept by the Costs page (its widgets' own state is not)
+        return float(st.session_state["hourly_rate"])
+    region = get_console_settings().region
+    try:
+        return pricing.price(region).per_agent_hour()
+    except KeyError:
+        return pricing.price(pricing.DEFAULT_REGION).per_agent_hour()
+
+
+# Narrow screens: smaller metrics and tighter padding, so a phone shows the table, not three numbers.
+_PHONE_CSS = """
+@media (max-width: 640px) {
+  [data-testid="stMetricValue"] { font-size: 1.25rem; }
+  [data-testid="stMetricLabel"] { font-size: 0.8rem; }
+  .block-container { padding: 2.5rem 0.75rem 1rem; }
+  h1 { font-size: 1.6rem; }
+}
+"""
+# Streamlit's own theme is chosen per browser in ⋮ → Settings; this toggle is the one-click version,
+# applied to this session only. Tables and charts draw on canvas, so they are inverted as a whole.
+_DARK_CSS = """
+.stApp, [data-testid="stHeader"], [data-testid="stSidebar"] { background: #0e1117; color: #fafafa; }
+.stApp p, .stApp li, .stApp label, .stApp h1, .stApp h2, .stApp h3, .stApp span,
+[data-testid="stMetricValue"], [data-testid="stCaptionContainer"] { color: #fafafa; }
+[data-testid="stDataFrame"], [data-testid="stVegaLiteChart"] { filter: invert(0.9) hue-rotate(180deg); }
+.stApp input, .stApp textarea, .stApp [data-baseweb="select"] > div { background: #262730; color: #fafafa; }
+"""
+
+
+def responsive_layout() -> None:
+    st.html(f"<style>{_PHONE_CSS}</style>")
+
+
+def theme_toggle() -> None:
+    if st.toggle("🌙 Dark theme", key="console_dark"):
+        st.html(f"<style>{_DARK_CSS}</style>")

@@ -14,13 +14,26 @@ import functions_framework
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the paradyze package ships beside main.py
 
-from paradyze import backup, eliza_character, health, lifecycle, messaging, openapi, policy, queries, sweeps  # noqa: E402
+from paradyze import (  # noqa: E402
+    backup,
+    conversation,
+    eliza_character,
+    experiments,
+    health,
+    lifecycle,
+    messaging,
+    openapi,
+    policy,
+    queries,
+    releases,
+    restore_preview,
+    retention,
+    sweeps,
+)
 from paradyze.agents import (  # noqa: E402
     AgentCreate,
-    AgentQuery,
     AgentRef,
     CharacterUpdate,
-    EventsQuery,
     LogsQuery,
     MessageSend,
     PolicyUpdate,
@@ -29,29 +42,54 @@ from paradyze.api_models import (  # noqa: E402
     AgentCreated,
     AgentEnvelope,
     AgentList,
+    AgentListQuery,
     AgentUpdated,
+    BackupContents,
+    BackupContentsQuery,
     BackupEnvelope,
     BackupList,
+    BackupsQuery,
     CreateHeaders,
     EventList,
+    EventsQuery,
     HealthQuery,
     HealthReport,
     IdleSweep,
     LogLines,
+    MessageHistory,
     MessageResult,
+    MessagesQuery,
     RestoreEnvelope,
     SyncEnvelope,
     VersionList,
+    VersionsQuery,
 )
 from paradyze.auth import Caller  # noqa: E402
 from paradyze.backup import BackupRef  # noqa: E402
+from paradyze.experiment_models import (  # noqa: E402
+    ExperimentEnvelope,
+    ExperimentList,
+    ExperimentRef,
+    ExperimentRequest,
+    ExperimentsQuery,
+)
 from paradyze.http import Registry, cors  # noqa: E402
 from paradyze.logs import configure_logging  # noqa: E402
+from paradyze.release_models import (  # noqa: E402
+    ReleaseEnvelope,
+    ReleaseList,
+    ReleaseRequest,
+    ReleasesQuery,
+    RollbackRequest,
+)
 from paradyze.scheduler import sync as scheduler_sync  # noqa: E402
 from paradyze.settings import get_settings  # noqa: E402
+from paradyze.telemetry import fleet as telemetry_fleet  # noqa: E402
+from paradyze.telemetry import setup as telemetry_setup  # noqa: E402
 
 configure_logging()
 settings = get_settings()  # a missing or malformed setting stops the functions here, naming each one
+telemetry_setup(settings, telemetry_fleet.pool_stats)
 registry = Registry()
 endpoint = registry.endpoint
 Request = flask.Request
@@ -77,10 +115,12 @@ def get_agent(request: Request, caller: Caller, query: AgentRef) -> AgentEnvelop
 
 
 @functions_framework.http
-@endpoint(auth="user", methods=("GET",), query=AgentQuery, response=AgentList)
-def list_agents(request: Request, caller: Caller, query: AgentQuery) -> AgentList:
-    """The caller's agents (every agent for the admin), filtered by status or a name search"""
-    return AgentList(agents=queries.list_all(caller, status=query.status, q=query.q, limit=query.limit))
+@endpoint(auth="user", methods=("GET",), query=AgentListQuery, response=AgentList)
+def list_agents(request: Request, caller: Caller, query: AgentListQuery) -> AgentList:
+    """The caller's agents (every agent for the admin), oldest first, a page at a time; filtered by status or name"""
+    agents, next_cursor = queries.list_all(caller, status=query.status, q=query.q, limit=query.limit,
+                                           cursor=query.cursor)
+    return AgentList(agents=agents, next_cursor=next_cursor)
 
 
 @functions_framework.http
@@ -112,6 +152,14 @@ def send_message(request: Request, caller: Caller, body: MessageSend) -> Message
 
 
 @functions_framework.http
+@endpoint(auth="user", methods=("GET",), query=MessagesQuery, response=MessageHistory)
+def agent_messages(request: Request, caller: Caller, query: MessagesQuery) -> MessageHistory:
+    """The caller's conversation with the agent (messages delivered and its replies), oldest first"""
+    turns = conversation.history(caller, query.agent_id, query.limit)
+    return MessageHistory.model_validate({"agent_id": query.agent_id, "messages": [vars(t) for t in turns]})
+
+
+@functions_framework.http
 @endpoint(auth="user", methods=("POST",), body=CharacterUpdate, response=AgentUpdated)
 def update_character(request: Request, caller: Caller, body: CharacterUpdate) -> AgentUpdated:
     """Store a new character version; a running agent restarts with it"""
@@ -120,17 +168,61 @@ def update_character(request: Request, caller: Caller, body: CharacterUpdate) ->
 
 
 @functions_framework.http
-@endpoint(auth="user", methods=("GET",), query=AgentRef, response=VersionList)
-def character_versions(request: Request, caller: Caller, query: AgentRef) -> VersionList:
-    """Every version of the agent's character, oldest first"""
-    return VersionList.model_validate({"versions": queries.versions(caller, query.agent_id)})
+@endpoint(auth="user", methods=("GET",), query=VersionsQuery, response=VersionList)
+def character_versions(request: Request, caller: Caller, query: VersionsQuery) -> VersionList:
+    """The versions of the agent's character, oldest first, a page at a time"""
+    versions, next_cursor = queries.versions(caller, query.agent_id, limit=query.limit, cursor=query.cursor)
+    return VersionList.model_validate({"versions": versions, "next_cursor": next_cursor})
+
+
+@functions_framework.http
+@endpoint(auth="user", methods=("POST",), body=ReleaseRequest, response=ReleaseEnvelope)
+def release_version(request: Request, caller: Caller, body: ReleaseRequest) -> ReleaseEnvelope:
+    """Release a version blue/green: start it beside the running one, smoke-test it, switch at once"""
+    return ReleaseEnvelope(release=releases.release(caller, body))
+
+
+@functions_framework.http
+@endpoint(auth="user", methods=("POST",), body=RollbackRequest, response=ReleaseEnvelope)
+def rollback(request: Request, caller: Caller, body: RollbackRequest) -> ReleaseEnvelope:
+    """Return to an earlier version: at once while the old instance is kept, else blue/green"""
+    return ReleaseEnvelope(release=releases.rollback(caller, body))
+
+
+@functions_framework.http
+@endpoint(auth="user", methods=("GET",), query=ReleasesQuery, response=ReleaseList)
+def list_releases(request: Request, caller: Caller, query: ReleasesQuery) -> ReleaseList:
+    """The agent's releases and rollbacks, newest first, with their smoke tests"""
+    return ReleaseList(releases=releases.list_releases(caller, query.agent_id, query.limit))
+
+
+@functions_framework.http
+@endpoint(auth="user", methods=("POST",), body=ExperimentRequest, response=ExperimentEnvelope)
+def run_experiment(request: Request, caller: Caller, body: ExperimentRequest) -> ExperimentEnvelope:
+    """A/B test: one test agent per variant plays the scripted cases, is scored, and is deleted"""
+    return ExperimentEnvelope(experiment=experiments.run(caller, body))
+
+
+@functions_framework.http
+@endpoint(auth="user", methods=("GET",), query=ExperimentRef, response=ExperimentEnvelope)
+def get_experiment(request: Request, caller: Caller, query: ExperimentRef) -> ExperimentEnvelope:
+    """One experiment with every variant's score and each case's checks"""
+    return ExperimentEnvelope(experiment=experiments.get(caller, query.experiment_id))
+
+
+@functions_framework.http
+@endpoint(auth="user", methods=("GET",), query=ExperimentsQuery, response=ExperimentList)
+def list_experiments(request: Request, caller: Caller, query: ExperimentsQuery) -> ExperimentList:
+    """The caller's experiments, newest first"""
+    return ExperimentList(experiments=experiments.list_all(caller, query.limit))
 
 
 @functions_framework.http
 @endpoint(auth="user", methods=("GET",), query=EventsQuery, response=EventList)
 def agent_events(request: Request, caller: Caller, query: EventsQuery) -> EventList:
-    """The agent's transitions, newest first (every agent's for the admin when agent_id is left out)"""
-    return EventList.model_validate({"events": queries.events(caller, query.agent_id, query.limit)})
+    """The agent's transitions, newest first, a page at a time (every agent's for the admin without agent_id)"""
+    events, next_cursor = queries.events(caller, query.agent_id, query.limit, query.cursor)
+    return EventList.model_validate({"events": events, "next_cursor": next_cursor})
 
 
 @functions_framework.http
@@ -155,10 +247,19 @@ def backup_agents(request: Request, caller: Caller) -> BackupEnvelope:
 
 
 @functions_framework.http
-@endpoint(auth="admin", methods=("GET",), response=BackupList)
-def list_backups(request: Request, caller: Caller) -> BackupList:
-    """Backups, newest first"""
-    return BackupList.model_validate({"backups": backup.list_backups(caller)})
+@endpoint(auth="admin", methods=("GET",), query=BackupsQuery, response=BackupList)
+def list_backups(request: Request, caller: Caller, query: BackupsQuery) -> BackupList:
+    """Backups, newest first, a page at a time"""
+    backups, next_cursor = backup.list_backups(caller, limit=query.limit, cursor=query.cursor)
+    return BackupList.model_validate({"backups": backups, "next_cursor": next_cursor})
+
+
+@functions_framework.http
+@endpoint(auth="admin", methods=("GET",), query=BackupContentsQuery, response=BackupContents)
+def backup_contents(request: Request, caller: Caller, query: BackupContentsQuery) -> BackupContents:
+    """What the backup holds beside what exists now, and what a restore would add back"""
+    agent_id = str(query.agent_id) if query.agent_id else None
+    return BackupContents.model_validate(restore_preview.contents(caller, query.backup_id, agent_id))
 
 
 @functions_framework.http
@@ -178,9 +279,10 @@ def health_check(request: Request, caller: Caller, query: HealthQuery) -> Health
 @functions_framework.http
 @endpoint(auth="admin", methods=("POST",), response=IdleSweep)
 def hibernate_idle(request: Request, caller: Caller) -> IdleSweep:
-    """Hibernate agents idle past their policy, and finish transitions that got stuck"""
+    """Hibernate agents idle past their policy, finish transitions that got stuck, and apply retention"""
     swept = sweeps.hibernate_idle(caller)
-    return IdleSweep.model_validate({**swept, "stuck_finished": sweeps.finish_stuck(caller)})
+    return IdleSweep.model_validate({**swept, "stuck_finished": sweeps.finish_stuck(caller),
+                                     "retention": retention.prune(caller)})
 
 
 @functions_framework.http

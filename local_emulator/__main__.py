@@ -14,9 +14,11 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "functions"))
 
-from local_emulator.app import FUNCTIONS, build_app  # noqa: E402
+from local_emulator.app import FUNCTIONS  # noqa: E402
 from local_emulator.scheduler import LocalScheduler  # noqa: E402
+from local_emulator.serving import serve  # noqa: E402
 from paradyze import admin_tokens, db, instances, reconcile, repository  # noqa: E402
+from paradyze.agents import STOPPED  # noqa: E402
 from paradyze.auth import SYSTEM  # noqa: E402
 from paradyze.errors import ParadyzeError  # noqa: E402
 from paradyze.logs import configure_logging  # noqa: E402
@@ -34,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--console-port", type=int, default=int(os.environ.get("PARADYZE_CONSOLE_PORT", "8501")))
     parser.add_argument("--no-console", action="store_true", help="do not start the Streamlit console")
     parser.add_argument("--no-scheduler", action="store_true", help="do not fire scheduled jobs")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="serve the functions from this many processes (gunicorn); 1: one threaded process")
+    parser.add_argument("--threads", type=int, default=16, help="threads per worker process, with --workers")
     args = parser.parse_args(argv)
     configure_logging()
     # From here on, Ctrl-C ends the emulator cleanly, stopping every agent it started, even mid-start.
@@ -51,11 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     db.pool()  # starts the embedded Postgres when DATABASE_URL is unset, and migrates
 
-    from werkzeug.serving import make_server
-
-    server = make_server(args.host, args.port, build_app(), threaded=True)
-    serving = threading.Thread(target=server.serve_forever, name="functions", daemon=True)
-    serving.start()
+    server = serve(args.host, args.port, args.workers, args.threads)
 
     done = reconcile.reconcile_all(actor="emulator start")
     log.info("reconciled: adopted %s, restarted %s, orphans removed %s", len(done.adopted), len(done.restarted),
@@ -74,14 +75,18 @@ def main(argv: list[str] | None = None) -> int:
 
     console = None
     if not args.no_console:
-        console = _start_console(args.console_port, base_url, admin_tokens.mint(settings, actor="console"))
+        console = _start_console(args.console_port, base_url, admin_tokens.mint(settings, actor="console"),
+                                 log=settings.state_dir / "console.log")
 
     print(f"\nParadyze local emulator on {base_url}  (state in {settings.state_dir})", flush=True)
     for name in FUNCTIONS:
         print(f"  {base_url}/{name}")
     print(f"  {base_url}/openapi.json")
+    traces = settings.trace_file or settings.state_dir / "traces.jsonl"
+    print(f"Metrics (Prometheus): {base_url}/metrics; traces: {traces}; logs are JSON lines"
+          " (PARADYZE_LOG_FORMAT=text for plain ones)")
     if console:
-        print(f"Console: http://127.0.0.1:{args.console_port}")
+        print(f"Console: http://127.0.0.1:{args.console_port}  (its log: {settings.state_dir / 'console.log'})")
     print(f"Admin token: mint one ({settings.admin_token_ttl_hours:g} hours) with"
           " `.venv/bin/python -m local_emulator.admin_token`", flush=True)
     _say_what_agents_run(settings)
@@ -90,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     stop.wait()
 
     log.info("stopping: functions, scheduler, console, agents")
-    server.shutdown()
+    server.stop()
     if scheduler:
         scheduler.stop()
     if console:
@@ -121,34 +126,38 @@ def _say_what_agents_run(settings: Settings) -> None:
 def _stop_agents() -> None:
     """Stop every agent this emulator runs; rows keep wanting them running, so the next start wakes them."""
     with db.transaction(SYSTEM) as conn:
-        rows = [r for r in repository.list_agents(conn, limit=1_000_000) if r["runtime_handle"]]
-    for row in rows:
-        agent_id = str(row["id"])
+        ids = [a.id for a in repository.list_agents(conn, limit=1_000_000) if a.runtime_handle]
+    for agent_id in ids:
         with db.agent_lock(agent_id):
-            instances.stop_instance(row)
-            if row["status"] == "running":
-                instances.transition(agent_id, "hibernating", actor="emulator stop", reason="platform stopping")
-            instances.transition(agent_id, "hibernated", actor="emulator stop", reason="platform stopped",
-                                 fields={"runtime_handle": None, "url": None, "running_version": None,
-                                         "transition_started_at": None})
+            with db.transaction(SYSTEM) as conn:
+                agent = instances.require_agent(conn, agent_id)
+            instances.stop_instance(agent)
+            if agent.status == "running":
+                agent = instances.step(agent, "hibernating", actor="emulator stop", reason="platform stopping")
+            instances.step(agent, "hibernated", actor="emulator stop", reason="platform stopped", change=STOPPED)
     # Agents launched but not recorded yet (a create still booting when Ctrl-C came) have no row
     # handle; the runtime still knows them.
     runtime = get_runtime("process")
     for owned in runtime.list_owned():
         runtime.stop(owned.handle, grace=get_settings().agent_stop_grace)
+    close = getattr(runtime, "close", None)
+    if close is not None:
+        close()  # servers waiting in the runtime's warm pool
 
 
-def _start_console(port: int, base_url: str, token: str) -> subprocess.Popen[bytes] | None:
+def _start_console(port: int, base_url: str, token: str, *, log: Path) -> subprocess.Popen[bytes] | None:
+    """Streamlit, its output appended to `log` in the state folder (where its errors can be read)."""
     app = REPO_ROOT / "console" / "app.py"
     if not app.exists():
         return None
     env = {**os.environ, "PARADYZE_API_URL": base_url, "PARADYZE_ADMIN_TOKEN": token}
-    return subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--client.toolbarMode", "minimal"],
-        env=env, cwd=str(REPO_ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+             "--client.toolbarMode", "minimal"],
+            env=env, cwd=str(REPO_ROOT), stdout=out, stderr=subprocess.STDOUT,
+        )
 
 
 if __name__ == "__main__":

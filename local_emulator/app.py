@@ -10,12 +10,16 @@ import functions_framework
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.wrappers import Request, Response
 
+from paradyze import telemetry
+
 SOURCE = Path(__file__).resolve().parents[1] / "functions" / "main.py"
 
 FUNCTIONS = (
     "create_agent", "get_agent", "list_agents", "hibernate_agent", "wake_agent", "delete_agent", "send_message",
-    "update_character", "character_versions", "agent_events", "agent_logs", "update_policy",
-    "backup_agents", "list_backups", "restore_backup", "health_check", "hibernate_idle", "sync_schedules",
+    "update_character", "character_versions", "agent_events", "agent_logs", "update_policy", "agent_messages",
+    "backup_agents", "list_backups", "backup_contents", "restore_backup", "health_check", "hibernate_idle",
+    "sync_schedules", "release_version", "rollback", "list_releases", "run_experiment", "get_experiment",
+    "list_experiments",
 )
 
 
@@ -24,6 +28,7 @@ def build_app() -> DispatcherMiddleware:
     spec = functions_framework.create_app("openapi_spec", str(SOURCE))
     mounts["/openapi.json"] = spec
     mounts["/openapi"] = spec
+    mounts["/metrics"] = telemetry.prometheus_wsgi_app()  # Prometheus scrapes every function's metrics here
     return _Dispatcher(DispatcherMiddleware(_index, mounts))
 
 

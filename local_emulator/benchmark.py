@@ -6,6 +6,7 @@
     python local_emulator/benchmark.py --url http://127.0.0.1:8080 \
         --token "$(.venv/bin/python -m local_emulator.admin_token)"
     python local_emulator/benchmark.py --idle-agents 10000 --idle 1000   # hibernate_idle control-plane time
+    python local_emulator/benchmark.py --runs 10 --scale 100 --running 20 --owners 4   # density (benchmark_density)
 
 The floor is the same agent started without the platform (a bare `elizaos start` of the same
 character, a bare reference agent, or a bare `docker run` of the same image) until it answers health,
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,18 +55,40 @@ def main() -> int:
     parser.add_argument("--character", type=Path, default=FIXTURE)
     parser.add_argument("--idle-agents", type=int, default=0, help="also time hibernate_idle over this many rows")
     parser.add_argument("--idle", type=int, default=1000, help="how many of them are idle")
+    parser.add_argument("--scale", type=int, default=0,
+                        help="also create this many agents of --owners owners, --running of them running")
+    parser.add_argument("--running", type=int, default=20)
+    parser.add_argument("--owners", type=int, default=4)
+    parser.add_argument("--no-lifecycle", action="store_true", help="skip the one-agent lifecycle runs")
     parser.add_argument("--json", action="store_true", help="print one JSON line of figures at the end")
+    parser.add_argument("--telemetry-overhead", action="store_true",
+                        help="only compare message latency and wake with telemetry off and on (telemetry_overhead.py)")
     args = parser.parse_args()
+    if args.telemetry_overhead:
+        return _telemetry_overhead(args)
 
     character = json.loads(args.character.read_text())
     emulator = None
     model = _model_env(args.agent, args.runtime)
     if not args.url:
-        emulator = _Emulator(args.runtime, args.agent, model.env if model else {})
+        # Many agents of a few owners: the per-user quotas (25 running, 100 in all) are lifted.
+        quotas = {"PARADYZE_AGENT_QUOTA_RUNNING": "1000", "PARADYZE_AGENT_QUOTA_TOTAL": "1000"} if args.scale else {}
+        emulator = _Emulator(args.runtime, args.agent, {**(model.env if model else {}), **quotas})
         args.url, args.token = emulator.url, emulator.token
     try:
         bench = _Bench(args.runtime, args.agent, model.env if model else {}, emulator.home if emulator else None)
-        figures = {f"{args.agent} on {args.runtime}": _lifecycle(args.url, args.token, character, args.runs, bench)}
+        figures = {}
+        if not args.no_lifecycle:
+            figures[f"{args.agent} on {args.runtime}"] = _lifecycle(args.url, args.token, character, args.runs, bench)
+        if args.scale and emulator:
+            from local_emulator import benchmark_density
+
+            figures[f"{args.scale} agents of {args.owners} owners, {args.running} running"] = benchmark_density.density(
+                benchmark_density.Api(args.url, args.token), character, runs=args.runs, total=args.scale,
+                running=args.running, owners=args.owners, instance_key=benchmark_density.instance_key(emulator.home))
+            if not args.no_lifecycle:
+                figures[f"{args.scale} agents of {args.owners} owners, {args.running} running"]["floor"] = \
+                    figures[f"{args.agent} on {args.runtime}"]["floor"]
         if args.idle_agents:
             figures["hibernate_idle"] = _idle_sweep(args.idle_agents, args.idle)
     finally:
@@ -107,6 +131,23 @@ def _lifecycle(url: str, token: str, character: dict, runs: int, bench: _Bench) 
     if bench.restarts:
         samples["floor_restart"] = bench.restarts
     return samples
+
+
+def _telemetry_overhead(args: argparse.Namespace) -> int:
+    from local_emulator import telemetry_overhead
+
+    model = _model_env(args.agent, "process")
+    try:
+        figures = telemetry_overhead.measure(
+            lambda runtime, agent, env: _Emulator(runtime, agent, {**env, **(model.env if model else {})}),
+            args.agent, json.loads(args.character.read_text()), args.runs)
+    finally:
+        if model:
+            model.stop()
+    telemetry_overhead.report(figures)
+    if args.json:
+        print(json.dumps(figures))
+    return 0
 
 
 def _timed(fn: Callable[..., dict], *args: object) -> tuple[float, dict]:
@@ -187,10 +228,11 @@ class _Bench:
             stats = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", out[0]],
                                    capture_output=True, text=True).stdout.split("/")[0].strip()
             return _mib(stats)
-        home = str(self.home / "agents" / agent_id)
+        # Its own server's home, or its owner's (shared servers; the admin's agents are the platform's).
+        homes = {str(self.home / "agents" / agent_id), str(self.home / "agents" / f"owner-{uuid.UUID(int=0)}")}
         total = 0
         for proc in psutil.process_iter(["cwd", "memory_info"]):
-            if proc.info["cwd"] == home and proc.info["memory_info"] is not None:
+            if proc.info["cwd"] in homes and proc.info["memory_info"] is not None:
                 total += proc.info["memory_info"].rss
         return total / 2**20 if total else None
 
@@ -246,7 +288,7 @@ def _model_env(agent: str, runtime: str) -> _Model | None:
 
 
 def _wait_health(port: int) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # a bare ElizaOS boot takes minutes on a loaded 2-core host
     while time.monotonic() < deadline:
         try:
             if requests.get(f"http://127.0.0.1:{port}/api/server/health", timeout=1).ok:
@@ -307,7 +349,7 @@ def _print(figures: dict[str, dict[str, list[float]]]) -> None:
             p95 = sorted(values)[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
             restart = statistics.median(samples["floor_restart"]) if samples.get("floor_restart") else floor
             ratio = ""
-            if floor and name == "create":
+            if floor and name.startswith("create"):
                 ratio = f"  {median / floor:5.2f}x floor"
             elif restart and name in ("wake", "wake_on_message"):
                 ratio = f"  {median / restart:5.2f}x floor{'_restart' if samples.get('floor_restart') else ''}"

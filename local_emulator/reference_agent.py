@@ -140,7 +140,9 @@ class Handler(BaseHTTPRequestHandler):
                 },
             )
         finally:
-            log(f"{method} {path} {status} {(time.monotonic() - started) * 1000:.1f}ms")
+            # The platform's X-Request-Id, so one request can be followed into the agent's own log.
+            rid = (self.headers.get("X-Request-Id") or "-")[:64]
+            log(f"{method} {path} {status} {(time.monotonic() - started) * 1000:.1f}ms request_id={rid}")
 
     def _authorized(self, method: str, path: str) -> bool:
         if not self.api_key or method == "OPTIONS" or path in PUBLIC_PATHS:
@@ -250,7 +252,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._create_session()
         if not rest:
             raise HttpError(404, "NOT_FOUND", "no such sessions route")
-        session = self.agent.sessions.get(rest[0])
+        session = self.agent.sessions.use(rest[0])
         if session is None:
             raise HttpError(404, "SESSION_NOT_FOUND", "Session not found", {"sessionId": rest[0]})
         if len(rest) == 1 and method == "GET":
@@ -298,7 +300,7 @@ class Handler(BaseHTTPRequestHandler):
                 "maxDurationMinutes": 720,
                 "warningThresholdMinutes": 5,
             },
-            "messages": [],
+            "messages": deque(maxlen=self.agent.session_messages),
         }
         self.agent.sessions[session["sessionId"]] = session
         return self._send(201, {k: v for k, v in session.items() if k != "messages"})

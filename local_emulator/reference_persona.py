@@ -10,14 +10,18 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 DEFAULT_MODEL = "openai/gpt-4o-mini"
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 LLM_TIMEOUT = 45.0  # below the platform client's 60 s, so a slow model still falls back in time
 HISTORY_TURNS = 10
+# What one agent keeps, so a long test cannot grow it without bound: the conversations (channels and
+# sessions) it remembers, the least recently used forgotten first, and each session's newest messages.
+MAX_CONVERSATIONS = 1000
+SESSION_MESSAGES = 200
 _STOPWORDS = (
     "a an the and or but if of to in on at for with about is are was were be been am i "
     "you me my your we it this that what how why who do does did can could would should "
@@ -190,10 +194,34 @@ class Persona:
         return {**shown, "id": self.id, "status": "active", "enabled": True}
 
 
+V = TypeVar("V")
+
+
+class Recent(OrderedDict[str, V], Generic[V]):
+    """A mapping of at most `size` entries: setting or using one makes it the newest, the oldest go first."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def __setitem__(self, key: str, value: V) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+    def use(self, key: str) -> V | None:
+        if key not in self:
+            return None
+        self.move_to_end(key)
+        return self[key]
+
+
 class Agent:
     """Conversation state and reply generation (OpenRouter when configured, else offline)."""
 
-    def __init__(self, persona: Persona, env: dict[str, str]) -> None:
+    def __init__(self, persona: Persona, env: dict[str, str], *, max_conversations: int = MAX_CONVERSATIONS,
+                 session_messages: int = SESSION_MESSAGES) -> None:
         self.persona = persona
         self._key = env.get("OPENROUTER_API_KEY") or None
         self._base = (env.get("OPENROUTER_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
@@ -201,9 +229,16 @@ class Agent:
         self.started = time.monotonic()
         self.message_count = 0
         self.last_activity: datetime | None = None
-        self.sessions: dict[str, dict[str, Any]] = {}
-        self._history: dict[str, deque[dict[str, str]]] = {}
+        self.sessions: Recent[dict[str, Any]] = Recent(max_conversations)
+        self.session_messages = session_messages
+        self._history: Recent[deque[dict[str, str]]] = Recent(max_conversations)
         self._lock = threading.Lock()
+
+    def retained(self) -> int:
+        """Messages held in memory: conversation history and session messages."""
+        with self._lock:
+            return sum(len(h) for h in self._history.values()) + sum(
+                len(s["messages"]) for s in list(self.sessions.values()))
 
     @property
     def mode(self) -> str:
@@ -213,7 +248,9 @@ class Agent:
         with self._lock:
             self.message_count += 1
             self.last_activity = utc_now()
-            history = self._history.setdefault(conversation, deque(maxlen=2 * HISTORY_TURNS))
+            history = self._history.use(conversation)
+            if history is None:
+                history = self._history[conversation] = deque(maxlen=2 * HISTORY_TURNS)
             earlier = list(history)
         answer = (self._ask_llm(text, earlier) if self._key else None) or self.persona.offline_reply(text, user_name)
         with self._lock:

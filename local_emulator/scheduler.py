@@ -16,8 +16,9 @@ from pathlib import Path
 import requests
 
 from paradyze.scheduler.base import SyncResult
-from paradyze.scheduler.cron import JobSpec, last_due
+from paradyze.scheduler.cron import last_due
 from paradyze.scheduler.file import FileJobSink, reconcile
+from paradyze.scheduler.jobs import JobSpec
 from paradyze.settings import Settings
 
 log = logging.getLogger(__name__)

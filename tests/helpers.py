@@ -81,13 +81,14 @@ class Functions:
 
     def everything_about(self, token: str, agent_id: str, message: str) -> list[str]:
         """Every answer a user can get about their agent, a reply to message included: what a
-        secret must never appear in. Versions come third."""
+        secret must never appear in. Versions come third; the stored conversation last."""
         reads = [("get_agent", {"agent_id": agent_id}), ("list_agents", {}),
                  ("character_versions", {"agent_id": agent_id}), ("agent_events", {"agent_id": agent_id}),
                  ("agent_logs", {"agent_id": agent_id})]
         bodies = [self.get(name, token, **params).get_data(as_text=True) for name, params in reads]
         reply = self.post("send_message", token, {"agent_id": agent_id, "text": message})
-        return [*bodies, reply.get_data(as_text=True)]
+        kept = self.get("agent_messages", token, agent_id=agent_id)  # the conversation as stored
+        return [*bodies, reply.get_data(as_text=True), kept.get_data(as_text=True)]
 
 
 @dataclass

@@ -70,11 +70,41 @@ chosen = st.selectbox(
     ),
     key="restore_choice",
 )
-st.warning(
-    "Restoring writes this backup's characters, versions and agent records back into the platform. "
-    "Run a fresh backup first if you may want today's state back."
+try:
+    preview = client.backup_contents(chosen)
+except ApiError as exc:
+    ui.show_error(exc, "Reading the backup")
+    st.stop()
+adds, present = preview.restore_adds, preview.already_present
+st.markdown(
+    f"**A restore now would add back {adds.agents} agents, {adds.characters} characters and {adds.versions} "
+    f"versions.** {present.agents} agents, {present.characters} characters and {present.versions} versions "
+    "of this backup exist already and are left as they are: a restore only adds back what is missing."
 )
-confirm = st.checkbox(f"Yes, restore backup {chosen}", key="restore_confirm")
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "Agent": a.name,
+                "On restore": a.on_restore,
+                "Backed-up version": a.version,
+                "Version now": a.current_version,
+                "Status now": ui.badge(a.status) if a.status else "— (deleted)",
+                "Owner": ui.owner(a.owner),
+                "ID": a.id,
+            }
+            for a in preview.agents
+        ]
+    ),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "Backed-up version": st.column_config.NumberColumn(format="v%d"),
+        "Version now": st.column_config.NumberColumn(format="v%d"),
+    },
+)
+confirm = st.checkbox(f"Yes, restore backup {chosen}", key=f"restore_confirm_{chosen}",
+                      disabled=not adds.agents and not adds.characters)
 if st.button("Restore", disabled=not confirm, key="restore_run"):
     with st.spinner("Restoring…"):
         try:
@@ -82,7 +112,38 @@ if st.button("Restore", disabled=not confirm, key="restore_run"):
         except ApiError as exc:
             ui.show_error(exc, "The restore")
         else:
-            st.success(
+            st.session_state["restore_done"] = (
                 f"Restored backup `{restored.backup_id}`: {restored.agents} agents, "
-                f"{restored.characters} characters, {restored.versions} versions."
+                f"{restored.characters} characters, {restored.versions} versions came back (hibernated)."
             )
+            st.rerun()
+if done := st.session_state.pop("restore_done", None):
+    st.success(done)
+
+# -- one agent back to the backup's version ---------------------------------------------------
+st.subheader("Roll one agent back")
+changed = [a for a in preview.agents if a.exists and a.version and a.current_version != a.version]
+if not changed:
+    st.caption("Every agent of this backup that exists now is at the version the backup holds.")
+else:
+    names = {a.id: a for a in changed}
+    pick = st.selectbox(
+        "Agent", list(names), key="rollback_agent",
+        format_func=lambda i: f"{names[i].name}: now v{names[i].current_version}, backup v{names[i].version}",
+    )  # fmt: skip
+    target = names[pick]
+    st.caption(
+        f"Saves the character {target.name} had in this backup (v{target.version}) as its newest version; "
+        "a running agent restarts with it. Its secrets stay as they are."
+    )
+    if st.button(f"Roll {target.name} back to v{target.version}", key="rollback_run", type="primary"):
+        try:
+            character = client.backup_contents(chosen, agent_id=target.id).character
+            saved = client.update_character(target.id, character or {})
+        except ApiError as exc:
+            ui.show_error(exc, f"Rolling {target.name} back")
+        else:
+            st.session_state["restore_done"] = (
+                f"{target.name} now runs the backup's character (v{target.version}) as v{saved.character_version}."
+            )
+            st.rerun()

@@ -9,7 +9,7 @@ from zoneinfo import available_timezones
 
 import streamlit as st
 
-from console import ui
+from console import progress, ui
 from console.characters import (
     LIST_FIELDS,
     STYLE_KEYS,
@@ -21,6 +21,7 @@ from console.characters import (
     validate_schedule,
 )
 from console.client import ApiError
+from console.schedules import describe, next_runs
 from console.settings import get_console_settings
 
 _P = "cc_"  # session-state prefix of this page's widgets
@@ -170,6 +171,8 @@ for column, action, default in ((s2, "hibernate", "0 22 * * *"), (s3, "wake", "0
     with column:
         if st.checkbox(f"{action.capitalize()} on a schedule", key=_P + f"sched_{action}"):
             cron = st.text_input(f"{action.capitalize()} at (cron)", default, key=_P + f"cron_{action}")
+            st.caption(f"{action.capitalize()} {describe(cron)} ({tz}); next: "
+                       + ", ".join(f"{t:%a %d %b %H:%M %Z}" for t in next_runs(cron, tz)))
             problems = validate_schedule(cron, tz)
             for field, message in problems.items():
                 st.error(f"**{action} {field}**: {message}", icon="⚠️")
@@ -202,22 +205,33 @@ failure = st.session_state.get(_P + "failure")
 if failure and failure[0] == request_digest:
     ui.show_error(failure[1], "Creating the agent")
 if st.button("Create agent", type="primary", disabled=blocked or ui.backend_down(), key=_P + "create"):
-    with st.spinner(f"Creating {character.get('name')} and waiting for it to answer…"):
-        try:
-            agent = ui.client().create_agent(
-                character, runtime, policy, owner=owner or None,
-                idempotency_key=st.session_state.get(_P + "idempotency"),
-            )
-        except ApiError as exc:
-            fields = exc.field_errors()
-            # Kept with a digest of what was sent, so each error shows beside its field until edited.
-            st.session_state[_P + "server_errors"] = {
-                "character": (_digest(character), server_field_errors(fields)),
-                "policy": (_digest(policy), server_field_errors(fields, "policy")),
-                "request": (_digest(runtime), {k: v for k, v in fields.items() if k in ("runtime", "owner")}),
-            }
-            st.session_state[_P + "failure"] = (request_digest, exc)
-            st.rerun()
+    client = ui.client()
+    before = {a.id for a in client.list_agents()}
+    found: list[str] = []
+
+    def _new_agent() -> str | None:
+        """The agent this create made, once the functions have recorded it (to show its steps)."""
+        if not found:
+            found.extend(a.id for a in client.list_agents(q=str(character.get("name") or "")) if a.id not in before)
+        return found[0] if found else None
+
+    try:
+        agent = progress.follow(
+            client, f"Creating {character.get('name')}",
+            lambda: client.create_agent(character, runtime, policy, owner=owner or None,
+                                        idempotency_key=st.session_state.get(_P + "idempotency")),
+            _new_agent,
+        )
+    except ApiError as exc:
+        fields = exc.field_errors()
+        # Kept with a digest of what was sent, so each error shows beside its field until edited.
+        st.session_state[_P + "server_errors"] = {
+            "character": (_digest(character), server_field_errors(fields)),
+            "policy": (_digest(policy), server_field_errors(fields, "policy")),
+            "request": (_digest(runtime), {k: v for k, v in fields.items() if k in ("runtime", "owner")}),
+        }
+        st.session_state[_P + "failure"] = (request_digest, exc)
+        st.rerun()
     st.session_state[_P + "idempotency"] = str(uuid.uuid4())  # the next click is a new agent
     st.session_state.pop(_P + "server_errors", None)
     st.session_state.pop(_P + "failure", None)

@@ -6,17 +6,28 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from console import analytics, ui
+from console import analytics, metrics_history, ui
 from console.client import ApiError
+from console.settings import get_console_settings
 
 ui.header("🩺 Health")
 ui.stop_if_backend_down()
 client = ui.client()
 
-if st.button("↻ Check again", key="health_refresh"):
+# Looking never changes anything: the page reads the checks without repair; repair is a button.
+left, right = st.columns([1, 3], vertical_alignment="center")
+if left.button("↻ Check again", key="health_refresh"):
     st.rerun()
+if right.button("🛠 Repair: restart agents that should run and do not", key="health_repair"):
+    try:
+        repaired = client.health_check(repair=True)
+    except ApiError as exc:
+        ui.show_error(exc, "The repair")
+    else:
+        done = repaired.model_extra.get("repairs") if repaired.model_extra else None
+        st.success(f"Repair ran: {done}." if done else "Repair ran: nothing needed restarting.")
 try:
-    report = client.health_check()
+    report = client.health_check(repair=False)
 except ApiError as exc:
     ui.show_error(exc, "The health check")
     st.stop()
@@ -78,6 +89,18 @@ else:
     st.info("No agents to check.")
 
 # -- charts ----------------------------------------------------------------------------------
+def _counts(values: dict[str, int], what: str) -> None:
+    """A bar per agent with whole-number ticks (no half an agent, no 0.5 restarts)."""
+    frame = pd.DataFrame({"agent": list(values), what: list(values.values())})
+    st.altair_chart(
+        alt.Chart(frame).mark_bar().encode(
+            x=alt.X(f"{what}:Q", axis=alt.Axis(tickMinStep=1, format="d")), y=alt.Y("agent:N", title=None),
+            tooltip=["agent", f"{what}:Q"],
+        ),
+        width="stretch",
+    )
+
+
 agents = ui.load_agents() or []
 try:
     events = client.agent_events(limit=1000)
@@ -94,10 +117,10 @@ if states:
         alt.Chart(frame)
         .mark_area(interpolate="step-after")
         .encode(
-            x=alt.X("at:T", title=None),
-            y=alt.Y("agents:Q", stack=True, title="agents"),
+            x=alt.X("at:T", title=None, axis=alt.Axis(format="%H:%M", labelAngle=0)),
+            y=alt.Y("agents:Q", stack=True, title="agents", axis=alt.Axis(tickMinStep=1, format="d")),
             color=alt.Color("status:N", scale=colours),
-            tooltip=["at:T", "status:N", "agents:Q"],
+            tooltip=[alt.Tooltip("at:T", format="%Y-%m-%d %H:%M:%S"), "status:N", "agents:Q"],
         ),
         width="stretch",
     )
@@ -109,14 +132,14 @@ with left:
     st.subheader("Messages per agent")
     messages = analytics.messages_per_agent(agents, events)
     if messages:
-        st.bar_chart(pd.Series(messages, name="messages"), horizontal=True)
+        _counts(messages, "messages")
     else:
         st.caption("The functions do not report message counts yet, and no event mentions a message.")
 with right:
     st.subheader("Restarts per agent")
     restarts = analytics.restarts_per_agent(agents)
     if any(restarts.values()):
-        st.bar_chart(pd.Series(restarts, name="restarts"), horizontal=True)
+        _counts(restarts, "restarts")
     else:
         st.caption(f"No restarts across {len(restarts)} agents. 🎉")
 
@@ -129,3 +152,68 @@ if st.button("Hibernate idle agents now", key="job_idle"):
         ui.show_error(exc, "Hibernating idle agents")
     else:
         st.success(f"Hibernated {len(hibernated)} idle agents.")
+
+# -- over time: the functions' own metrics (the emulator's /metrics), scraped while the console runs ----
+
+
+@st.cache_resource
+def _history(url: str) -> metrics_history.MetricsHistory:
+    return metrics_history.MetricsHistory(url).start()
+
+
+def _line(frame: pd.DataFrame, by: str, title: str, unit: str) -> None:
+    if frame.empty:
+        st.caption(f"{title}: nothing yet.")
+        return
+    st.altair_chart(alt.Chart(frame, title=title).mark_line(point=True).encode(
+        x=alt.X("at:T", title=None), y=alt.Y("value:Q", title=unit), color=alt.Color(f"{by}:N", title=by),
+        tooltip=["at:T", f"{by}:N", alt.Tooltip("value:Q", format=".3~f")]), width="stretch")
+
+
+st.subheader("Over time")
+history = _history(get_console_settings().api_url)
+history.scrape()  # one point now, besides the scrapes every 15 s
+if history.error:
+    st.caption(f"No metrics history: {history.error}. In the cloud, see the Cloud Monitoring dashboard.")
+else:
+    names = {a.agent_id: a.name or a.agent_id[:8] for a in report.agents}
+
+    def named(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.assign(agent=frame["agent_id"].map(lambda i: names.get(i, i[:8]))) if not frame.empty else \
+            frame.assign(agent=[])
+
+    st.caption(f"{len(history.scrapes())} scrapes of {history.url}, every {history.interval:g} s, while this"
+               " console runs; rates and means are between scrapes.")
+    left, right = st.columns(2)
+    with left:
+        _line(named(history.rate("paradyze_agent_messages_in_total", "agent_id")), "agent",
+              "Messages in per minute", "per minute")
+        _line(named(history.rate("paradyze_agent_errors_total", "agent_id")), "agent", "Agent errors per minute",
+              "per minute")
+        _line(history.gauge("paradyze_agents", "status"), "status", "Agents by status", "agents")
+        _line(history.mean("paradyze_function_duration_seconds", "operation"), "operation",
+              "Function latency (mean)", "s")
+    with right:
+        _line(named(history.mean("paradyze_agent_reply_latency_seconds", "agent_id")), "agent",
+              "Reply latency (mean)", "s")
+        _line(named(history.rate("paradyze_agent_wakes_total", "agent_id")), "agent", "Wakes per minute",
+              "per minute")
+        _line(named(history.gauge("paradyze_agent_memory_rss_bytes", "agent_id")).assign(
+            value=lambda f: f["value"] / 2**20), "agent", "Memory (RSS)", "MiB")
+        _line(history.gauge("paradyze_db_pool_connections", "state"), "state", "Database pool", "connections")
+
+    st.markdown("**One agent's history**")
+    if names:
+        chosen = st.selectbox("Agent", list(names), format_func=lambda i: f"{names[i]} ({i[:8]})",
+                              key="health_history_agent")
+        one = {"agent_id": chosen}
+        series = pd.concat([
+            history.rate("paradyze_agent_messages_in_total", "agent_id", **one).assign(series="messages in / min"),
+            history.rate("paradyze_agent_messages_out_total", "agent_id", **one).assign(series="replies / min"),
+            history.mean("paradyze_agent_reply_latency_seconds", "agent_id", **one).assign(series="reply latency (s)"),
+            history.rate("paradyze_agent_cpu_time_seconds_total", "agent_id", per=100, **one).assign(series="CPU %"),
+            history.gauge("paradyze_agent_restarts_total", "agent_id", **one).assign(series="restarts"),
+        ])
+        _line(series, "series", f"{names[chosen]}", "value")
+    else:
+        st.caption("No agents.")

@@ -12,13 +12,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 
-from . import agent_keys
-from .errors import AgentFailed, AgentStartFailed, AgentUnreachable, BadRequest, ParadyzeError
+from . import agent_keys, telemetry
+from .eliza_answers import error_text, json_body, parse_time, public_replies, raise_for_status
+from .errors import AgentFailed, AgentStartFailed, AgentUnreachable, ParadyzeError
 from .identity import IdTokenAuth
 from .settings import get_settings
 
@@ -31,7 +32,6 @@ _DEFAULT_MESSAGE_SERVER = "00000000-0000-0000-0000-000000000000"
 # What ElizaOS answers with 500 once it has stored the message and the agent's processing failed
 # (or, in 1.7.2, the agent chose IGNORE and the reply could not be serialised).
 _PROCESSING_FAILED = "Failed to process message in HTTP transport"
-_QUIET_ACTIONS = {"IGNORE", "NONE"}
 
 
 class AgentClient:
@@ -86,7 +86,7 @@ class AgentClient:
             time.sleep(min(_POLL_S, max(until - time.monotonic(), 0)))
 
     def agent_info(self, url: str, agent_id: str) -> dict[str, Any]:
-        """The first agent the server lists (GET /api/agents), as {"id", "name", ...}.
+        """The agent the server lists (GET /api/agents) under agent_id, else the first, as {"id", "name", ...}.
 
         Raises AgentUnreachable when the server does not answer, fails, or lists no agent.
         """
@@ -95,7 +95,8 @@ class AgentClient:
         agents = data.get("agents") if isinstance(data, dict) else None
         if not isinstance(agents, list) or not agents or not isinstance(agents[0], dict) or not agents[0].get("id"):
             raise AgentUnreachable(f"the agent server at {url} lists no agent")
-        first = agents[0]
+        # A server shared by an owner's agents lists them all; each runs under the platform's id.
+        first = next((a for a in agents if isinstance(a, dict) and a.get("id") == agent_id), agents[0])
         return {**first, "id": str(first["id"]), "name": str(first.get("name") or "")}
 
     def last_activity(self, url: str, agent_id: str, eliza_agent_id: str | None = None) -> datetime | None:
@@ -110,12 +111,12 @@ class AgentClient:
                                   timeout=_INFO_TIMEOUT)
             if response.status_code == 404:
                 health = self._send("GET", _join(url, self._health_path), agent_id, timeout=_INFO_TIMEOUT)
-                return _parse_time(health.json().get("last_activity")) if health.is_success else None
+                return parse_time(health.json().get("last_activity")) if health.is_success else None
             memories = ((response.json() or {}).get("data") or {}).get("memories") if response.is_success else None
         except (httpx.HTTPError, ParadyzeError, ValueError, AttributeError):
             return None
         stamps = [m.get("createdAt") for m in memories or [] if isinstance(m, dict)]
-        return max((t for t in map(_parse_time, stamps) if t is not None), default=None)
+        return max((t for t in map(parse_time, stamps) if t is not None), default=None)
 
     # --- messages --------------------------------------------------------------------------------
 
@@ -153,13 +154,13 @@ class AgentClient:
             raise AgentFailed(f"the agent did not reply within {timeout:.0f}s") from exc
         except httpx.TransportError as exc:
             raise AgentFailed(f"the connection broke before the agent replied ({type(exc).__name__})") from exc
-        if response.status_code == 500 and _error_text(response) == _PROCESSING_FAILED:
+        if response.status_code == 500 and error_text(response) == _PROCESSING_FAILED:
             if self._ignored(url, agent_id, eliza_id, channel, user, text):
                 return []
             raise AgentFailed("the agent failed to reply")
-        _raise_for_status(response, f"POST {path}")
-        answer = _json(response, f"POST {path}")
-        return _public_replies(answer.get("agentResponse") if isinstance(answer, dict) else None)
+        raise_for_status(response, f"POST {path}")
+        answer = json_body(response, f"POST {path}")
+        return public_replies(answer.get("agentResponse") if isinstance(answer, dict) else None)
 
     def _eliza_id(self, url: str, agent_id: str, known: str | None) -> str:
         """ElizaOS's id for the agent: the one the platform recorded, else the one the server lists."""
@@ -205,11 +206,13 @@ class AgentClient:
 
     # --- plumbing --------------------------------------------------------------------------------
 
+    @telemetry.traced("agent.http", telemetry.SpanKind.CLIENT)
     def _send(self, method: str, url: str, agent_id: str, *, timeout: float, json: Any = None) -> httpx.Response:
         """One call with the agent's key; the auth's own failures (no ID token) become AgentUnreachable."""
         try:
             return self._http.request(method, url, json=json, timeout=timeout,
-                                      headers={"X-API-KEY": agent_keys.api_key(agent_id)})
+                                      headers={"X-API-KEY": agent_keys.api_key(agent_id),
+                                               **telemetry.outgoing_headers()})
         except ParadyzeError as exc:
             raise AgentUnreachable(f"cannot call the agent at {url}: {exc.message}") from exc
 
@@ -218,8 +221,8 @@ class AgentClient:
             response = self._send("GET", _join(url, path), agent_id, timeout=_INFO_TIMEOUT)
         except httpx.HTTPError as exc:
             raise AgentUnreachable(f"cannot reach the agent at {url}: {type(exc).__name__}") from exc
-        _raise_for_status(response, f"GET {path}")
-        return _json(response, f"GET {path}")
+        raise_for_status(response, f"GET {path}")
+        return json_body(response, f"GET {path}")
 
 
 def get_client() -> AgentClient:
@@ -233,70 +236,6 @@ def _client_for(public: bool, invoker: str | None, hosts: str) -> AgentClient:
     # Keyed by the settings that choose the auth (just read by get_client), so a change of them
     # is never served a client made for the old ones.
     return AgentClient(auth=IdTokenAuth.from_settings(get_settings()))
-
-
-def _public_replies(response: Any) -> list[dict[str, Any]]:
-    """What users see of ElizaOS's reply Content: text, actions, attachments; no thought or reasoning."""
-    if not isinstance(response, dict):
-        return []
-    text = response.get("text") if isinstance(response.get("text"), str) else ""
-    actions = [a for a in response.get("actions") or [] if isinstance(a, str)]
-    attachments = [a for a in response.get("attachments") or [] if isinstance(a, dict)]
-    if not text and not attachments and all(a.upper() in _QUIET_ACTIONS for a in actions):
-        return []
-    reply: dict[str, Any] = {"text": text}
-    if actions:
-        reply["actions"] = actions
-    if attachments:
-        reply["attachments"] = attachments
-    return [reply]
-
-
-def _raise_for_status(response: httpx.Response, what: str) -> None:
-    status = response.status_code
-    if status < 400:
-        return
-    if status in (401, 403):
-        raise AgentUnreachable(f"the agent refused the platform's key for {what} (HTTP {status})")
-    if status == 404:
-        raise AgentUnreachable(f"the agent server does not serve {what}: {_error_text(response)}")
-    if status >= 500 or status in (408, 429):
-        raise AgentUnreachable(f"the agent failed {what} with HTTP {status}: {_error_text(response)}")
-    raise BadRequest(f"the agent rejected the message: {_error_text(response)}")
-
-
-def _json(response: httpx.Response, what: str) -> Any:
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise AgentUnreachable(f"the agent answered {what} with non-JSON") from exc
-
-
-def _error_text(response: httpx.Response) -> str:
-    """The agent's own error text, from either ElizaOS envelope ({"error": str} or {"error": {...}})."""
-    try:
-        body = response.json()
-    except ValueError:
-        return f"HTTP {response.status_code}"
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        error = error.get("message")
-    return str(error)[:300] if error else f"HTTP {response.status_code}"
-
-
-def _parse_time(value: Any) -> datetime | None:
-    """ElizaOS's epoch milliseconds, or an ISO 8601 string."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value / 1000, UTC)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
 
 
 def _left(deadline: float) -> float:

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 
 from .settings import get_settings
+from .slots import agent_of
 
 
 def api_key(agent_id: str) -> str:
@@ -15,4 +16,5 @@ def api_key(agent_id: str) -> str:
     it, no table or response ever holds it, and one agent's key says nothing about another's.
     """
     secret = get_settings().secrets_key_value().encode()
-    return hmac.new(secret, f"agent-api-key:{agent_id}".encode(), hashlib.sha256).hexdigest()
+    # An agent's twin (the green of a blue/green release) is the same agent, with the same key.
+    return hmac.new(secret, f"agent-api-key:{agent_of(agent_id)}".encode(), hashlib.sha256).hexdigest()

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from .characters import Character
 from .errors import InvalidTransition
 from .scheduler.cron import ScheduleList
+from .settings import RuntimeKind
 
 Status = Literal["provisioning", "running", "hibernating", "hibernated", "waking", "error", "deleting"]
 PublicStatus = Literal["provisioning", "running", "hibernating", "hibernated", "waking", "error", "deleting", "deleted"]
-RuntimeKind = Literal["process", "docker", "cloud_run"]
+DesiredState = Literal["running", "hibernated", "deleted"]
+# Postgres hands ids back as uuid.UUID; the models and the API speak them as strings.
+Id = Annotated[str, BeforeValidator(str)]
+OptionalId = Annotated[str | None, BeforeValidator(lambda value: None if value is None else str(value))]
 
 # Every allowed move of an agent's status, in one place. `error` can be left by waking or
 # hibernating it (retrying by hand), and anything can start deleting.
@@ -39,6 +43,65 @@ def check_transition(agent_id: str, current: str, target: str) -> None:
         )
 
 
+class Agent(BaseModel):
+    """One stored row of public.agents, with its character's current version (repository loads it)."""
+
+    model_config = ConfigDict(frozen=True)
+    id: Id
+    user_id: Id
+    character_id: Id
+    current_version: int
+    current_semver: str | None = None  # the current version's semantic version
+    instance_id: OptionalId = None  # which of its two runtime identities serves it (see slots)
+    name: str
+    runtime: RuntimeKind
+    runtime_handle: str | None
+    url: str | None
+    eliza_agent_id: str | None
+    status: Status
+    desired_state: DesiredState
+    status_reason: str | None
+    running_version: int | None
+    transition_started_at: datetime | None
+    last_activity_at: datetime
+    restart_count: int
+    message_count: int
+    inflight_messages: int
+    crash_times: list[datetime]
+    idle_timeout_minutes: int
+    auto_hibernate: bool
+    started_at: datetime | None
+    idempotency_key: str | None
+    request_sha256: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AgentChange(BaseModel):
+    """The columns a service may change on an agent; only those set are written."""
+
+    runtime_handle: str | None = None
+    url: str | None = None
+    eliza_agent_id: str | None = None
+    desired_state: DesiredState | None = None
+    status_reason: str | None = None
+    running_version: int | None = None
+    transition_started_at: datetime | None = None
+    last_activity_at: datetime | None = None
+    restart_count: int | None = None
+    crash_times: list[datetime] | None = None
+    idle_timeout_minutes: int | None = None
+    auto_hibernate: bool | None = None
+    started_at: datetime | None = None
+
+    def columns(self) -> dict[str, object]:
+        return self.model_dump(exclude_unset=True)
+
+
+# The instance fields that a stopped agent no longer has.
+STOPPED = AgentChange(runtime_handle=None, url=None, running_version=None, transition_started_at=None)
+
+
 def _uuid(value: str) -> str:
     try:
         return str(uuid.UUID(str(value)))
@@ -61,6 +124,10 @@ class AgentCreate(BaseModel):
     owner: uuid.UUID | None = None
 
 
+def agent_id_or_none(value: str | None) -> str | None:
+    return None if value is None else _uuid(value)
+
+
 _AGENT_ID = Field(description="The agent's id", json_schema_extra={"format": "uuid"})
 
 
@@ -79,21 +146,20 @@ class MessageSend(AgentRef):
     wake_timeout_s: float = Field(default=60.0, gt=0, le=300)
 
 
+ChangeKind = Literal["major", "minor", "patch"]
+
+
 class CharacterUpdate(AgentRef):
     character: Character
+    change: ChangeKind | None = Field(
+        default=None, description="The kind of change, for the semantic version; inferred from the difference"
+                                  " when left out (new name or plugins: major; examples: minor; else patch)")
 
 
 class PolicyUpdate(AgentRef):
     idle_timeout_minutes: int | None = Field(default=None, ge=1, le=525600)
     auto_hibernate: bool | None = None
     schedules: ScheduleList | None = None
-
-
-class AgentQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    status: Status | None = None
-    q: str | None = Field(default=None, max_length=200)
-    limit: int = Field(default=500, ge=1, le=5000)
 
 
 class SchedulePublic(BaseModel):
@@ -122,6 +188,7 @@ class AgentPublic(BaseModel):
     runtime: str
     character_id: str
     character_version: int
+    character_semver: str | None = Field(default=None, description="character_version's semantic version")
     running_version: int | None
     restart_count: int
     message_count: int
@@ -132,42 +199,17 @@ class AgentPublic(BaseModel):
     policy: PolicyPublic
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], schedules: list[SchedulePublic] | None = None) -> AgentPublic:
+    def of(cls, agent: Agent, schedules: list[SchedulePublic]) -> AgentPublic:
+        """The public view of a stored agent: its own fields, plus those named otherwise here."""
         return cls(
-            id=str(row["id"]),
-            owner=str(row["user_id"]),
-            name=row["name"],
-            status=row["status"],
-            desired_state=row["desired_state"],
-            status_reason=row["status_reason"],
-            url=row["url"],
-            runtime=row["runtime"],
-            character_id=str(row["character_id"]),
-            character_version=row["current_version"],
-            running_version=row["running_version"],
-            restart_count=row["restart_count"],
-            message_count=row["message_count"],
-            last_activity_at=row["last_activity_at"],
-            started_at=row["started_at"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            policy=PolicyPublic(
-                idle_timeout_minutes=row["idle_timeout_minutes"],
-                auto_hibernate=row["auto_hibernate"],
-                schedules=schedules or [],
-            ),
+            **agent.model_dump(include=_SHARED_WITH_PUBLIC), owner=agent.user_id,
+            character_version=agent.current_version, character_semver=agent.current_semver,
+            policy=PolicyPublic(idle_timeout_minutes=agent.idle_timeout_minutes,
+                                auto_hibernate=agent.auto_hibernate, schedules=schedules),
         )
 
 
-class EventsQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    agent_id: str | None = Field(default=None, json_schema_extra={"format": "uuid"})
-    limit: int = Field(default=100, ge=1, le=5000)
-
-    @field_validator("agent_id")
-    @classmethod
-    def _agent_id_is_uuid(cls, value: str | None) -> str | None:
-        return None if value is None else _uuid(value)
+_SHARED_WITH_PUBLIC = set(Agent.model_fields) & set(AgentPublic.model_fields)
 
 
 class LogsQuery(AgentRef):

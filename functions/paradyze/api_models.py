@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .agents import AgentPublic
+from .agents import AgentPublic, AgentRef, Status, agent_id_or_none
+from .pages import DEFAULT_LIMIT, MAX_CURSOR, MAX_LIMIT
 
 
 class CreateHeaders(BaseModel):
@@ -20,6 +22,42 @@ class CreateHeaders(BaseModel):
 class HealthQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     repair: bool = Field(default=True, description="Restart agents that should run and do not")
+
+
+class PageQuery(BaseModel):
+    """Every list: `limit` rows a page and the `cursor` the previous page's `next_cursor` gave."""
+
+    model_config = ConfigDict(extra="ignore")
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Rows in this page")
+    cursor: str | None = Field(default=None, min_length=1, max_length=MAX_CURSOR,
+                               description="The `next_cursor` of the previous page; leave out for the first")
+
+
+class AgentListQuery(PageQuery):
+    status: Status | None = None
+    q: str | None = Field(default=None, max_length=200, description="Part of the name, or the whole id")
+
+
+class VersionsQuery(PageQuery, AgentRef):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventsQuery(PageQuery):
+    agent_id: str | None = Field(default=None, json_schema_extra={"format": "uuid"},
+                                 description="Leave out for every agent's events (admin only)")
+
+    @field_validator("agent_id")
+    @classmethod
+    def _agent_id_is_uuid(cls, value: str | None) -> str | None:
+        return agent_id_or_none(value)
+
+
+class BackupsQuery(PageQuery):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(BaseModel):
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last")
 
 
 class AgentEnvelope(BaseModel):
@@ -43,7 +81,7 @@ class AgentUpdated(AgentEnvelope):
                                    description="What of the character the agent runs without (plugins not installed)")
 
 
-class AgentList(BaseModel):
+class AgentList(Page):
     agents: list[AgentPublic]
 
 
@@ -61,12 +99,16 @@ class MessageResult(BaseModel):
 
 class CharacterVersion(BaseModel):
     version: int
+    semver: str = Field(description="Semantic version: major.minor.patch (see the README's rule)")
+    change: Literal["initial", "major", "minor", "patch"] = Field(
+        description="What this version changed: named by the user, or inferred from the difference")
+    current: bool = Field(description="The version the agent runs (or will, at its next start)")
     sha256: str
     created_at: datetime
     character: dict[str, Any]
 
 
-class VersionList(BaseModel):
+class VersionList(Page):
     versions: list[CharacterVersion]
 
 
@@ -83,7 +125,7 @@ class Event(BaseModel):
     details: dict[str, Any]
 
 
-class EventList(BaseModel):
+class EventList(Page):
     events: list[Event]
 
 
@@ -107,7 +149,7 @@ class BackupEnvelope(BaseModel):
     backup: BackupPublic
 
 
-class BackupList(BaseModel):
+class BackupList(Page):
     backups: list[BackupPublic]
 
 
@@ -152,6 +194,13 @@ class HealthReport(BaseModel):
     repairs: Repairs | None = None
 
 
+class Pruned(BaseModel):
+    events_by_age: int = Field(description="Events past PARADYZE_EVENT_KEEP_DAYS removed, oldest first")
+    events_by_count: int = Field(description="Events past an agent's newest PARADYZE_EVENT_KEEP_PER_AGENT removed")
+    backups: list[str] = Field(description="Backups past the policy removed, their archives with them")
+    complete: bool = Field(description="False when the time budget ran out; the next sweep goes on")
+
+
 class IdleSweep(BaseModel):
     hibernated: list[str]
     failed: list[str]
@@ -160,6 +209,7 @@ class IdleSweep(BaseModel):
     elapsed_ms: int
     complete: bool = Field(description="False when the time budget ran out; the next sweep goes on")
     stuck_finished: list[str] = Field(description="Agents whose transition was stuck and was finished")
+    retention: Pruned | None = None
 
 
 class SyncCounts(BaseModel):
@@ -191,3 +241,50 @@ class ErrorEnvelope(BaseModel):
     """Every 4xx and 5xx answer."""
 
     error: ErrorBody
+
+
+class MessagesQuery(AgentRef):
+    limit: int = Field(default=100, ge=1, le=1000, description="How many of the latest turns")
+
+
+class ChatTurn(BaseModel):
+    role: Literal["user", "agent"] = Field(description="user: the message sent; agent: one of its replies")
+    text: str
+    at: datetime
+
+
+class MessageHistory(BaseModel):
+    agent_id: str = Field(json_schema_extra={"format": "uuid"})
+    messages: list[ChatTurn] = Field(description="The caller's conversation with the agent, oldest first")
+
+
+class BackupContentsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    backup_id: uuid.UUID
+    agent_id: uuid.UUID | None = Field(default=None, description="Also answer this agent's character as backed up")
+
+
+class Counts(BaseModel):
+    characters: int
+    versions: int
+    agents: int
+
+
+class BackedUpAgent(BaseModel):
+    id: str
+    name: str
+    owner: str
+    character_id: str
+    version: int | None = Field(description="The character version the backup holds for it")
+    exists: bool = Field(description="The agent exists now")
+    current_version: int | None = Field(description="Its character version now, when it exists")
+    status: str | None = Field(description="Its status now, when it exists")
+    on_restore: str = Field(description="What a restore does with it: comes back, already here, or not restored")
+
+
+class BackupContents(BaseModel):
+    backup_id: str
+    agents: list[BackedUpAgent]
+    restore_adds: Counts = Field(description="What a restore of this backup would add back now")
+    already_present: Counts = Field(description="What the backup holds that exists now, left as it is")
+    character: dict[str, Any] | None = Field(description="With agent_id: its character at the backed-up version")

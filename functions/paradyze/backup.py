@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlparse
 
 from pydantic import BaseModel, ConfigDict
 
-from . import db, repository
+from . import db, pages, repository
 from .auth import Caller
 from .characters import canonical_bytes, sha256_hex
 from .errors import BadRequest, NotFound, StoreUnavailable
@@ -56,9 +56,9 @@ def backup(caller: Caller) -> dict[str, Any]:
                         "current_version": c["current_version"], "created_at": c["created_at"].isoformat()}
                        for c in characters],
         "versions": entries,
-        "agents": [{"id": str(a["id"]), "user_id": str(a["user_id"]), "character_id": str(a["character_id"]),
-                    "name": a["name"], "runtime": a["runtime"], "idle_timeout_minutes": a["idle_timeout_minutes"],
-                    "auto_hibernate": a["auto_hibernate"], "created_at": a["created_at"].isoformat()}
+        "agents": [{"id": a.id, "user_id": a.user_id, "character_id": a.character_id, "name": a.name,
+                    "runtime": a.runtime, "idle_timeout_minutes": a.idle_timeout_minutes,
+                    "auto_hibernate": a.auto_hibernate, "created_at": a.created_at.isoformat()}
                    for a in agents],
         # Ciphertext only (sealed with the platform's key); the values never leave the vault in clear.
         "sealed_secrets": [{"character_id": str(s["character_id"]), "user_id": str(s["user_id"]),
@@ -100,6 +100,20 @@ def _archive_bytes(location: str) -> bytes:
     if not path.is_file():
         raise BadRequest(f"the archive {path.name} is missing")
     return path.read_bytes()
+
+
+def remove_archive(location: str) -> None:
+    """Removes an archive from where it is stored; one already gone is fine. Raises StoreUnavailable."""
+    if location.startswith("gs://"):
+        from .storage.gcs import GcsArchives
+
+        GcsArchives(get_settings(), location).delete(location)
+        return
+    path = Path(unquote(urlparse(location).path))
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot remove the archive {path.name}: {exc.strerror}") from exc
 
 
 def _write_archive(path: Path, manifest: dict[str, Any], files: dict[str, bytes]) -> Path:
@@ -156,16 +170,21 @@ def read_archive(source: io.BytesIO, *, name: str) -> tuple[dict[str, Any], dict
     return manifest, files
 
 
-def list_backups(caller: Caller) -> list[dict[str, Any]]:
+def list_backups(caller: Caller, *, limit: int, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of backups, newest first, and the next page's cursor. Raises ValidationFailed for a
+    cursor not issued for this list."""
+    position = pages.decode(cursor, "backups", {})
+    before = (datetime.fromisoformat(position[0]), str(position[1])) if position else None
     with db.transaction(caller) as conn:
-        return [public(r) for r in repository.list_backups(conn)]
+        rows, more = pages.split(repository.list_backups(conn, limit=limit + 1, before=before), limit)
+    last = rows[-1] if rows and more else None
+    next_cursor = pages.encode("backups", {}, [last["created_at"].isoformat(), str(last["id"])]) if last else None
+    return [public(r) for r in rows], next_cursor
 
 
-def restore(caller: Caller, backup_id: uuid.UUID) -> dict[str, Any]:
-    """Bring back what the archive has and the database lacks; restored agents come back hibernated.
-
-    Existing characters, versions and agents are left as they are, so a restore can be repeated.
-    """
+def open_backup(caller: Caller, backup_id: uuid.UUID) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The manifest and files of a recorded backup, checked. Raises NotFound, BadRequest (changed or
+    missing archive)."""
     with db.transaction(caller) as conn:
         row = repository.get_backup(conn, str(backup_id))
     if row is None:
@@ -173,7 +192,15 @@ def restore(caller: Caller, backup_id: uuid.UUID) -> dict[str, Any]:
     data = _archive_bytes(row["location"])
     if sha256_hex(data) != row["sha256"]:
         raise BadRequest(f"the archive {row['location']} was changed since the backup")
-    manifest, files = read_archive(io.BytesIO(data), name=row["location"])
+    return read_archive(io.BytesIO(data), name=row["location"])
+
+
+def restore(caller: Caller, backup_id: uuid.UUID) -> dict[str, Any]:
+    """Bring back what the archive has and the database lacks; restored agents come back hibernated.
+
+    Existing characters, versions and agents are left as they are, so a restore can be repeated.
+    """
+    manifest, files = open_backup(caller, backup_id)
     counts = {"characters": 0, "versions": 0, "agents": 0}
     store = get_store()
     with db.transaction(caller) as conn:

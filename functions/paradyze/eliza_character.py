@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from . import agent_env
+from . import eliza_fields as fields
+from .eliza_fields import Errors
 from .errors import ValidationFailed
 from .settings import get_settings
 
@@ -28,23 +30,8 @@ ALWAYS = ("@elizaos/plugin-sql", "@elizaos/plugin-bootstrap")
 # Plugins that give ElizaOS a text model; without one, every message fails inside ElizaOS.
 MODEL_PLUGINS = frozenset({*(p.plugin for p in agent_env.PROVIDERS), "@elizaos/plugin-ollama"})
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
-# ElizaOS 0.x wrote the other speakers of an example as {{user1}}; 1.x replaces {{name1}}..{{name5}}.
-_USER_PLACEHOLDER = re.compile(r"\{\{user(\d+)\}\}")
-# The typed keys of an example's content (contentSchema); any other key is kept as it is.
-_CONTENT_STRINGS = ("text", "thought", "source", "target", "url")
-_CONTENT_LISTS = ("actions", "providers")
-_ENV_LIKE = re.compile(r"^[A-Z0-9_]+$")
 # npm's rule for a package name (scoped or not), which a plugin name must follow to be looked up at all.
 _PACKAGE_NAME = re.compile(r"^(@[a-z0-9-~][a-z0-9-._~]*/)?[a-z0-9-~][a-z0-9-._~]*$")
-Loc = list[str | int]
-
-
-class _Errors:
-    def __init__(self) -> None:
-        self.details: list[dict[str, Any]] = []
-
-    def add(self, loc: Loc, msg: str) -> None:
-        self.details.append({"loc": ["character", *loc], "msg": msg})
 
 
 def installed_plugins(app_dir: Path | None = None) -> frozenset[str]:
@@ -74,7 +61,7 @@ def check(config: Mapping[str, Any], secrets: Mapping[str, Any]) -> None:
 
     config: the character as stored (secrets split off); secrets: every secret it would set.
     """
-    errors = _Errors()
+    errors = Errors()
     _normalise(config, frozenset(), errors)
     errors.details += agent_env.check_secrets(secrets, ["character", "settings", "secrets"])
     _raise(errors)
@@ -86,7 +73,7 @@ def for_runtime(config: Mapping[str, Any], available_keys: Collection[str]) -> d
     available_keys: the model keys the agent's environment holds (agent_env.AgentEnv.model_keys);
     they choose the model plugin. Raises ValidationFailed when the character cannot be made valid.
     """
-    errors = _Errors()
+    errors = Errors()
     character = _normalise(config, frozenset(available_keys), errors)
     _raise(errors)
     return character
@@ -114,13 +101,13 @@ def started_without_model(agent_id: str) -> bool:
     return not MODEL_PLUGINS.intersection(plugins)
 
 
-def _raise(errors: _Errors) -> None:
+def _raise(errors: Errors) -> None:
     if errors.details:
         fields = ", ".join(".".join(str(p) for p in d["loc"][1:]) for d in errors.details[:5])
         raise ValidationFailed(f"the character cannot run on ElizaOS: {fields}", details=errors.details)
 
 
-def _normalise(config: Mapping[str, Any], keys: frozenset[str], errors: _Errors) -> dict[str, Any]:
+def _normalise(config: Mapping[str, Any], keys: frozenset[str], errors: Errors) -> dict[str, Any]:
     out: dict[str, Any] = {}
     name = config.get("name")
     if isinstance(name, str) and name.strip():
@@ -134,147 +121,24 @@ def _normalise(config: Mapping[str, Any], keys: frozenset[str], errors: _Errors)
             out[key] = config[key]
         elif config.get(key) is not None:
             errors.add([key], "must be a string")
-    bio = _bio(config, errors)
+    bio = fields.bio(config, errors)
     if bio is not None:
         out["bio"] = bio
     for key in ("postExamples", "topics", "adjectives"):
         if config.get(key) is not None:
-            out[key] = _strings(config[key], [key], errors)
+            out[key] = fields.strings(config[key], [key], errors)
     if config.get("templates") is not None:
-        out["templates"] = _templates(config["templates"], errors)
+        out["templates"] = fields.templates(config["templates"], errors)
     if config.get("messageExamples") is not None:
-        out["messageExamples"] = _examples(config["messageExamples"], errors)
+        out["messageExamples"] = fields.examples(config["messageExamples"], errors)
     if config.get("knowledge") is not None:
-        out["knowledge"] = _knowledge(config["knowledge"], errors)
+        out["knowledge"] = fields.knowledge(config["knowledge"], errors)
     if config.get("style") is not None:
-        out["style"] = _style(config["style"], errors)
-    settings = _settings(config.get("settings"), errors)
+        out["style"] = fields.style(config["style"], errors)
+    settings = fields.settings(config.get("settings"), errors)
     if settings:
         out["settings"] = settings
     out["plugins"] = _plugins(config, keys, errors)
-    return out
-
-
-def _bio(config: Mapping[str, Any], errors: _Errors) -> str | list[str] | None:
-    bio, lore = config.get("bio"), config.get("lore")
-    if not isinstance(bio, (str, list)):
-        errors.add(["bio"], "a bio is required: a string or a list of strings")
-        return None
-    lines = _strings(bio, ["bio"], errors) if isinstance(bio, list) else [bio]
-    if lore is None:
-        return bio if isinstance(bio, str) else lines
-    # ElizaOS 1.x has no lore: it is backstory, which 1.x keeps in the bio.
-    return lines + _strings(lore, ["lore"], errors)
-
-
-def _strings(value: Any, loc: Loc, errors: _Errors) -> list[str]:
-    if not isinstance(value, list):
-        errors.add(loc, "must be a list of strings")
-        return []
-    for i, item in enumerate(value):
-        if not isinstance(item, str):
-            errors.add([*loc, i], "must be a string")
-    return [item for item in value if isinstance(item, str)]
-
-
-def _templates(value: Any, errors: _Errors) -> dict[str, str]:
-    if not isinstance(value, dict):
-        errors.add(["templates"], "must be an object of template strings")
-        return {}
-    for key, template in value.items():
-        if not isinstance(template, str):
-            errors.add(["templates", key], "a template must be a string")
-    return {k: v for k, v in value.items() if isinstance(v, str)}
-
-
-def _examples(value: Any, errors: _Errors) -> list[list[dict[str, Any]]]:
-    if not isinstance(value, list):
-        errors.add(["messageExamples"], "must be a list of conversations")
-        return []
-    conversations = []
-    for i, conversation in enumerate(value):
-        loc: Loc = ["messageExamples", i]
-        if isinstance(conversation, dict) and "examples" in conversation:  # 1.x export: {"examples": [...]}
-            conversation, loc = conversation["examples"], [*loc, "examples"]
-        if not isinstance(conversation, list):
-            errors.add(loc, "a conversation is a list of messages")
-            continue
-        messages = [_example_message(m, [*loc, j], errors) for j, m in enumerate(conversation)]
-        conversations.append([m for m in messages if m is not None])
-    return conversations
-
-
-def _example_message(message: Any, loc: Loc, errors: _Errors) -> dict[str, Any] | None:
-    if not isinstance(message, dict):
-        errors.add(loc, "a message is an object with name and content")
-        return None
-    speaker = message.get("name") if message.get("name") is not None else message.get("user")  # 0.x: user
-    if not isinstance(speaker, str):
-        errors.add([*loc, "name"], "a message names its speaker (name, or user in ElizaOS 0.x)")
-        return None
-    content = message.get("content")
-    if not isinstance(content, dict):
-        errors.add([*loc, "content"], "must be an object with text")
-        return None
-    out: dict[str, Any] = {}
-    for key, item in content.items():
-        if key in _CONTENT_STRINGS:
-            if isinstance(item, str):
-                out[key] = _USER_PLACEHOLDER.sub(r"{{name\1}}", item)
-        elif key in _CONTENT_LISTS:
-            if isinstance(item, list) and all(isinstance(x, str) for x in item):
-                out[key] = item
-        elif key == "action":  # 0.x: one action
-            if isinstance(item, str):
-                out.setdefault("actions", [item])
-        elif key not in ("inReplyTo", "attachments", "channelType"):
-            out[key] = item  # ElizaOS keeps unknown content keys; the three typed ones above it checks
-    return {"name": _USER_PLACEHOLDER.sub(r"{{name\1}}", speaker), "content": out}
-
-
-def _knowledge(value: Any, errors: _Errors) -> list[str]:
-    if not isinstance(value, list):
-        errors.add(["knowledge"], "must be a list")
-        return []
-    items = []
-    for i, item in enumerate(value):
-        if isinstance(item, str):
-            items.append(item)
-        elif isinstance(item, dict) and ("path" in item or "directory" in item):
-            # Paths would name files on the platform's hosts, which are not the user's to read.
-            errors.add(["knowledge", i], "knowledge files and directories are not supported: give the text")
-        elif isinstance(item, dict) and isinstance(item.get("content") or item.get("text"), str):
-            items.append(item.get("content") or item["text"])
-        else:
-            errors.add(["knowledge", i], "must be a string")
-    return items
-
-
-def _style(value: Any, errors: _Errors) -> dict[str, list[str]]:
-    if not isinstance(value, dict):
-        errors.add(["style"], "must be an object with all, chat and post")
-        return {}
-    return {k: _strings(value[k], ["style", k], errors) for k in ("all", "chat", "post") if value.get(k) is not None}
-
-
-def _settings(value: Any, errors: _Errors) -> dict[str, Any]:
-    """Plain settings, minus secrets and nulls; ElizaOS reads them like environment variables."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        errors.add(["settings"], "must be an object")
-        return {}
-    out = {}
-    for key, item in value.items():
-        if key == "secrets" or item is None:
-            continue
-        # ElizaOS looks settings up like environment variables (PGLITE_DATA_DIR, POSTGRES_URL,
-        # SECRET_SALT, ...): the names a secret may not have, a setting may not have either.
-        why = agent_env.rejected(key) if _ENV_LIKE.match(key) else None
-        if why:
-            errors.add(["settings", key], why)
-        else:
-            out[key] = item
     return out
 
 
@@ -299,7 +163,7 @@ def unavailable_plugins(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _plugins(config: Mapping[str, Any], keys: frozenset[str], errors: _Errors) -> list[str]:
+def _plugins(config: Mapping[str, Any], keys: frozenset[str], errors: Errors) -> list[str]:
     """sql and bootstrap, the model plugin the keys allow, and the character's own installed plugins."""
     installed = installed_plugins()
     wanted: list[str] = []

@@ -22,6 +22,7 @@
         ├── RuntimeUnavailable   the runtime backend itself (dockerd, Cloud Run API) is down
         ├── StoreUnavailable     the character store (GCS, Supabase Storage) is down
         ├── AgentStartFailed     the agent did not come up healthy
+        ├── AgentBusy            another operation on the agent (a wake) is still under way
         └── AgentUnreachable     the agent did not answer a message
 """
 
@@ -126,6 +127,10 @@ class StoreUnavailable(Unavailable):
 
 class AgentStartFailed(Unavailable):
     code = "agent_start_failed"
+
+
+class AgentBusy(Unavailable):
+    code = "unavailable"  # the same answer as before it had a class of its own
 
 
 class AgentUnreachable(Unavailable):

@@ -5,12 +5,15 @@ from __future__ import annotations
 import concurrent.futures
 from typing import Any
 
-from . import agent_client, db, reconcile, repository
+from . import agent_client, db, reconcile, repository, telemetry
+from .agents import Agent
 from .auth import SYSTEM
 from .errors import DatabaseUnavailable, ParadyzeError, Unavailable
 from .runtimes import get_runtime
+from .telemetry import fleet as telemetry_fleet
 
 
+@telemetry.sweep("health")
 def check(*, repair: bool = True) -> dict[str, Any]:
     """Report platform and agent health; with repair, then restart agents that should run and don't.
 
@@ -35,6 +38,7 @@ def check(*, repair: bool = True) -> dict[str, Any]:
                           details=[{"loc": ["platform", "migrations"], "msg": f"pending: {pending}"}])
     with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
         agents = list(pool.map(_agent_health, rows))
+    telemetry_fleet.observe([r.model_dump() for r in rows], agents)
     report: dict[str, Any] = {"platform": platform, "agents": agents}
     # Agents in error wait for a person (or a wake); only the others are worth a reconcile pass.
     if repair and any(not a["ok"] and a["status"] != "error" for a in agents):
@@ -46,27 +50,27 @@ def check(*, repair: bool = True) -> dict[str, Any]:
     return report
 
 
-def _agent_health(row: dict[str, Any]) -> dict[str, Any]:
+def _agent_health(agent: Agent) -> dict[str, Any]:
     item: dict[str, Any] = {
-        "agent_id": str(row["id"]), "name": row["name"], "owner": str(row["user_id"]), "runtime": row["runtime"],
-        "status": row["status"], "desired_state": row["desired_state"], "restarts": row["restart_count"],
-        "messages": row["message_count"], "runtime_state": None, "answering": False, "memory_bytes": None,
-        "detail": row["status_reason"] or "",
+        "agent_id": agent.id, "name": agent.name, "owner": agent.user_id, "runtime": agent.runtime,
+        "status": agent.status, "desired_state": agent.desired_state, "restarts": agent.restart_count,
+        "messages": agent.message_count, "runtime_state": None, "answering": False, "memory_bytes": None,
+        "detail": agent.status_reason or "",
     }
-    if row["runtime_handle"]:
+    if agent.runtime_handle:
         try:
-            status = get_runtime(row["runtime"]).status(row["runtime_handle"])
+            status = get_runtime(agent.runtime).status(agent.runtime_handle)
             item.update(runtime_state=status.state, memory_bytes=status.memory_bytes,
-                        detail=status.detail or item["detail"])
+                        detail=status.detail or item["detail"], cpu_seconds=status.cpu_seconds)
         except ParadyzeError as exc:
             item.update(runtime_state="unknown", detail=exc.message)
     else:
         item["runtime_state"] = "stopped"
-    if row["url"]:
-        item["answering"] = agent_client.get_client().is_healthy(row["url"], str(row["id"]), timeout=2.0)
-    if row["status"] == "error":
+    if agent.url:
+        item["answering"] = agent_client.get_client().is_healthy(agent.url, agent.id, timeout=2.0)
+    if agent.status == "error":
         item["ok"] = False
-    elif row["desired_state"] == "running":
+    elif agent.desired_state == "running":
         item["ok"] = item["answering"]
     else:
         item["ok"] = not item["answering"]

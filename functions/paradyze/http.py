@@ -15,7 +15,7 @@ import flask_cors
 import pydantic
 from pydantic_core import to_jsonable_python
 
-from . import errors, limits
+from . import errors, limits, telemetry
 from .auth import caller_from_header
 from .payload import read_body, read_headers, read_query, validation_error
 from .settings import Settings, get_settings
@@ -112,7 +112,7 @@ def serve(op: Operation, handler: Handler, settings: Settings) -> Callable[[flas
                  (time.monotonic() - began) * 1000)
         return response
 
-    return wrapper
+    return telemetry.instrument(op.name, wrapper)
 
 
 def cors(settings: Settings, methods: tuple[str, ...]) -> Callable[[Handler], Handler]:
@@ -135,6 +135,7 @@ def _run(op: Operation, handler: Handler, request: flask.Request) -> flask.Respo
         response.headers["Allow"] = ", ".join((*op.methods, "OPTIONS"))
         return response
     caller = caller_from_header(request.headers.get("Authorization"), get_settings())
+    telemetry.bind(user_id=caller.user_id)
     if op.auth == "admin" and not caller.is_admin:
         raise errors.Forbidden("this function is for the platform's admin (service_role) only")
     inputs: dict[str, Any] = {}
@@ -144,6 +145,7 @@ def _run(op: Operation, handler: Handler, request: flask.Request) -> flask.Respo
         inputs["query"] = read_query(request, op.query)
     if op.headers is not None:
         inputs["headers"] = read_headers(request, op.headers)
+    telemetry.bind_inputs(inputs)
     with limits.in_flight(caller):
         result = handler(request, caller, **inputs)
     value, status = result if isinstance(result, tuple) else (result, op.statuses[0])

@@ -1,32 +1,48 @@
 """The steps that run under an agent's lock: transition, start and stop an instance, finish a delete.
 
-Each writes its progress in short committed steps, so a crash between two leaves a row that says
-what was under way; crash_point lets the tests stop at each step.
+The operation that holds the lock reads the agent once (authorised) and hands that row from step to
+step: each step writes and gets the row back from its write, never reading it again. Each writes its
+progress in a short committed transaction, so a crash between two leaves a row that says what was
+under way; crash_point lets the tests stop at each step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from . import agent_client, agent_databases, agent_env, db, eliza_character, repository, vault
-from .agents import check_transition
-from .auth import SYSTEM
+from psycopg.rows import DictRow
+
+from . import (
+    agent_client,
+    agent_databases,
+    agent_env,
+    db,
+    eliza_character,
+    release_store,
+    repository,
+    slots,
+    telemetry,
+    vault,
+)
+from .agents import TRANSITIONAL, Agent, AgentChange, Status, check_transition
+from .auth import SYSTEM, Caller
 from .db import Conn
-from .errors import AgentStartFailed, NotFound, ParadyzeError, RuntimeUnavailable
+from .errors import AgentBusy, AgentStartFailed, NotFound, ParadyzeError, RuntimeUnavailable
 from .runtimes import get_runtime
-from .runtimes.base import AgentSpec
+from .runtimes.base import AgentRuntime, AgentSpec
 from .scheduler.sync import sync_stored_agent
 from .settings import get_settings
 from .storage import get_store
 
 log = logging.getLogger(__name__)
-Row = dict[str, Any]
 
 
 def crash_point(step: str) -> None:
@@ -36,58 +52,119 @@ def crash_point(step: str) -> None:
         os._exit(137)
 
 
-def require_row(conn: Conn, agent_id: str, *, for_update: bool = False) -> Row:
-    row = repository.get_agent(conn, agent_id, for_update=for_update)
-    if row is None:
+def require_agent(conn: Conn, agent_id: str) -> Agent:
+    """The agent as the transaction's role sees it. Raises NotFound (missing, or not the caller's)."""
+    agent = repository.get_agent(conn, agent_id)
+    if agent is None:
         raise NotFound(f"agent {agent_id} not found", details=[{"loc": ["agent_id"], "msg": "no such agent"}])
-    return row
+    return agent
 
 
-def start_instance(agent_id: str, *, actor: str, reason: str) -> Row:
-    """Start the current version and wait for health; the row ends running, or error with why.
+@contextlib.contextmanager
+def authorised(caller: Caller, agent_id: str) -> Iterator[tuple[Conn, Agent]]:
+    """The one way a caller's operation writes to an agent: one transaction that reads the row as the
+    caller, so row-level security decides whether it is theirs, then writes as service_role.
 
-    The caller holds the agent's lock. Raises AgentStartFailed, RuntimeUnavailable.
+    Users hold no write privilege on the platform's columns (see db.as_service_role); the steps an
+    operation takes afterwards, under the agent's lock, are the platform's own. Raises NotFound.
     """
-    settings = get_settings()
+    with db.transaction(caller) as conn:
+        agent = require_agent(conn, agent_id)
+        with db.as_service_role(conn):
+            yield conn, agent
+
+
+def transition(conn: Conn, agent: Agent, status: Status, *, actor: str, reason: str,
+               duration_ms: int | None = None, change: AgentChange | None = None,
+               details: dict[str, Any] | None = None,
+               guard: Callable[[Conn, Agent], None] | None = None) -> Agent:
+    """In the caller's transaction: move the agent (the row the caller holds, under the agent's
+    lock) to status, checked against the transition table, and record the event.
+
+    guard runs first, in the same transaction (a quota check). Raises InvalidTransition.
+    """
+    if agent.status != status:
+        check_transition(agent.id, agent.status, status)
+    if guard is not None:
+        guard(conn, agent)
+    change = (change or AgentChange()).model_copy()  # setting a field below marks it to be written
+    if status in TRANSITIONAL and "transition_started_at" not in change.model_fields_set:
+        change.transition_started_at = datetime.now(UTC)
+    if status == "error" and "status_reason" not in change.model_fields_set:
+        change.status_reason = reason
+    updated = repository.update_agent(conn, agent.id, change, status=status)
+    repository.insert_event(conn, agent_id=agent.id, user_id=agent.user_id, from_status=agent.status,
+                            to_status=status, actor=actor, reason=reason, duration_ms=duration_ms, details=details)
+    telemetry.transitioned(agent.id, agent.status, status, reason=reason, duration_ms=duration_ms,
+                           fields=change.columns())
+    return updated
+
+
+def step(agent: Agent, status: Status, **how: Any) -> Agent:
+    """transition() as a step of its own: one committed transaction, as the platform."""
     with db.transaction(SYSTEM) as conn:
-        row = require_row(conn, agent_id)
-        version = repository.get_version(conn, str(row["character_id"]), row["current_version"])
-        secrets_row = repository.get_secrets(conn, str(row["character_id"]))
+        return transition(conn, agent, status, **how)
+
+
+@telemetry.traced("agent.start")
+def start_instance(agent: Agent, *, actor: str, reason: str, deadline: float | None = None) -> Agent:
+    """Start the agent's current version and wait for health; the row ends running, or error with why.
+
+    The caller holds the agent's lock. deadline (time.monotonic()) cuts the wait short for a caller
+    that cannot wait longer: the agent is left waking, to be finished by the next wake or by
+    reconcile. Raises AgentStartFailed, RuntimeUnavailable, AgentBusy (cut short by deadline).
+    """
+    with db.transaction(SYSTEM) as conn:
+        version = repository.get_version(conn, agent.character_id, agent.current_version)
+        secrets_row = repository.get_secrets(conn, agent.character_id)
     assert version is not None
-    runtime = get_runtime(row["runtime"])
+    runtime = get_runtime(agent.runtime)
     began = time.monotonic()
     try:
-        spec = _spec(agent_id, version, vault.unseal(secrets_row["ciphertext"]) if secrets_row else {})
-        started = runtime.start(spec)
+        spec = _spec(slots.serving(agent), version, vault.unseal(secrets_row["ciphertext"]) if secrets_row else {})
+        spec = replace(spec, tenant=agent.user_id)
+        started = telemetry.traced("runtime.start")(runtime.start)(spec)
     except ParadyzeError as exc:
-        transition(agent_id, "error", actor=actor, reason=f"start failed: {exc.message}",
-                    fields={"runtime_handle": None, "url": None})
+        step(agent, "error", actor=actor, reason=f"start failed: {exc.message}",
+             change=AgentChange(runtime_handle=None, url=None))
         raise
     crash_point("start:launched")
     with db.transaction(SYSTEM) as conn:
-        repository.update_agent(conn, agent_id, runtime_handle=started.handle, url=started.url)
+        agent = repository.update_agent(conn, agent.id, AgentChange(runtime_handle=started.handle, url=started.url))
     crash_point("start:recorded")
+    return await_running(agent, runtime, actor=actor, reason=reason, began=began, deadline=deadline)
+
+
+def await_running(agent: Agent, runtime: AgentRuntime, *, actor: str, reason: str, began: float,
+                  deadline: float | None = None) -> Agent:
+    """Wait for the agent's recorded instance to answer health, then mark it running (see start_instance)."""
+    assert agent.runtime_handle is not None and agent.url is not None
+    handle, url = agent.runtime_handle, agent.url
+    wait = get_settings().agent_start_timeout
+    cut_short = deadline is not None and deadline - time.monotonic() < wait
+    if deadline is not None:
+        wait = min(wait, max(0.0, deadline - time.monotonic()))
     try:
         client = agent_client.get_client()
-        client.wait_healthy(started.url, agent_id, settings.agent_start_timeout,
-                            is_alive=lambda: runtime.alive(started.handle))
-        info = client.agent_info(started.url, agent_id)
+        client.wait_healthy(url, agent.id, wait, is_alive=lambda: runtime.alive(handle))
+        info = client.agent_info(url, agent.id)
     except ParadyzeError as exc:
-        tail = runtime.logs(started.handle, tail=20)
-        runtime.stop(started.handle, grace=1.0)
-        transition(agent_id, "error", actor=actor, reason=f"did not become healthy: {exc.message}",
-                    fields={"runtime_handle": None, "url": None}, details={"log_tail": tail})
-        raise AgentStartFailed(f"agent {agent_id} did not become healthy: {exc.message}",
+        if cut_short and runtime.alive(handle):
+            raise AgentBusy(f"agent {agent.id} is still starting") from exc
+        tail = runtime.logs(handle, tail=20)
+        runtime.stop(handle, grace=1.0)
+        step(agent, "error", actor=actor, reason=f"did not become healthy: {exc.message}",
+             change=AgentChange(runtime_handle=None, url=None), details={"log_tail": tail})
+        raise AgentStartFailed(f"agent {agent.id} did not become healthy: {exc.message}",
                                details=[{"loc": ["agent"], "msg": line} for line in tail[-5:]]) from exc
-    return transition(
-        agent_id, "running", actor=actor, reason=reason, duration_ms=int((time.monotonic() - began) * 1000),
-        fields={"eliza_agent_id": info.get("id"), "running_version": version["version"],
-                "started_at": datetime.now(UTC), "status_reason": None, "inflight_messages": 0,
-                "transition_started_at": None, "last_activity_at": datetime.now(UTC)},
-    )
+    now = datetime.now(UTC)
+    return step(agent, "running", actor=actor, reason=reason, duration_ms=int((time.monotonic() - began) * 1000),
+                change=AgentChange(eliza_agent_id=info.get("id"), running_version=agent.current_version,
+                                   started_at=now, status_reason=None, transition_started_at=None,
+                                   last_activity_at=now))
 
 
-def _spec(agent_id: str, version: Row, secrets: dict[str, str]) -> AgentSpec:
+def _spec(agent_id: str, version: DictRow, secrets: dict[str, str]) -> AgentSpec:
     """The agent's environment (agent_env) and its runtime character, written to its own folder.
 
     Raises ValidationFailed when a stored secret name or the character cannot run (both were
@@ -104,64 +181,44 @@ def drain(agent_id: str) -> None:
     deadline = time.monotonic() + get_settings().drain_timeout
     while time.monotonic() < deadline:
         with db.transaction(SYSTEM) as conn:
-            if repository.inflight(conn, agent_id) == 0:
+            if not db.messages_in_flight(conn, agent_id):
                 return
         time.sleep(0.05)
     log.warning("agent %s: messages still in flight after the drain timeout; stopping anyway", agent_id)
 
 
-def stop_instance(row: Row) -> None:
-    """Stop the row's runtime instance, if it has one (the caller holds the agent's lock)."""
-    if row["runtime_handle"]:
-        get_runtime(row["runtime"]).stop(row["runtime_handle"], grace=get_settings().agent_stop_grace)
+@telemetry.traced("agent.stop")
+def stop_instance(agent: Agent) -> None:
+    """Stop the agent's runtime instance, if it has one (the caller holds the agent's lock)."""
+    if agent.runtime_handle:
+        get_runtime(agent.runtime).stop(agent.runtime_handle, grace=get_settings().agent_stop_grace)
+    release_store.stop_kept(agent)  # a blue kept after a release stops with the agent
 
 
-def transition(agent_id: str, status: str, *, actor: str, reason: str, duration_ms: int | None = None,
-                fields: dict[str, Any] | None = None, details: dict[str, Any] | None = None,
-                guard: Callable[[Conn, Row], None] | None = None) -> Row:
-    """Move the agent to status (checked against the transition table) and record the event.
-
-    guard runs in the same transaction, on the locked row, before the change (a quota check).
-    """
-    with db.transaction(SYSTEM) as conn:
-        row = require_row(conn, agent_id, for_update=True)
-        if row["status"] != status:
-            check_transition(agent_id, row["status"], status)
-        if guard is not None:
-            guard(conn, row)
-        extra = dict(fields or {})
-        if status in ("provisioning", "hibernating", "waking", "deleting"):
-            extra.setdefault("transition_started_at", datetime.now(UTC))
-        if status == "error":
-            extra.setdefault("status_reason", reason)
-        updated = repository.update_agent(conn, agent_id, status=status, **extra)
-        repository.insert_event(conn, agent_id=agent_id, user_id=str(row["user_id"]), from_status=row["status"],
-                                to_status=status, actor=actor, reason=reason, duration_ms=duration_ms,
-                                details=details)
-        return updated
-
-
-def finish_delete(row: Row, *, actor: str) -> None:
+def finish_delete(agent: Agent, *, actor: str) -> None:
     """Stop the agent, drop its jobs, rows and files; the row says `deleting` (the caller holds the lock)."""
-    agent_id = str(row["id"])
-    stop_instance(row)
-    agent_databases.drop(get_settings(), agent_id)  # first: if it fails, the row says deleting, to retry
-    sync_stored_agent(agent_id, removed=True)
+    forget = getattr(get_runtime(agent.runtime), "forget", None)
+    if forget is not None:  # memory kept outside the agent's home (its owner's server): first, while it runs
+        forget(agent.id, agent.user_id)
+    stop_instance(agent)
+    agent_databases.drop(get_settings(), agent.id)  # first: if it fails, the row says deleting, to retry
+    sync_stored_agent(agent.id, removed=True)
     with db.transaction(SYSTEM) as conn:
-        repository.delete_character(conn, str(row["character_id"]))
-        repository.insert_event(conn, agent_id=agent_id, user_id=str(row["user_id"]), from_status="deleting",
+        repository.delete_character(conn, agent.character_id)
+        repository.insert_event(conn, agent_id=agent.id, user_id=agent.user_id, from_status="deleting",
                                 to_status=None, actor=actor, reason="deleted: compute, rows and files removed")
-    get_store().delete_character(str(row["character_id"]))
+    get_store().delete_character(agent.character_id)
     # The agent's memory (its ElizaOS database) lives in its home (process, docker), or in a
     # database of its own (Cloud Run, dropped above): deleting the agent deletes it.
-    shutil.rmtree(get_settings().agent_home(agent_id), ignore_errors=True)
+    shutil.rmtree(get_settings().agent_home(agent.id), ignore_errors=True)
+    shutil.rmtree(get_settings().agent_home(slots.twin(agent.id)), ignore_errors=True)
 
 
-def alive(row: Row) -> bool:
-    """Whether the row's runtime instance is up; False when it has none or its runtime cannot answer."""
-    if not row["runtime_handle"]:
+def alive(agent: Agent) -> bool:
+    """Whether the agent's runtime instance is up; False when it has none or its runtime cannot answer."""
+    if not agent.runtime_handle:
         return False
     try:
-        return get_runtime(row["runtime"]).alive(row["runtime_handle"])
+        return get_runtime(agent.runtime).alive(agent.runtime_handle)
     except RuntimeUnavailable:
         return False

@@ -1,8 +1,10 @@
 """Agent lifecycle services: create, hibernate, wake, delete, character updates; every transition recorded.
 
-Each operation on an agent holds that agent's lock (db.agent_lock) and writes its progress in short
-committed steps (instances.py): the transitional status first, then the runtime action, then the
-result. A crash between two steps leaves a row that says what was under way, and reconcile() finishes it.
+Each operation on an agent holds that agent's lock (db.agent_lock), reads the row once as the caller
+and writes its first step in that transaction (instances.authorised), then writes its progress in
+short committed steps (instances.py): the transitional status first, then the runtime action, then
+the result. A crash between two steps leaves a row that says what was under way, and reconcile()
+finishes it.
 """
 
 from __future__ import annotations
@@ -16,22 +18,25 @@ from datetime import datetime
 import psycopg
 
 from . import db, eliza_character, limits, repository, vault
-from .agents import AgentCreate, AgentPublic, CharacterUpdate, check_transition
+from .agents import STOPPED, Agent, AgentChange, AgentCreate, AgentPublic, CharacterUpdate
 from .auth import PLATFORM_OWNER, SYSTEM, Caller
 from .characters import Secrets, canonical_bytes, merge_secrets, sha256_hex, split_secrets
 from .db import Conn
 from .errors import Conflict, Forbidden
 from .instances import (
     alive,
+    authorised,
+    await_running,
     crash_point,
     drain,
     finish_delete,
-    require_row,
+    require_agent,
     start_instance,
+    step,
     stop_instance,
     transition,
 )
-from .queries import get
+from .queries import get, public
 from .reconcile import reconcile_locked
 from .runtimes import get_runtime
 from .scheduler.sync import sync_stored_agent
@@ -94,8 +99,11 @@ def create(caller: Caller, cmd: AgentCreate, idempotency_key: str | None = None)
     if cmd.policy.schedules:
         sync_stored_agent(agent_id)
     with db.agent_lock(agent_id):
-        _start_if_provisioning(agent_id, actor=caller.actor, after_crash=False)
-    return get(caller, agent_id), True
+        with db.transaction(SYSTEM) as conn:
+            agent = require_agent(conn, agent_id)  # a retry of this request may have started it meanwhile
+        if agent.status == "provisioning":
+            agent = start_instance(agent, actor=caller.actor, reason="created")
+    return _public(agent), True
 
 
 def _existing_for_key(caller: Caller, user_id: str, key: str, request_sha: str | None) -> AgentPublic | None:
@@ -103,14 +111,14 @@ def _existing_for_key(caller: Caller, user_id: str, key: str, request_sha: str |
         row = repository.find_by_idempotency_key(conn, user_id, key)
     if row is None:
         return None
-    if row["request_sha256"] != request_sha:
+    if row.request_sha256 != request_sha:
         raise Conflict("this Idempotency-Key was used for a different request",
                        details=[{"loc": ["headers", "Idempotency-Key"], "msg": "reused with another body"}])
     # The first request may still be starting the agent: wait for it, then answer as it did. If
     # it died before the agent ran, whoever holds the lock first finishes the start.
-    with db.agent_lock(str(row["id"])):
-        _start_if_provisioning(str(row["id"]), actor=caller.actor, after_crash=True)
-    agent = get(caller, str(row["id"]))
+    with db.agent_lock(row.id):
+        _start_if_provisioning(row.id, actor=caller.actor)
+    agent = get(caller, row.id)
     if agent.status == "error" and agent.started_at is None:
         # The first try created it but could not start it (a dependency was down): the retry
         # is the caller asking again, so try the start again rather than answer the old error.
@@ -118,21 +126,17 @@ def _existing_for_key(caller: Caller, user_id: str, key: str, request_sha: str |
     return agent
 
 
-def _start_if_provisioning(agent_id: str, *, actor: str, after_crash: bool) -> None:
-    """Under the agent's lock: start a freshly created agent unless someone already did.
+def _start_if_provisioning(agent_id: str, *, actor: str) -> None:
+    """Under the agent's lock: finish the start of an agent a retried create found, unless done.
 
-    after_crash: the request that created the row may have died after launching the agent, so
-    reconcile (which looks for that instance in the runtime and adopts it) instead of starting
-    blind. The request that just inserted the row skips that scan: it costs tens of ms.
+    The request that created the row may have died after launching the agent, so reconcile (which
+    looks for that instance in the runtime and adopts it) instead of starting blind. The request
+    that inserts the row starts it directly: that scan costs tens of ms.
     """
     with db.transaction(SYSTEM) as conn:
-        row = require_row(conn, agent_id)
-    if row["status"] != "provisioning":
-        return
-    if after_crash:
-        reconcile_locked(agent_id, actor=actor)
-    else:
-        start_instance(agent_id, actor=actor, reason="created")
+        agent = require_agent(conn, agent_id)
+    if agent.status == "provisioning":
+        reconcile_locked(agent, actor=actor)
 
 
 def _request_fingerprint(cmd: AgentCreate) -> str:
@@ -171,63 +175,69 @@ def hibernate(caller: Caller, agent_id: str, *, reason: str = "requested",
               idle_since: datetime | None = None) -> AgentPublic:
     """Stop the agent's compute and keep everything else. Idempotent. Raises NotFound.
 
-    idle_since: hibernate only if the agent has had no activity since then, checked under the
-    lock, so a message that arrived after the idle sweep looked keeps the agent awake.
+    idle_since: hibernate only if the agent has had no activity since then and no message is in
+    flight, checked under the lock, so a message that arrived after the idle sweep looked keeps
+    the agent awake.
     """
-    get(caller, agent_id)  # ownership, through RLS
     with db.agent_lock(agent_id):
-        with db.transaction(SYSTEM) as conn:
-            row = require_row(conn, agent_id)
-        if idle_since is not None and row["last_activity_at"] >= idle_since:
-            return get(caller, agent_id)
-        if row["status"] != "hibernated":
+        with authorised(caller, agent_id) as (conn, agent):
+            if agent.status == "hibernated" or (idle_since is not None and (
+                    agent.last_activity_at >= idle_since or db.messages_in_flight(conn, agent_id))):
+                return public(conn, agent)
             began = time.monotonic()
-            if row["status"] != "hibernating":
-                check_transition(agent_id, row["status"], "hibernating")
-                transition(agent_id, "hibernating", actor=caller.actor, reason=reason,
-                            fields={"desired_state": "hibernated"})
-            crash_point("hibernate:marked")
-            drain(agent_id)
-            stop_instance(row)
-            crash_point("hibernate:stopped")
-            transition(agent_id, "hibernated", actor=caller.actor, reason=reason,
-                        duration_ms=int((time.monotonic() - began) * 1000),
-                        fields={"runtime_handle": None, "url": None, "running_version": None,
-                                "transition_started_at": None, "desired_state": "hibernated"})
-    return get(caller, agent_id)
+            if agent.status != "hibernating":
+                agent = transition(conn, agent, "hibernating", actor=caller.actor, reason=reason,
+                                   change=AgentChange(desired_state="hibernated"))
+        crash_point("hibernate:marked")
+        drain(agent_id)
+        stop_instance(agent)
+        crash_point("hibernate:stopped")
+        return _public(step(agent, "hibernated", actor=caller.actor, reason=reason,
+                            duration_ms=int((time.monotonic() - began) * 1000),
+                            change=STOPPED.model_copy(update={"desired_state": "hibernated"})))
 
 
-def wake(caller: Caller, agent_id: str, *, reason: str = "requested") -> AgentPublic:
+def wake(caller: Caller, agent_id: str, *, reason: str = "requested", deadline: float | None = None) -> AgentPublic:
     """Start the agent again from its current version; returns once it answers. Idempotent.
 
+    deadline (time.monotonic()): give up waiting then, for the lock or for health, with AgentBusy;
+    a start under way is left waking, and the next wake (or reconcile) finishes it.
     Raises NotFound, InvalidTransition, QuotaExceeded (the owner runs as many agents as allowed),
-    AgentStartFailed, RuntimeUnavailable.
+    AgentStartFailed, RuntimeUnavailable, AgentBusy.
     """
-    get(caller, agent_id)
-    with db.agent_lock(agent_id):
-        with db.transaction(SYSTEM) as conn:
-            row = require_row(conn, agent_id)
-        if row["status"] == "running" and alive(row):
-            return get(caller, agent_id)
-        if row["status"] != "waking":
-            check_transition(agent_id, row["status"], "waking")
-            transition(agent_id, "waking", actor=caller.actor, reason=reason, fields={"desired_state": "running"},
-                       guard=limits.reserve_running_slot)
+    with db.agent_lock(agent_id, timeout=None if deadline is None else max(0.01, deadline - time.monotonic())):
+        with authorised(caller, agent_id) as (conn, agent):
+            if agent.status == "running" and alive(agent):
+                return public(conn, agent)
+            resuming = agent.status == "waking"
+            if not resuming:
+                agent = transition(conn, agent, "waking", actor=caller.actor, reason=reason,
+                                   change=AgentChange(desired_state="running"), guard=limits.reserve_running_slot)
         crash_point("wake:marked")
-        stop_instance(row)  # a dead or stale instance left from before
-        start_instance(agent_id, actor=caller.actor, reason=reason)
-    return get(caller, agent_id)
+        if resuming and agent.url and alive(agent):  # a start that an earlier wake left under way
+            agent = await_running(agent, get_runtime(agent.runtime), actor=caller.actor, reason=reason,
+                                  began=time.monotonic(), deadline=deadline)
+        else:
+            stop_instance(agent)  # a dead or stale instance left from before
+            agent = start_instance(agent, actor=caller.actor, reason=reason, deadline=deadline)
+    return _public(agent)
 
 
 def delete(caller: Caller, agent_id: str) -> AgentPublic:
     """Stop the agent and remove its rows, versions and schedules. Raises NotFound."""
-    before = get(caller, agent_id)
     with db.agent_lock(agent_id):
-        row = transition(agent_id, "deleting", actor=caller.actor, reason="deleted",
-                          fields={"desired_state": "deleted"})
+        with authorised(caller, agent_id) as (conn, agent):
+            before = public(conn, agent)
+            agent = transition(conn, agent, "deleting", actor=caller.actor, reason="deleted",
+                               change=AgentChange(desired_state="deleted"))
         crash_point("delete:marked")
-        finish_delete(row, actor=caller.actor)
+        finish_delete(agent, actor=caller.actor)
     return before.model_copy(update={"status": "deleted", "url": None})
+
+
+def _public(agent: Agent) -> AgentPublic:
+    with db.transaction(SYSTEM) as conn:
+        return public(conn, agent)
 
 
 # --- character updates -------------------------------------------------------------------------
@@ -238,24 +248,23 @@ def update_character(caller: Caller, cmd: CharacterUpdate) -> AgentPublic:
     eliza_character.check(split.config, split.secrets)  # a 422 before anything is written
     data = canonical_bytes(split.config)
     with db.agent_lock(cmd.agent_id):
-        with db.transaction(caller) as conn:
-            row = require_row(conn, cmd.agent_id)  # ownership, through RLS
-            character_id = str(row["character_id"])
-            with db.as_service_role(conn):
-                version = repository.next_version(conn, character_id)
-                uri = get_store().put(character_id, version, data)
-                repository.insert_version(conn, character_id=character_id, version=version,
-                                          user_id=str(row["user_id"]), config=split.config,
-                                          sha256=sha256_hex(data), storage_uri=uri)
-                if split.secrets:  # none sent: the stored secrets stay as they are
-                    _put_secrets(conn, character_id, str(row["user_id"]), _stored_secrets(conn, character_id),
-                                 split.secrets)
-                repository.insert_event(conn, agent_id=cmd.agent_id, user_id=str(row["user_id"]),
-                                        from_status=row["status"], to_status=row["status"], actor=caller.actor,
-                                        reason=f"character updated to version {version}",
-                                        details={"version": version})
-        if row["status"] == "running":
-            transition(cmd.agent_id, "waking", actor=caller.actor, reason=f"restart on version {version}")
-            stop_instance(row)
-            start_instance(cmd.agent_id, actor=caller.actor, reason=f"running version {version}")
-    return get(caller, cmd.agent_id)
+        with authorised(caller, cmd.agent_id) as (conn, agent):
+            version = repository.next_version(conn, agent.character_id)
+            uri = get_store().put(agent.character_id, version, data)
+            semver = repository.insert_version(conn, character_id=agent.character_id, version=version,
+                                               user_id=agent.user_id, config=split.config, sha256=sha256_hex(data),
+                                               storage_uri=uri, change=cmd.change)
+            if split.secrets:  # none sent: the stored secrets stay as they are
+                _put_secrets(conn, agent.character_id, agent.user_id, _stored_secrets(conn, agent.character_id),
+                             split.secrets)
+            repository.insert_event(conn, agent_id=agent.id, user_id=agent.user_id, from_status=agent.status,
+                                    to_status=agent.status, actor=caller.actor,
+                                    reason=f"character updated to version {version}", details={"version": version})
+            agent = agent.model_copy(update={"current_version": version, "current_semver": semver})
+            restart = agent.status == "running"
+            if restart:
+                agent = transition(conn, agent, "waking", actor=caller.actor, reason=f"restart on version {version}")
+        if restart:
+            stop_instance(agent)
+            agent = start_instance(agent, actor=caller.actor, reason=f"running version {version}")
+    return _public(agent)

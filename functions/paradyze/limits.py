@@ -14,10 +14,11 @@ import logging
 import math
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from . import db
 from . import limits_repository as repo
+from .agents import Agent
 from .caller import PLATFORM_OWNER, SYSTEM, Caller
 from .db import Conn
 from .errors import DatabaseUnavailable, QuotaExceeded, RateLimited, TooManyInFlight
@@ -106,19 +107,18 @@ def reserve_new_agent(conn: Conn, user_id: str) -> None:
                      "hibernate or delete one before creating another")
 
 
-def reserve_running_slot(conn: Conn, row: dict[str, Any]) -> None:
+def reserve_running_slot(conn: Conn, agent: Agent) -> None:
     """In the transaction that marks the agent waking: refuse it when its owner runs the quota already.
 
     Raises QuotaExceeded.
     """
-    user_id = str(row["user_id"])
-    if user_id == PLATFORM_OWNER:
+    if agent.user_id == PLATFORM_OWNER:
         return
     limit = get_settings().agent_quota_running
-    repo.lock_user(conn, user_id)
-    running = repo.agent_counts(conn, user_id, excluding=str(row["id"])).running
+    repo.lock_user(conn, agent.user_id)
+    running = repo.agent_counts(conn, agent.user_id, excluding=agent.id).running
     if running >= limit:
-        raise _quota("running agents", limit, running, f"hibernate one before waking agent {row['id']}")
+        raise _quota("running agents", limit, running, f"hibernate one before waking agent {agent.id}")
 
 
 def _quota(what: str, limit: int, current: int, remedy: str) -> QuotaExceeded:

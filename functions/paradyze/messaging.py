@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import time
 from typing import Any
 
-from . import agent_client, db, eliza_character, lifecycle, limits, queries, repository
-from .agents import AgentPublic, MessageSend
+from . import agent_client, conversation, db, eliza_character, lifecycle, limits, queries, repository, telemetry
+from .agents import Agent, MessageSend
 from .auth import SYSTEM, Caller
-from .errors import AgentFailed, AgentUnreachable, InvalidTransition, ModelKeyMissing, Unavailable
+from .errors import AgentBusy, AgentFailed, AgentUnreachable, InvalidTransition, ModelKeyMissing, Unavailable
 from .settings import get_settings
-
-# Wakes run here so that a message can stop waiting for one without cancelling it: the agent
-# still comes up, and the next message finds it running.
-_wakes = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="wake-on-message")
 
 
 def send(caller: Caller, cmd: MessageSend) -> dict[str, Any]:
     """Deliver cmd.text and return the agent's replies: {"replies": [...], "woke": bool}.
 
-    A hibernated agent is woken first; messages arriving during one wake wait on the same wake
-    (the agent's lock), so they cause one start. The message is delivered once or reported
-    undelivered, never half: it is sent only to a running agent that answers health, and a
+    To a running agent that is one read (as the caller) and one write (the count and activity stamp,
+    after the reply); the message is held in flight meanwhile (db.message_in_flight), so a hibernate
+    waits for it. A hibernated agent is woken first, within this request: messages arriving during
+    one wake wait on the same wake (the agent's lock), so they cause one start. The message is
+    delivered once or reported undelivered, never half: it is sent only to a running agent, and a
     failed send is not retried. An agent that chooses not to answer gives no replies. Raises
     NotFound, InvalidTransition (agent in error), RateLimited, QuotaExceeded (waking it would pass
     the owner's quota), Unavailable (the wake took longer than wake_timeout_s, or the message did
@@ -31,49 +28,59 @@ def send(caller: Caller, cmd: MessageSend) -> dict[str, Any]:
     """
     limits.check_rate(caller, "send_message")
     deadline = time.monotonic() + cmd.wake_timeout_s
-    agent = queries.get(caller, cmd.agent_id)
     woke = False
     while True:
+        # In flight before the read: a hibernate that marks the agent after this read waits for us.
+        with db.message_in_flight(cmd.agent_id, timeout=max(0.01, deadline - time.monotonic())):
+            agent = queries.read(caller, cmd.agent_id)
+            if agent.status == "running" and agent.url:
+                return {"replies": _deliver(caller, agent, cmd, deadline), "woke": woke, "agent_id": cmd.agent_id}
         if agent.status == "error":
             raise InvalidTransition(f"agent {cmd.agent_id} is in error ({agent.status_reason}); wake it first",
                                     details=[{"loc": ["agent_id"], "msg": "agent is in error"}])
-        if agent.status != "running" or not agent.url:
-            woke = True
-            agent = _wake_within(caller, cmd.agent_id, deadline)
-        if get_settings().agent == "elizaos" and eliza_character.started_without_model(cmd.agent_id):
-            raise _no_model(cmd.agent_id)  # ElizaOS would store the message and fail: never send it
-        with db.transaction(SYSTEM) as conn:
-            admitted = repository.begin_message(conn, cmd.agent_id)
-            row = repository.get_agent(conn, cmd.agent_id)
-        if admitted and row is not None:
-            break
-        if time.monotonic() > deadline:
+        if woke and time.monotonic() > deadline:
             raise _undelivered(cmd.agent_id, "the agent did not stay running")
-        agent = queries.get(caller, cmd.agent_id)  # hibernated again meanwhile: wake it again
+        woke = True
+        _wake_within(caller, cmd.agent_id, deadline)
+
+
+def _deliver(caller: Caller, agent: Agent, cmd: MessageSend, deadline: float) -> list[dict[str, Any]]:
+    assert agent.url is not None
+    if get_settings().agent == "elizaos" and eliza_character.started_without_model(agent.id):
+        raise _no_model(agent.id)  # ElizaOS would store the message and fail: never send it
     replies: list[dict[str, Any]] = []
+    answered = False
+    sent_at = time.monotonic()
     try:
         replies = agent_client.get_client().send_message(
-            row["url"], cmd.agent_id, cmd.text, user_id=caller.user_id or "admin",
-            eliza_agent_id=row["eliza_agent_id"], timeout=max(5.0, deadline - time.monotonic()))
+            agent.url, agent.id, cmd.text, user_id=caller.user_id or "admin",
+            eliza_agent_id=agent.eliza_agent_id, timeout=max(5.0, deadline - time.monotonic()))
+        answered = True
     except AgentUnreachable as exc:
-        raise AgentUnreachable(f"agent {cmd.agent_id} did not answer; the message was not delivered"
+        raise AgentUnreachable(f"agent {agent.id} did not answer; the message was not delivered"
                                f" ({exc.message})") from exc
     except AgentFailed as exc:
-        raise AgentFailed(f"the message to agent {cmd.agent_id} was delivered, but {exc.message};"
+        raise AgentFailed(f"the message to agent {agent.id} was delivered, but {exc.message};"
                           " sending it again would repeat it",
                           details=[{"loc": ["agent_id"], "msg": "delivered, no reply"}]) from exc
     finally:
+        telemetry.message_done(cmd.agent_id, sent_at, len(replies))
         with db.transaction(SYSTEM) as conn:
-            repository.end_message(conn, cmd.agent_id, len(replies))
-    return {"replies": replies, "woke": woke, "agent_id": cmd.agent_id}
+            repository.record_messages(conn, agent.id, 1 + len(replies))
+            if answered:  # the conversation the console reads back, in the same write
+                conversation.record(conn, caller, agent, cmd.text, replies)
+    return replies
 
 
-def _wake_within(caller: Caller, agent_id: str, deadline: float) -> AgentPublic:
-    future = _wakes.submit(lifecycle.wake, caller, agent_id, reason="message arrived")
+def _wake_within(caller: Caller, agent_id: str, deadline: float) -> None:
+    """Wake the agent, waiting no longer than deadline; a start still under way is left to finish
+    by the next message, a wake, or the sweep (reconcile), never by a thread outliving the request."""
     try:
-        return future.result(timeout=max(0.0, deadline - time.monotonic()))
-    except concurrent.futures.TimeoutError:
+        lifecycle.wake(caller, agent_id, reason="message arrived", deadline=deadline)
+    except AgentBusy:
         raise _undelivered(agent_id, "it is still waking") from None
+    if time.monotonic() > deadline:
+        raise _undelivered(agent_id, "it was still waking when wake_timeout_s ran out")
 
 
 def _undelivered(agent_id: str, why: str) -> Unavailable:

@@ -2,34 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from . import db, queries, repository
-from .agents import AgentPublic, PolicyUpdate
+from . import repository
+from .agents import AgentChange, AgentPublic, PolicyUpdate
 from .auth import Caller
-from .instances import require_row
+from .instances import authorised
+from .queries import public
 from .scheduler.sync import sync_stored_agent
 
 
 def update_policy(caller: Caller, cmd: PolicyUpdate) -> AgentPublic:
     """Change what was given; schedules, when given, replace the agent's schedules. Raises NotFound."""
-    fields: dict[str, Any] = {}
+    change = AgentChange()  # only the fields set here are written
     if cmd.idle_timeout_minutes is not None:
-        fields["idle_timeout_minutes"] = cmd.idle_timeout_minutes
+        change.idle_timeout_minutes = cmd.idle_timeout_minutes
     if cmd.auto_hibernate is not None:
-        fields["auto_hibernate"] = cmd.auto_hibernate
+        change.auto_hibernate = cmd.auto_hibernate
     schedules = [s.model_dump() for s in cmd.schedules] if cmd.schedules is not None else None
-    with db.transaction(caller) as conn:
-        row = require_row(conn, cmd.agent_id)  # ownership, through RLS
-        user_id = str(row["user_id"])
-        with db.as_service_role(conn):
-            if fields:
-                repository.update_agent(conn, cmd.agent_id, **fields)
-            if schedules is not None:
-                repository.replace_schedules(conn, cmd.agent_id, user_id, schedules)
-            repository.insert_event(conn, agent_id=cmd.agent_id, user_id=user_id, from_status=row["status"],
-                                    to_status=row["status"], actor=caller.actor, reason="policy updated",
-                                    details={**fields, "schedules": schedules or []})
+    with authorised(caller, cmd.agent_id) as (conn, agent):
+        if change.model_fields_set:
+            agent = repository.update_agent(conn, agent.id, change)
+        if schedules is not None:
+            repository.replace_schedules(conn, agent.id, agent.user_id, schedules)
+        repository.insert_event(conn, agent_id=agent.id, user_id=agent.user_id, from_status=agent.status,
+                                to_status=agent.status, actor=caller.actor, reason="policy updated",
+                                details={**change.columns(), "schedules": schedules or []})
+        answer = public(conn, agent)
     if schedules is not None:
         sync_stored_agent(cmd.agent_id)
-    return queries.get(caller, cmd.agent_id)
+    return answer

@@ -5,24 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from psycopg import sql
+from psycopg.rows import DictRow, class_row
 from psycopg.types.json import Jsonb
 
+from .agents import Agent, AgentChange, Status
 from .db import Conn
 
-Row = dict[str, Any]
-
-_AGENT_SELECT = """
-    select a.*, c.current_version
+# An agent row as the services see it: with its character's current version and that version's semver.
+_CURRENT = """c.current_version,
+           (select v.semver from public.character_versions v
+             where v.character_id = c.id and v.version = c.current_version) as current_semver"""
+_AGENT_SELECT = f"""
+    select a.*, {_CURRENT}
       from public.agents a join public.characters c on c.id = a.character_id
 """
-
-# Columns a service may change on an agent; names never come from a request.
-_AGENT_COLUMNS = frozenset({
-    "runtime_handle", "url", "eliza_agent_id", "status", "desired_state", "status_reason",
-    "running_version", "transition_started_at", "last_activity_at", "restart_count", "crash_times",
-    "idle_timeout_minutes", "auto_hibernate", "started_at", "inflight_messages",
-})
 
 
 def insert_character_with_id(conn: Conn, character_id: str, user_id: str, name: str) -> None:
@@ -32,48 +30,57 @@ def insert_character_with_id(conn: Conn, character_id: str, user_id: str, name: 
 
 
 def next_version(conn: Conn, character_id: str) -> int:
-    """Locks the character and returns the version number a new version gets."""
+    """Locks the character and returns the version number a new version gets: one past the newest,
+    which is not the current one after a rollback."""
+    conn.execute("select 1 from public.characters where id = %s for update", (character_id,))
     row = conn.execute(
-        "select current_version from public.characters where id = %s for update", (character_id,)
+        "select coalesce(max(version), 0) + 1 as next from public.character_versions where character_id = %s",
+        (character_id,),
     ).fetchone()
     assert row is not None
-    return int(row["current_version"]) + 1
+    return int(row["next"])
 
 
 def insert_version(conn: Conn, *, character_id: str, version: int, user_id: str,
-                   config: dict[str, Any], sha256: str, storage_uri: str) -> None:
-    conn.execute(
-        "insert into public.character_versions (character_id, version, user_id, config, sha256, storage_uri)"
-        " values (%s, %s, %s, %s, %s, %s)",
-        (character_id, version, user_id, Jsonb(config), sha256, storage_uri),
-    )
+                   config: dict[str, Any], sha256: str, storage_uri: str, change: str | None = None) -> str:
+    """change: major, minor or patch as the user named it; None lets the database infer it.
+    Returns the version's semantic version."""
+    row = conn.execute(
+        "insert into public.character_versions (character_id, version, user_id, config, sha256, storage_uri,"
+        " change) values (%s, %s, %s, %s, %s, %s, %s) returning semver",
+        (character_id, version, user_id, Jsonb(config), sha256, storage_uri, change),
+    ).fetchone()
+    assert row is not None
     conn.execute(
         "update public.characters set current_version = %s, name = %s, updated_at = now() where id = %s",
         (version, config["name"], character_id),
     )
+    return str(row["semver"])
 
 
-def get_version(conn: Conn, character_id: str, version: int) -> Row | None:
+def get_version(conn: Conn, character_id: str, version: int) -> DictRow | None:
     return conn.execute(
         "select * from public.character_versions where character_id = %s and version = %s",
         (character_id, version),
     ).fetchone()
 
 
-def list_versions(conn: Conn, character_id: str) -> list[Row]:
+def list_versions(conn: Conn, character_id: str, *, limit: int, after: int | None = None) -> list[DictRow]:
+    """Versions oldest first, after version `after`; served by the primary key."""
     return conn.execute(
-        "select * from public.character_versions where character_id = %s order by version", (character_id,)
+        "select * from public.character_versions where character_id = %s and version > %s"
+        " order by version limit %s", (character_id, after or 0, limit),
     ).fetchall()
 
 
-def all_versions(conn: Conn) -> list[Row]:
+def all_versions(conn: Conn) -> list[DictRow]:
     return conn.execute(
         "select v.*, c.name from public.character_versions v join public.characters c on c.id = v.character_id"
         " order by v.character_id, v.version"
     ).fetchall()
 
 
-def all_characters(conn: Conn) -> list[Row]:
+def all_characters(conn: Conn) -> list[DictRow]:
     return conn.execute("select * from public.characters order by created_at").fetchall()
 
 
@@ -87,71 +94,81 @@ def put_secrets(conn: Conn, character_id: str, user_id: str, names: list[str],
     )
 
 
-def get_secrets(conn: Conn, character_id: str) -> Row | None:
+def get_secrets(conn: Conn, character_id: str) -> DictRow | None:
     return conn.execute(
         "select * from public.character_secrets where character_id = %s", (character_id,)
     ).fetchone()
 
 
-def all_secrets(conn: Conn) -> list[Row]:
+def all_secrets(conn: Conn) -> list[DictRow]:
     return conn.execute("select * from public.character_secrets").fetchall()
 
 
 def insert_agent(conn: Conn, *, user_id: str, character_id: str, name: str, runtime: str,
                  idle_timeout_minutes: int, auto_hibernate: bool, idempotency_key: str | None,
                  request_sha256: str | None, agent_id: str | None = None, status: str = "provisioning",
-                 desired_state: str = "running") -> Row:
-    row = conn.execute(
-        "insert into public.agents (id, user_id, character_id, name, runtime, status, desired_state,"
+                 desired_state: str = "running") -> Agent:
+    agent = _agents(conn).execute(
+        "with a as (insert into public.agents (id, user_id, character_id, name, runtime, status, desired_state,"
         " transition_started_at, idle_timeout_minutes, auto_hibernate, idempotency_key, request_sha256)"
-        " values (coalesce(%s, gen_random_uuid()), %s, %s, %s, %s, %s, %s, now(), %s, %s, %s, %s) returning id",
+        " values (coalesce(%s, gen_random_uuid()), %s, %s, %s, %s, %s, %s, now(), %s, %s, %s, %s) returning *)"
+        f" select a.*, {_CURRENT} from a join public.characters c on c.id = a.character_id",
         (agent_id, user_id, character_id, name, runtime, status, desired_state, idle_timeout_minutes,
          auto_hibernate, idempotency_key, request_sha256),
     ).fetchone()
-    assert row is not None
-    agent = get_agent(conn, str(row["id"]))
     assert agent is not None
     return agent
 
 
-def get_agent(conn: Conn, agent_id: str, *, for_update: bool = False) -> Row | None:
-    query = _AGENT_SELECT + " where a.id = %s" + (" for update of a" if for_update else "")
-    return conn.execute(query, (agent_id,)).fetchone()
+def _agents(conn: Conn) -> psycopg.Cursor[Agent]:
+    return conn.cursor(row_factory=class_row(Agent))
 
 
-def find_by_idempotency_key(conn: Conn, user_id: str, key: str) -> Row | None:
-    return conn.execute(
+def get_agent(conn: Conn, agent_id: str) -> Agent | None:
+    return _agents(conn).execute(_AGENT_SELECT + " where a.id = %s", (agent_id,)).fetchone()
+
+
+def find_by_idempotency_key(conn: Conn, user_id: str, key: str) -> Agent | None:
+    return _agents(conn).execute(
         _AGENT_SELECT + " where a.user_id = %s and a.idempotency_key = %s", (user_id, key)
     ).fetchone()
 
 
-def list_agents(conn: Conn, *, status: str | None = None, q: str | None = None,
-                limit: int = 500) -> list[Row]:
-    return conn.execute(
-        _AGENT_SELECT
-        + " where (%(status)s::text is null or a.status = %(status)s)"
-        " and (%(q)s::text is null or a.name ilike '%%' || %(q)s || '%%' or a.id::text = %(q)s)"
-        " order by a.created_at limit %(limit)s",
-        {"status": status, "q": q, "limit": limit},
-    ).fetchall()
+def list_agents(conn: Conn, *, status: str | None = None, q: str | None = None, limit: int = 500,
+                after: tuple[datetime, str] | None = None) -> list[Agent]:
+    """Agents oldest first, after the (created_at, id) `after`. Served by agents_page_idx,
+    agents_status_page_idx or (under a user's row-level security) agents_user_page_idx."""
+    where = [sql.SQL("true")]
+    if status is not None:
+        where.append(sql.SQL("a.status = %(status)s"))
+    if q is not None:
+        where.append(sql.SQL("(a.name ilike '%%' || %(q)s || '%%' or a.id::text = %(q)s)"))
+    if after is not None:
+        where.append(sql.SQL("(a.created_at, a.id) > (%(after_at)s, %(after_id)s::uuid)"))
+    # current_version by a subquery, not a join: the page is then read in index order and stops at
+    # `limit`, where a join may be planned from the characters side and sort every agent of the user.
+    query = sql.SQL(
+        "select a.*, (select c.current_version from public.characters c where c.id = a.character_id)"
+        " as current_version from public.agents a where {} order by a.created_at, a.id limit %(limit)s"
+    ).format(sql.SQL(" and ").join(where))
+    params = {"status": status, "q": q, "limit": limit,
+              "after_at": after[0] if after else None, "after_id": after[1] if after else None}
+    return _agents(conn).execute(query, params).fetchall()
 
 
-def update_agent(conn: Conn, agent_id: str, **fields: Any) -> Row:
-    unknown = set(fields) - _AGENT_COLUMNS
-    if unknown:
-        raise ValueError(f"not agent columns: {sorted(unknown)}")
-    assignments = sql.SQL(", ").join(
-        sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in fields
-    )
-    conn.execute(
-        sql.SQL("update public.agents set {}, updated_at = now() where id = {}").format(
-            assignments, sql.Placeholder("agent_id")
-        ),
-        {**fields, "agent_id": agent_id},
-    )
-    row = get_agent(conn, agent_id)
-    assert row is not None
-    return row
+def update_agent(conn: Conn, agent_id: str, change: AgentChange, *, status: Status | None = None) -> Agent:
+    """Write the change (and the status, when given); returns the row as it is now, without reading it again."""
+    columns = change.columns() | ({"status": status} if status is not None else {})
+    # Names come from AgentChange's fields, never from a request; values are parameters.
+    assignments = [sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in columns]
+    agent = _agents(conn).execute(
+        sql.SQL("update public.agents a set {} from public.characters c"
+                " where a.id = {} and c.id = a.character_id returning a.*, " + _CURRENT).format(
+            sql.SQL(", ").join([*assignments, sql.SQL("updated_at = now()")]), sql.Placeholder("agent_id")),
+        {**columns, "agent_id": agent_id},
+    ).fetchone()
+    assert agent is not None
+    return agent
 
 
 def record_activity(conn: Conn, agent_id: str, at: datetime) -> None:
@@ -161,27 +178,13 @@ def record_activity(conn: Conn, agent_id: str, at: datetime) -> None:
     )
 
 
-def begin_message(conn: Conn, agent_id: str) -> bool:
-    """Count a message in flight, only while the agent is running; False when it is not."""
-    row = conn.execute(
-        "update public.agents set inflight_messages = inflight_messages + 1, last_activity_at = now(),"
-        " message_count = message_count + 1 where id = %s and status = 'running' and url is not null returning id",
-        (agent_id,),
-    ).fetchone()
-    return row is not None
-
-
-def end_message(conn: Conn, agent_id: str, replies: int) -> None:
+def record_messages(conn: Conn, agent_id: str, count: int) -> None:
+    """Count messages to and from the agent, and stamp its activity: a message's one write."""
     conn.execute(
-        "update public.agents set inflight_messages = greatest(inflight_messages - 1, 0),"
-        " last_activity_at = now(), message_count = message_count + %s where id = %s",
-        (replies, agent_id),
+        "update public.agents set last_activity_at = greatest(last_activity_at, now()),"
+        " message_count = message_count + %s where id = %s",
+        (count, agent_id),
     )
-
-
-def inflight(conn: Conn, agent_id: str) -> int:
-    row = conn.execute("select inflight_messages from public.agents where id = %s", (agent_id,)).fetchone()
-    return int(row["inflight_messages"]) if row else 0
 
 
 def delete_character(conn: Conn, character_id: str) -> None:
@@ -199,15 +202,22 @@ def insert_event(conn: Conn, *, agent_id: str, user_id: str, from_status: str | 
     )
 
 
-def list_events(conn: Conn, agent_id: str | None, limit: int) -> list[Row]:
-    return conn.execute(
-        "select * from public.agent_events where (%(agent_id)s::uuid is null or agent_id = %(agent_id)s)"
-        " order by at desc, id desc limit %(limit)s",
-        {"agent_id": agent_id, "limit": limit},
-    ).fetchall()
+def list_events(conn: Conn, agent_id: str | None, limit: int,
+                before: tuple[datetime, int] | None = None) -> list[DictRow]:
+    """Events newest first, before the (at, id) `before`; served by agent_events_agent_page_idx or
+    agent_events_page_idx."""
+    where = [sql.SQL("true")]
+    if agent_id is not None:
+        where.append(sql.SQL("agent_id = %(agent_id)s"))
+    if before is not None:
+        where.append(sql.SQL("(at, id) < (%(before_at)s, %(before_id)s)"))
+    query = sql.SQL("select * from public.agent_events where {} order by at desc, id desc limit %(limit)s").format(
+        sql.SQL(" and ").join(where))
+    return conn.execute(query, {"agent_id": agent_id, "limit": limit, "before_at": before[0] if before else None,
+                                "before_id": before[1] if before else None}).fetchall()
 
 
-def idle_agents(conn: Conn, now: datetime, limit: int, exclude: list[str] | None = None) -> list[Row]:
+def idle_agents(conn: Conn, now: datetime, limit: int, exclude: list[str] | None = None) -> list[DictRow]:
     """Running agents idle past their own policy, oldest first, but those in exclude; served by
     agents_idle_sweep_idx."""
     return conn.execute(
@@ -220,22 +230,22 @@ def idle_agents(conn: Conn, now: datetime, limit: int, exclude: list[str] | None
     ).fetchall()
 
 
-def stuck_agents(conn: Conn, older_than: datetime) -> list[Row]:
-    return conn.execute(
+def stuck_agents(conn: Conn, older_than: datetime) -> list[Agent]:
+    return _agents(conn).execute(
         _AGENT_SELECT + " where a.status in ('provisioning', 'hibernating', 'waking', 'deleting')"
         " and a.transition_started_at < %s",
         (older_than,),
     ).fetchall()
 
 
-def list_schedules(conn: Conn, agent_ids: list[str]) -> list[Row]:
+def list_schedules(conn: Conn, agent_ids: list[str]) -> list[DictRow]:
     return conn.execute(
         "select * from public.agent_schedules where agent_id = any(%s::uuid[]) order by agent_id, action",
         (agent_ids,),
     ).fetchall()
 
 
-def all_schedules(conn: Conn) -> list[Row]:
+def all_schedules(conn: Conn) -> list[DictRow]:
     return conn.execute("select * from public.agent_schedules order by agent_id, action").fetchall()
 
 
@@ -251,7 +261,7 @@ def replace_schedules(conn: Conn, agent_id: str, user_id: str,
 
 
 def insert_backup(conn: Conn, *, location: str, sha256: str, size_bytes: int, characters: int,
-                  versions: int, agents: int, manifest: dict[str, Any], created_by: str) -> Row:
+                  versions: int, agents: int, manifest: dict[str, Any], created_by: str) -> DictRow:
     row = conn.execute(
         "insert into public.backups (location, sha256, size_bytes, characters, versions, agents, manifest,"
         " created_by) values (%s, %s, %s, %s, %s, %s, %s, %s) returning *",
@@ -261,12 +271,15 @@ def insert_backup(conn: Conn, *, location: str, sha256: str, size_bytes: int, ch
     return row
 
 
-def list_backups(conn: Conn) -> list[Row]:
+def list_backups(conn: Conn, *, limit: int, before: tuple[datetime, str] | None = None) -> list[DictRow]:
+    """Backups newest first, before the (created_at, id) `before`; served by backups_page_idx."""
+    keyset = sql.SQL(" where (created_at, id) < (%(before_at)s, %(before_id)s::uuid)" if before else "")
     return conn.execute(
-        "select id, location, sha256, size_bytes, characters, versions, agents, created_by, created_at"
-        " from public.backups order by created_at desc"
+        sql.SQL("select id, location, sha256, size_bytes, characters, versions, agents, created_by, created_at"
+                " from public.backups{} order by created_at desc, id desc limit %(limit)s").format(keyset),
+        {"limit": limit, "before_at": before[0] if before else None, "before_id": before[1] if before else None},
     ).fetchall()
 
 
-def get_backup(conn: Conn, backup_id: str) -> Row | None:
+def get_backup(conn: Conn, backup_id: str) -> DictRow | None:
     return conn.execute("select * from public.backups where id = %s", (backup_id,)).fetchone()

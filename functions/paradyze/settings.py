@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     agent_start_concurrency: int = Field(default=max(1, os.cpu_count() or 1),
                                          alias="PARADYZE_AGENT_START_CONCURRENCY")
     agent_stop_grace: float = Field(default=5.0, alias="PARADYZE_AGENT_STOP_GRACE")
+    # ElizaOS on the process runtime: "shared" runs each owner's agents in one server of the owner's
+    # own (runtimes/shared_hosts.py), "own" gives every agent a server of its own.
+    agent_hosting: Literal["shared", "own"] = Field(default="shared", alias="PARADYZE_AGENT_HOSTING")
+    # Servers that have loaded ElizaOS and wait to be claimed by an owner (shared hosting).
+    agent_pool: int = Field(default=1, ge=0, le=16, alias="PARADYZE_AGENT_POOL")
     drain_timeout: float = Field(default=10.0, alias="PARADYZE_DRAIN_TIMEOUT")
     # An admin connection to the Postgres server that holds each Cloud Run agent's own database.
     agent_database_url: SecretStr | None = Field(default=None, alias="PARADYZE_AGENT_DATABASE_URL")
@@ -133,11 +138,27 @@ class Settings(BaseSettings):
     scheduler_tick_seconds: float = Field(default=15.0, alias="PARADYZE_SCHEDULER_TICK")
     idle_sweep_cron: str = Field(default="*/5 * * * *", alias="PARADYZE_IDLE_SWEEP_CRON")
     backup_cron: str = Field(default="0 3 * * 0", alias="PARADYZE_BACKUP_CRON")
+    # Retention, applied by the idle sweep: events by age and by count per agent; backups by count,
+    # none younger than backup_min_age_days (see README, Retention). Character versions are never pruned.
+    event_keep_days: int = Field(default=90, ge=1, alias="PARADYZE_EVENT_KEEP_DAYS")
+    event_keep_per_agent: int = Field(default=1000, ge=1, alias="PARADYZE_EVENT_KEEP_PER_AGENT")
+    backup_keep: int = Field(default=10, ge=1, alias="PARADYZE_BACKUP_KEEP")
+    backup_min_age_days: int = Field(default=7, ge=0, alias="PARADYZE_BACKUP_MIN_AGE_DAYS")
     health_cron: str = Field(default="*/2 * * * *", alias="PARADYZE_HEALTH_CRON")
     platform_timezone: str = Field(default="UTC", alias="PARADYZE_TIMEZONE")
 
     cors_origins: str = Field(default="*", alias="PARADYZE_CORS_ORIGINS")
     public_url: str = Field(default="http://127.0.0.1:8080", alias="PARADYZE_PUBLIC_URL")
+    # Telemetry (paradyze/telemetry): local = Prometheus /metrics and a trace file; cloud = Cloud
+    # Monitoring and Cloud Trace; off = none. Logs are JSON lines (Cloud Logging) unless text.
+    telemetry: Literal["local", "cloud", "off"] = Field(default="local", alias="PARADYZE_TELEMETRY")
+    log_format: Literal["json", "text"] = Field(default="json", alias="PARADYZE_LOG_FORMAT")
+    trace_file: Path | None = Field(default=None, alias="PARADYZE_TRACE_FILE")
+    trace_sample_ratio: float = Field(default=1.0, ge=0, le=1, alias="PARADYZE_TRACE_SAMPLE_RATIO")
+    metrics_export_interval: float = Field(default=60.0, ge=10, alias="PARADYZE_METRICS_EXPORT_INTERVAL")
+    monitoring_api_endpoint: str | None = Field(default=None, alias="PARADYZE_MONITORING_API_ENDPOINT")
+    trace_api_endpoint: str | None = Field(default=None, alias="PARADYZE_TRACE_API_ENDPOINT")
+    service_name: str = Field(default="paradyze", alias="K_SERVICE")  # set by Cloud Run and Cloud Functions
     # Names a step after which the process exits at once; only for fault-injection tests.
     crash_after: str | None = Field(default=None, alias="PARADYZE_TEST_CRASH_AFTER")
 
@@ -179,6 +200,8 @@ class Settings(BaseSettings):
             need("GOOGLE_CLOUD_PROJECT", self.gcp_project, "with PARADYZE_SCHEDULER=cloud")
             need("PARADYZE_SCHEDULER_SERVICE_ACCOUNT", self.scheduler_service_account,
                  "with PARADYZE_SCHEDULER=cloud (the account Cloud Scheduler signs its calls as)")
+        if self.telemetry == "cloud":
+            need("GOOGLE_CLOUD_PROJECT", self.gcp_project, "with PARADYZE_TELEMETRY=cloud")
         if self.backup_uri and not _GS_URI.fullmatch(self.backup_uri):
             out.append(f"PARADYZE_BACKUP_URI must look like gs://bucket/prefix, not {self.backup_uri!r}")
         bad_origins = [o.strip() for o in self.cors_origins.split(",")

@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import agent_client, db, lifecycle, reconcile, repository
+from . import agent_client, db, experiments, lifecycle, reconcile, release_store, repository, telemetry
 from .auth import Caller
 from .errors import ParadyzeError
 
@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 STUCK_AFTER = timedelta(minutes=5)
 
 
+@telemetry.sweep("idle")
 def hibernate_idle(caller: Caller, *, batch: int = 200, budget_s: float = 50.0, workers: int = 8) -> dict[str, Any]:
     """Hibernate running agents idle past their policy: one indexed query per batch, bounded in time.
 
@@ -67,13 +68,16 @@ def _hibernate_one(caller: Caller, row: dict[str, Any]) -> str:
         return "failed"
 
 
+@telemetry.sweep("stuck")
 def finish_stuck(caller: Caller, *, older_than: timedelta = STUCK_AFTER) -> list[str]:
     """Roll forward or back every agent whose transition began longer ago than older_than."""
     with db.transaction(caller) as conn:
         rows = repository.stuck_agents(conn, datetime.now(UTC) - older_than)
     for row in rows:
         try:
-            reconcile.reconcile_one(str(row["id"]), actor="sweep")
+            reconcile.reconcile_one(row.id, actor="sweep")
         except ParadyzeError as exc:
-            log.warning("sweep of %s failed: %s", row["id"], exc.message)
-    return [str(r["id"]) for r in rows]
+            log.warning("sweep of %s failed: %s", row.id, exc.message)
+    release_store.finish_due(actor="sweep", stuck_after=older_than)  # blue past its grace period, stuck releases
+    experiments.clean_up_abandoned(caller)  # test agents of experiments whose request died
+    return [r.id for r in rows]

@@ -129,7 +129,7 @@ class FakeApi:
         agents = [a for a in self.agents.values() if not args.get("status") or a["status"] == args["status"]]
         if q := (args.get("q") or "").lower():
             agents = [a for a in agents if q in a["name"].lower() or q in a["id"]]
-        return {"agents": agents}
+        return _page("agents", agents, args)
 
     def do_hibernate_agent(self, body: dict[str, Any]) -> Any:
         agent = self._agent(body.get("agent_id"))
@@ -165,7 +165,7 @@ class FakeApi:
 
     def do_character_versions(self, args: Any) -> Any:
         self._agent(args.get("agent_id"))
-        return {"versions": self.versions[args["agent_id"]]}
+        return _page("versions", self.versions[args["agent_id"]], args)
 
     def do_update_character(self, body: dict[str, Any]) -> Any:
         agent = self._agent(body.get("agent_id"))
@@ -183,7 +183,7 @@ class FakeApi:
 
     def do_agent_events(self, args: Any) -> Any:
         events = [e for e in self.events if not args.get("agent_id") or e["agent_id"] == args["agent_id"]]
-        return {"events": events[-int(args.get("limit", 100)) :]}
+        return _page("events", list(reversed(events)), args)
 
     def do_agent_logs(self, args: Any) -> Any:
         agent = self._agent(args.get("agent_id"))
@@ -211,7 +211,7 @@ class FakeApi:
         return {"backup": backup}
 
     def do_list_backups(self, args: Any) -> Any:
-        return {"backups": self.backups}
+        return _page("backups", list(reversed(self.backups)), args)
 
     def do_restore_backup(self, body: dict[str, Any]) -> Any:
         backup = next((b for b in self.backups if b["id"] == body.get("backup_id")), None)
@@ -248,8 +248,23 @@ class FakeApi:
             "agents": agents,
         }
 
+    def do_agent_messages(self, args: Any) -> Any:
+        self._agent(args.get("agent_id"))
+        return {"agent_id": args["agent_id"], "messages": []}
+
     def do_hibernate_idle(self, body: dict[str, Any]) -> Any:
         return {"hibernated": [], "checked": len(self.agents)}
+
+
+def _page(key: str, rows: list[dict[str, Any]], args: Any) -> Any:
+    """One page as the functions answer it: `limit` rows (50 unless given, 422 past 200) after the
+    cursor, here simply the offset reached so far, and `next_cursor` while rows remain."""
+    limit, start = int(args.get("limit", 50)), int(args.get("cursor") or 0)
+    if not 1 <= limit <= 200:
+        return _error(422, "validation_failed", "invalid fields: limit",
+                      [{"loc": ["limit"], "in": "query", "msg": "between 1 and 200"}])
+    more = start + limit < len(rows)
+    return {key: rows[start:start + limit], "next_cursor": str(start + limit) if more else None}
 
 
 def _error(

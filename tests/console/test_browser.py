@@ -1,9 +1,11 @@
-"""Each console page loaded in headless Chromium from `streamlit run`, against the local emulator."""
+"""The console's flows in Debian's Chromium, driven by Playwright, against `streamlit run` and the emulator.
+
+Each flow asserts what an operator sees and saves screenshots to tests/artifacts/console-*.png.
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,36 +15,28 @@ from pathlib import Path
 
 import pytest
 import requests
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from console.client import ParadyzeClient
-from helpers import FIXTURES, REPO, fixture_characters, free_port
+from helpers import REPO, fixture_characters, free_port
 from tests.console.conftest import Backend
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "tests" / "artifacts"
-FIXTURE = FIXTURES
 # url path -> text only that page shows once it has fully rendered
 PAGES = {
     "": "shown of",
+    "agents": "shown of",
     "create": "Runtime and policy",
-    "agent": "Last activity",
+    "agent": "Wants to be",
+    "releases": "releases and rollbacks",
     "backups": "Run a backup now",
     "health": "Agents by state over time",
     "costs": "Estimated / month",
 }
-CHROME_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--window-size=1400,1800",
-    # Without it the screenshot is taken before Streamlit's websocket has delivered the page.
-    "--virtual-time-budget=15000",
-]
+REFRESH_S = 2  # the console's live refresh, short so the live flows do not wait long
+SLOW = 60_000  # ms: a loaded 2-core machine can take this long to render a page
+expect.set_options(timeout=SLOW)
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="/usr/bin/chromium is missing: install Debian's `chromium` to run this test"
@@ -54,7 +48,8 @@ def console_url(emulator: Backend, tmp_path_factory: pytest.TempPathFactory) -> 
     """`streamlit run console/app.py` headless, pointed at the emulator through URL and PARADYZE_HOME."""
     port = free_port()
     log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
-    env = {**os.environ, "PARADYZE_API_URL": emulator.url, "PARADYZE_HOME": str(emulator.home)}
+    env = {**os.environ, "PARADYZE_API_URL": emulator.url, "PARADYZE_HOME": str(emulator.home),
+           "PARADYZE_CONSOLE_REFRESH": str(REFRESH_S)}
     env.pop("PARADYZE_ADMIN_TOKEN", None)
     command = [
         sys.executable, "-m", "streamlit", "run", "console/app.py",
@@ -75,7 +70,6 @@ def console_url(emulator: Backend, tmp_path_factory: pytest.TempPathFactory) -> 
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"streamlit did not start:\n{log.read_text(errors='replace')[-3000:]}")
             time.sleep(0.3)
-        _warm_up(url, tmp_path_factory.mktemp("warm-up"))
         yield url
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -86,66 +80,134 @@ def console_url(emulator: Backend, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="module")
-def agent_id(emulator: Backend) -> Iterator[str]:
-    """One running agent, so the pages have something to show."""
-    client = ParadyzeClient(emulator.url, emulator.token, timeout=120)
-    character = fixture_characters()["sam-altman"]
-    agent = client.create_agent(character)
-    client.send_message(agent.id, "Hello from the browser test")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        # Debian's chromium, not a downloaded browser build.
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    context.set_default_timeout(SLOW)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def api(emulator: Backend) -> ParadyzeClient:
+    return ParadyzeClient(emulator.url, emulator.token, timeout=120)
+
+
+@pytest.fixture
+def agent_id(api: ParadyzeClient) -> Iterator[str]:
+    """A running agent the flow can act on (and delete); removed afterwards if the flow did not."""
+    agent = api.create_agent(fixture_characters()["sam-altman"])
     yield agent.id
-    client.delete_agent(agent.id)
+    if agent.id in {a.id for a in api.list_agents()}:
+        api.delete_agent(agent.id)
 
 
-def _warm_up(url: str, tmp_path: Path) -> None:
-    """The first session of a fresh server imports pandas, altair and pydantic; wait that out once."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if PAGES[""] in _chromium(tmp_path, "--dump-dom", url):
-            return
-    pytest.fail(f"the console at {url} never rendered its first page")
-
-
-def _chromium(tmp_path: Path, *args: str) -> str:
-    profile = tmp_path / f"profile-{time.monotonic_ns()}"  # a fresh profile every time
-    done = subprocess.run(
-        [str(CHROMIUM), *CHROME_FLAGS, f"--user-data-dir={profile}", *args],
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-    shutil.rmtree(profile, ignore_errors=True)
-    return done.stdout
-
-
-@pytest.mark.parametrize("path", list(PAGES), ids=lambda p: p or "agents")
-def test_page_loads_in_chromium_without_errors(
-    console_url: str, agent_id: str, path: str, tmp_path: Path
-) -> None:
-    url = f"{console_url}/{path}" + (f"?agent_id={agent_id}" if path == "agent" else "")
-    # The first load of a page in a fresh server imports pandas and altair; give it a few tries.
-    for _ in range(3):
-        dom = _chromium(tmp_path, "--dump-dom", url)
-        if PAGES[path] in dom:
-            break
-    assert PAGES[path] in dom, f"{url} never finished rendering:\n{dom[-2000:]}"
-    assert 'data-testid="stException"' not in dom, f"{url} shows a Streamlit exception"
-    assert "Traceback" not in dom, f"{url} shows a traceback"
-    assert "not answering at" not in dom and "No admin token" not in dom, f"{url} shows the backend banner"
-    assert "Page not found" not in dom
-
+def shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shot = ARTIFACTS / f"console-{path or 'agents'}.png"
-    for _ in range(3):  # a screenshot can still come out blank when the server was slow to answer
-        shot.unlink(missing_ok=True)
-        _chromium(tmp_path, f"--screenshot={shot}", url)
-        if shot.exists() and not _blank(shot):
-            break
-    assert shot.exists() and not _blank(shot), f"the screenshot of {url} is blank"
+    page.screenshot(path=str(ARTIFACTS / f"console-{name}.png"), full_page=True)
 
 
-def _blank(png: Path) -> bool:
-    from PIL import Image  # Pillow comes with Streamlit
+def no_errors(page: Page) -> None:
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    expect(page.get_by_text("Traceback")).to_have_count(0)
+    expect(page.get_by_text("Page not found")).to_have_count(0)
+    expect(page.get_by_text("not answering at")).to_have_count(0)
 
-    with Image.open(png) as image:
-        low, high = image.convert("L").getextrema()
-    return high - low < 16
+
+def test_every_page_has_a_working_deep_link(console_url: str, agent_id: str, page: Page) -> None:
+    for path, marker in PAGES.items():
+        url = f"{console_url}/{path}" + (f"?agent_id={agent_id}" if path in ("agent", "releases") else "")
+        page.goto(url)
+        expect(page.get_by_text(marker).first).to_be_visible()
+        no_errors(page)
+        shot(page, path or "home")
+    page.goto(f"{console_url}/agent?agent_id=11111111-2222-3333-4444-555555555555")
+    expect(page.get_by_text("Agent 11111111-2222-3333-4444-555555555555 not found.")).to_be_visible()
+    shot(page, "agent-not-found")
+
+
+def test_a_row_click_opens_the_agent_in_the_same_tab_where_delete_asks_for_its_name(
+    console_url: str, agent_id: str, api: ParadyzeClient, page: Page
+) -> None:
+    page.goto(f"{console_url}/agents")
+    page.get_by_role("textbox", name="Search").fill("Sam")
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("1 shown of")).to_be_visible()
+    grid = page.get_by_test_id("stDataFrame").first
+    box = grid.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + 260, box["y"] + 35 + 17)  # the first row's Name cell, under the header
+    page.wait_for_url(f"**/agent?agent_id={agent_id}")
+    assert len(page.context.pages) == 1  # the same tab, the same session
+    expect(page.get_by_text("Wants to be")).to_be_visible()
+    shot(page, "detail-from-row")
+
+    page.get_by_role("button", name="Delete…").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_text("Sam Altman", exact=False).first).to_be_visible()
+    go = dialog.get_by_role("button", name="Delete for good")
+    expect(go).to_be_disabled()
+    dialog.get_by_role("textbox").fill("Sam Altman")
+    dialog.get_by_role("textbox").press("Enter")
+    expect(go).to_be_enabled()
+    shot(page, "delete-dialog")
+    go.click()
+    expect(page.get_by_text("Delete: 1 of 1 agents succeeded.")).to_be_visible()
+    assert agent_id not in {a.id for a in api.list_agents()}
+    shot(page, "deleted")
+
+
+def test_the_detail_page_follows_the_agent_live_and_keeps_the_chat(
+    console_url: str, agent_id: str, api: ParadyzeClient, page: Page
+) -> None:
+    page.goto(f"{console_url}/agent?agent_id={agent_id}")
+    status = page.get_by_test_id("stMetric").filter(has_text="Status")
+    expect(status).to_contain_text("running")
+    api.hibernate_agent(agent_id)  # someone else acts; no click, no reload here
+    expect(status).to_contain_text("hibernated", timeout=SLOW)
+    shot(page, "detail-live-hibernated")
+
+    page.get_by_role("tab", name="Chat").click()
+    page.get_by_placeholder("Message Sam Altman").fill("Hello from the browser")
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("woke up from hibernation")).to_be_visible(timeout=120_000)
+    expect(status).to_contain_text("running")
+    shot(page, "chat-woke")
+
+    page.reload()  # the conversation comes from the server, so it is still there
+    page.get_by_role("tab", name="Chat").click()
+    expect(page.get_by_test_id("stChatMessage").first).to_contain_text("Hello from the browser")
+    expect(page.get_by_test_id("stChatMessage")).to_have_count(2)
+
+    page.get_by_role("tab", name="Logs").click()
+    page.get_by_role("textbox", name="Search the logs").fill("zzz-no-such-line")
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("0 of")).to_be_visible()
+    shot(page, "logs-search")
+
+
+def test_a_phone_sees_the_list_and_the_theme_toggles(console_url: str, agent_id: str, browser: Browser) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    context.set_default_timeout(SLOW)
+    page = context.new_page()
+    try:
+        page.goto(f"{console_url}/agents")
+        expect(page.get_by_text("shown of")).to_be_visible()
+        title = page.get_by_role("heading", name="🤖 Agents")
+        assert (title.bounding_box() or {"width": 999})["width"] <= 390
+        shot(page, "phone")
+        page.get_by_test_id("stExpandSidebarButton").click()
+        page.get_by_text("🌙 Dark theme").click()
+        app = page.locator(".stApp")
+        expect(app).to_have_css("background-color", "rgb(14, 17, 23)")
+        shot(page, "phone-dark")
+    finally:
+        context.close()

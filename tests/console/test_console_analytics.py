@@ -89,3 +89,32 @@ def test_messages_per_agent_degrades_to_none() -> None:
     assert analytics.messages_per_agent(agents, [woke]) == {"a": 1}
     counted = Agent(id="b", name="b", messages_count=12)
     assert analytics.messages_per_agent([counted], []) == {"b": 12}
+
+
+def test_running_hours_by_day_split_runs_across_midnight() -> None:
+    # Ran from 26 h ago (30 Jan 10:00) to 2 h ago (31 Jan 10:00): 14 h on the 30th, 10 h on the 31st.
+    agent = _agent("a", "hibernated", created_hours_ago=30)
+    events = [_event("a", 26, "provisioning", "running"), _event("a", 2, "running", "hibernated")]
+    rows = analytics.running_hours_by_day([agent], events, now=NOW, window=timedelta(days=2))
+    by_day = {r["day"].day: round(r["hours"], 6) for r in rows}
+    assert by_day == {29: 0.0, 30: 14.0, 31: 10.0}
+
+
+def test_running_hours_by_day_counts_an_agent_still_running_up_to_now() -> None:
+    agent = _agent("b", "running", created_hours_ago=5)
+    rows = analytics.running_hours_by_day([agent], [_event("b", 5, "provisioning", "running")], now=NOW,
+                                          window=timedelta(days=1))
+    assert sum(r["hours"] for r in rows) == pytest.approx(5.0)
+
+
+def test_cloud_run_prices_per_region() -> None:
+    from console import pricing
+
+    iowa, london = pricing.price("us-central1"), pricing.price("europe-west2")
+    assert (iowa.tier, london.tier) == (1, 2)
+    # 1 vCPU and 1 GiB for an hour, instance-based: (0.000018 + 0.000002) * 3600.
+    assert iowa.per_agent_hour() == pytest.approx(0.072)
+    assert london.per_agent_hour() == pytest.approx(0.1008)
+    assert iowa.per_agent_hour(vcpus=2, gib=4) == pytest.approx((2 * 0.000018 + 4 * 0.000002) * 3600)
+    with pytest.raises(KeyError):
+        pricing.price("moon-base1")

@@ -48,12 +48,19 @@ def test_create_sends_token_runtime_policy_and_idempotency_key(
 def test_list_omits_empty_filters_and_lifecycle_round_trip(client: ParadyzeClient, fake: FakeServer) -> None:
     created = client.create_agent({"name": "A", "bio": "x"})
     assert [a.id for a in client.list_agents(q="")] == [created.id]
-    assert fake.api.requests[-1][2] == {}
+    assert fake.api.requests[-1][2] == {"limit": "200"}  # no empty q or status, one page of the most allowed
     assert client.hibernate_agent(created.id).status == "hibernated"
     result = client.send_message(created.id, "hello")
     assert result.woke and result.replies[0].text == "A heard: hello"
     statuses = [e.to_status for e in client.agent_events(created.id)]
-    assert statuses[-2:] == ["waking", "running"]
+    assert statuses[:2] == ["running", "waking"]  # newest first, as the functions answer
+
+
+def test_lists_are_fetched_page_by_page_up_to_what_is_asked(client: ParadyzeClient, fake: FakeServer) -> None:
+    made = {client.create_agent({"name": f"A{i}", "bio": "x"}).id for i in range(230)}
+    assert {a.id for a in client.list_agents()} == made
+    assert [r[2] for r in fake.api.requests[-2:]] == [{"limit": "200"}, {"limit": "200", "cursor": "200"}]
+    assert len(client.list_agents(most=30)) == 30
 
 
 def test_validation_error_keeps_field_paths(client: ParadyzeClient) -> None:

@@ -7,6 +7,10 @@ type SendMessage = paths["/send_message"]["post"];
 type CreateAgentBody = CreateAgent["requestBody"]["content"]["application/json"];
 type SendMessageBody = SendMessage["requestBody"]["content"]["application/json"];
 export type Agent = components["schemas"]["AgentPublic"];
+type ReleaseVersion = paths["/release_version"]["post"];
+type ReleaseBody = ReleaseVersion["requestBody"]["content"]["application/json"];
+export type Release = components["schemas"]["ReleasePublic"];
+export type Version = components["schemas"]["CharacterVersion"];
 export type ApiError = components["schemas"]["ErrorEnvelope"]["error"];
 
 export class CallFailed extends Error {
@@ -52,6 +56,25 @@ export async function sendMessage(base: string, token: string, agentId: string, 
   return answer.replies.map((reply) => reply.text);
 }
 
+type ListAgents = paths["/list_agents"]["get"];
+type ListAgentsQuery = NonNullable<ListAgents["parameters"]["query"]>;
+type AgentPage = ListAgents["responses"]["200"]["content"]["application/json"];
+
+// Every agent, a page at a time: each answer's next_cursor is the next request's cursor.
+export async function everyAgent(base: string, token: string, status?: ListAgentsQuery["status"]): Promise<Agent[]> {
+  const agents: Agent[] = [];
+  let cursor: string | null = null;
+  do {
+    const query: ListAgentsQuery = { limit: 200, ...(status ? { status } : {}), ...(cursor ? { cursor } : {}) };
+    const params = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)]));
+    const resp = await fetch(`${base}/list_agents?${params}`, { headers: { Authorization: `Bearer ${token}` } });
+    const page = (await resp.json()) as AgentPage;
+    agents.push(...page.agents);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return agents;
+}
+
 export async function example(base: string, token: string): Promise<string[]> {
   const { agent } = await createAgent(base, token, { name: "Eliza", bio: ["A helpful assistant."] });
   try {
@@ -64,6 +87,23 @@ export async function example(base: string, token: string): Promise<string[]> {
   }
 }
 
+// Release a new version blue/green with one scripted smoke test; say which version serves after it.
+export async function releaseVersion(base: string, token: string, agent: Agent,
+                                     character: NonNullable<ReleaseBody["character"]>): Promise<string> {
+  const body: ReleaseBody = {
+    agent_id: agent.id, character, change: "minor", grace_seconds: 60,
+    test_cases: [{ name: "greets", turns: [{ message: "hello", expect: { contains: ["hello"], absent: ["error"] } }] }],
+  };
+  const answer = await call<ReleaseVersion["responses"]["200"]["content"]["application/json"]>(
+    base, "release_version", token, body);
+  const release: Release = answer.release;
+  const failed = release.smoke.filter((result) => !result.passed).map((result) => result.name);
+  const semver: Version["semver"] = agent.character_semver ?? "unknown";
+  return release.serving === "green"
+    ? `version ${release.to_version} serves (was ${semver})`
+    : `${semver} still serves: ${release.reason ?? failed.join(", ")}`;
+}
+
 // What the API refuses, the types refuse too.
 // @ts-expect-error send_message needs text
 export const noText: SendMessageBody = { agent_id: "6f1c1d5e-0000-4000-8000-000000000000" };
@@ -71,5 +111,9 @@ export const noText: SendMessageBody = { agent_id: "6f1c1d5e-0000-4000-8000-0000
 export const unknownRuntime: CreateAgentBody["runtime"] = "k8s";
 // @ts-expect-error an agent status is one of the documented states
 export const unknownStatus: Agent["status"] = "sleeping";
+// @ts-expect-error a page's size is a number
+export const textLimit: ListAgentsQuery = { limit: "200" };
 // @ts-expect-error the character needs a name
 export const nameless: CreateAgentBody["character"] = { bio: "no name" };
+// @ts-expect-error a change is major, minor or patch
+export const hugeChange: ReleaseBody["change"] = "huge";

@@ -49,11 +49,17 @@ def test_every_function_is_documented_with_the_methods_it_answers(doc: dict[str,
 
 def test_query_parameters_are_declared_and_typed(doc: dict[str, Any]) -> None:
     agents = params(doc, "list_agents")
-    assert set(agents) == {"status", "q", "limit"}
+    assert set(agents) == {"status", "q", "limit", "cursor"}
     assert "running" in agents["status"]["schema"]["enum"] and "hibernated" in agents["status"]["schema"]["enum"]
-    assert agents["limit"]["schema"]["type"] == "integer" and agents["limit"]["schema"]["maximum"] == 5000
+    assert agents["limit"]["schema"]["type"] == "integer" and agents["limit"]["schema"]["maximum"] == 200
+    # Every list pages: a bounded limit and a cursor in, and next_cursor out.
+    for name in ("list_agents", "agent_events", "character_versions", "list_backups"):
+        page = params(doc, name)
+        assert page["limit"]["schema"]["maximum"] == 200 and page["cursor"]["schema"]["type"] == "string"
+        answer = doc["paths"][f"/{name}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        assert "next_cursor" in doc["components"]["schemas"][answer.rsplit("/", 1)[1]]["properties"]
     events = params(doc, "agent_events")
-    assert set(events) == {"agent_id", "limit"} and events["agent_id"]["schema"]["format"] == "uuid"
+    assert set(events) == {"agent_id", "limit", "cursor"} and events["agent_id"]["schema"]["format"] == "uuid"
     logs = params(doc, "agent_logs")
     assert logs["tail"]["schema"]["type"] == "integer" and logs["agent_id"]["required"] is True
     assert params(doc, "get_agent")["agent_id"]["schema"] == {"format": "uuid", "type": "string"}

@@ -13,8 +13,8 @@ from google.api_core import retry as retries
 from paradyze.errors import Unavailable
 from paradyze.scheduler.base import JobSink
 from paradyze.scheduler.cloud import CloudSchedulerSink
-from paradyze.scheduler.cron import JobSpec
 from paradyze.scheduler.file import FileJobSink
+from paradyze.scheduler.jobs import JobSpec
 from paradyze.scheduler.sync import get_job_sink, sync_agent, sync_all
 from paradyze.settings import Settings
 from tests.fakes.cloud_scheduler import FakeCloudScheduler

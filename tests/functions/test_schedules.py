@@ -9,15 +9,8 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from paradyze.errors import ValidationFailed
-from paradyze.scheduler.cron import (
-    ScheduleIn,
-    ScheduleList,
-    agent_jobs,
-    due,
-    last_due,
-    next_fire,
-    platform_jobs,
-)
+from paradyze.scheduler.cron import ScheduleIn, ScheduleList, due, last_due, next_fire
+from paradyze.scheduler.jobs import agent_jobs, platform_jobs
 from paradyze.settings import Settings
 
 NY = "America/New_York"

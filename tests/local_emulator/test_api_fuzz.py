@@ -54,8 +54,8 @@ def test_no_generated_request_is_answered_with_a_server_error(emulator: Emulator
         )
     finally:
         # The agents the run created (ours and the fuzzer's) are processes: none may outlive the test.
-        for agent in emulator.get("list_agents", limit=5000).json()["agents"]:
-            emulator.post("delete_agent", {"agent_id": agent["id"]})
+        for agent_id in every_agent(emulator):
+            emulator.post("delete_agent", {"agent_id": agent_id})
     assert result.returncode == 0, result.stdout[-8000:] + emulator.tail()
     # Every operation was generated for and sent, query parameters and headers included.
     operations = sum(len(methods) for methods in doc["paths"].values())
@@ -64,6 +64,16 @@ def test_no_generated_request_is_answered_with_a_server_error(emulator: Emulator
     # Only the restore needs data the run cannot make (an archive); the rest met a real agent.
     missing = result.stdout.partition("Missing test data")[2].partition("💡")[0]
     assert "/send_message" not in missing and "/wake_agent" not in missing, result.stdout[-4000:]
+
+
+def every_agent(emu: Emulator) -> list[str]:
+    ids: list[str] = []
+    cursor = None
+    while True:
+        page = emu.get("list_agents", limit=200, **({"cursor": cursor} if cursor else {})).json()
+        ids += [a["id"] for a in page["agents"]]
+        if not (cursor := page["next_cursor"]):
+            return ids
 
 
 def create(emu: Emulator) -> str:

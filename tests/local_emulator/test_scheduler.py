@@ -16,8 +16,8 @@ import pytest
 
 from local_emulator.scheduler import LocalScheduler
 from paradyze.scheduler.base import JobSink
-from paradyze.scheduler.cron import JobSpec, agent_scope, platform_jobs
 from paradyze.scheduler.file import FileJobSink
+from paradyze.scheduler.jobs import JobSpec, agent_scope, platform_jobs
 from paradyze.scheduler.sync import sync_agent
 from paradyze.settings import Settings
 

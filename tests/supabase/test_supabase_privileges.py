@@ -21,12 +21,13 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from paradyze import db
+from paradyze import db, migrations
 from paradyze.settings import get_settings
 
 LINTS = sorted((Path(__file__).parent / "splinter").glob("*.sql"))
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
-USER_READS = {"characters", "character_versions", "agents", "agent_events", "agent_schedules"}
+USER_READS = {"characters", "character_versions", "agents", "agent_events", "agent_schedules", "agent_releases",
+              "experiments"}
 USER_UPDATES = {"agents": {"name", "idle_timeout_minutes", "auto_hibernate"}}
 
 
@@ -52,8 +53,8 @@ def privileges(conn: Any, role: str, table: str) -> set[str]:
 
 def test_the_bootstrap_gives_a_plain_postgres_supabases_default_privileges() -> None:
     with fresh_database() as url, psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        conn.execute(db.BOOTSTRAP_SQL.read_text())
-        conn.execute(db.BOOTSTRAP_SQL.read_text())  # and running it again changes nothing
+        conn.execute(migrations.BOOTSTRAP_SQL.read_text())
+        conn.execute(migrations.BOOTSTRAP_SQL.read_text())  # and running it again changes nothing
         conn.execute("create table public.made_later (id int)")
         conn.execute("create function public.made_later_fn() returns int language sql as 'select 1'")
         # As on Supabase before a project revokes anything: a new table is open to anon, TRUNCATE included.
@@ -78,7 +79,7 @@ def test_after_the_migrations_objects_made_later_start_revoked() -> None:
         target: ConnectionPool[Any] = ConnectionPool(url, kwargs={"autocommit": True, "row_factory": dict_row},
                                                      min_size=1, max_size=1, open=True)
         try:
-            assert len(db.migrate(target)) == len(db.migrations())
+            assert len(migrations.migrate(target)) == len(migrations.migrations())
             with target.connection() as conn:
                 conn.execute("create table public.made_later (id int)")
                 conn.execute("create function public.made_later_fn() returns int language sql as 'select 1'")
@@ -132,4 +133,4 @@ def test_two_migrations_cannot_share_a_version(tmp_path: Path) -> None:
     for name in ("20260101000000_one.sql", "20260101000000_two.sql"):
         (tmp_path / name).write_text("select 1;")
     with pytest.raises(ValueError, match="share the version 20260101000000"):
-        db.migrations(tmp_path)
+        migrations.migrations(tmp_path)

@@ -21,6 +21,7 @@ import logging
 import os
 import pwd
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,3 +128,24 @@ def lock_down_state(state_dir: Path, agents_dir: Path) -> None:
         mode = stat.S_IMODE(entry.lstat().st_mode)
         if mode & 0o007:
             entry.chmod(mode & ~0o007)
+
+
+def python_for(user: AgentUser | None) -> str:
+    """A Python the agent's user may run: ours, unless it lives where others cannot reach."""
+    if user is None:
+        return sys.executable
+    for candidate in (sys.executable, "/usr/local/bin/python3", "/usr/bin/python3"):
+        if _others_can_run(Path(candidate)):
+            return candidate
+    raise AgentStartFailed("no Python that other users may run: install python3 in /usr/bin")
+
+
+def _others_can_run(path: Path) -> bool:
+    try:
+        real = path.resolve(strict=True)
+    except OSError:
+        return False
+    if not real.stat().st_mode & stat.S_IXOTH:
+        return False
+    return all(parent.stat().st_mode & stat.S_IXOTH for parent in real.parents)
+

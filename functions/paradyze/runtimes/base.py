@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -21,6 +22,7 @@ class AgentSpec:
     character_path: Path  # the runtime character (eliza_character.for_runtime): secret-free, in the agent home
     character_version: int
     env: dict[str, str] = field(default_factory=dict)  # secrets and provider keys; never logged
+    tenant: str = ""  # the agent's owner: agents of different owners never share a process
 
     def __repr__(self) -> str:  # keep secret values out of tracebacks and logs
         return f"AgentSpec(agent_id={self.agent_id!r}, version={self.character_version})"
@@ -62,6 +64,7 @@ class RuntimeStatus:
     exit_code: int | None = None
     memory_bytes: int | None = None
     detail: str = ""
+    cpu_seconds: float | None = None  # CPU time (user + system) of the current instance, where the backend knows it
 
 
 @dataclass(frozen=True)
@@ -98,3 +101,11 @@ class AgentRuntime(Protocol):
 
     def list_owned(self) -> list[Owned]:
         """Every agent instance of this platform instance, found from the backend itself."""
+
+
+def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
+    """Blank out secret values a backend's error message might echo back (e.g. from a create request)."""
+    for value in secrets:
+        if len(value) >= 4:
+            text = text.replace(value, "***")
+    return text

@@ -2,49 +2,30 @@
 
 from __future__ import annotations
 
-import base64
-import concurrent.futures
 import contextlib
 import hashlib
-import re
 import uuid
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .. import agent_databases
-from ..agent_keys import api_key
-from ..errors import AgentStartFailed, ParadyzeError, RuntimeUnavailable, ValidationFailed
+from ..errors import AgentStartFailed, ParadyzeError, ValidationFailed
 from ..settings import Settings
 from .base import AgentSpec, Owned, RuntimeStatus, Started
-from .images import agent_image, agent_memory
+from .cloud_run_api import RPC_TIMEOUT, Missing, api_errors, read_retry, services_client, wait
+from .cloud_run_service import (
+    LABEL_AGENT,
+    LABEL_INSTANCE,
+    build_service,
+    label_value,
+    service_detail,
+    service_state,
+)
 
 if TYPE_CHECKING:  # google-cloud-run loads only when this backend is used
-    from google.cloud.run_v2 import EnvVar, Service, ServicesClient
+    from google.cloud.run_v2 import Service, ServicesClient
 
-LABEL_AGENT = "paradyze-agent-id"
-LABEL_INSTANCE = "paradyze-instance"
-LABEL_VERSION = "paradyze-character-version"
-CONTAINER_NAME = "agent"
-# An env value of this form is a Secret Manager reference, resolved by Cloud Run when the
-# instance starts: the secret never passes through (or is stored in) the service's spec.
-SECRET_PREFIX = "sm://"
-# Cloud Run sets these itself and refuses a service whose container names them.
-RESERVED_ENV = frozenset({"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"})
-_SECRET_REF = re.compile(r"projects/([a-z0-9-]+)/secrets/([A-Za-z0-9_-]+)(?:/versions/([A-Za-z0-9_-]+))?")
-_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
-_DOCKER_SIZE = re.compile(r"(\d+)\s*([bkmg]?)(?:i?b)?")
-_SIZE_UNITS = {"": "", "b": "", "k": "Ki", "m": "Mi", "g": "Gi"}
-_RPC_TIMEOUT = 30.0
-# Reads retry a 503 for at most this long (the library's default is 10 s): alive() is polled
-# while an agent starts, and a caller would rather see RuntimeUnavailable soon and retry.
-_READ_RETRY_S = 4.0
 _DISCARD_WAIT = 30.0
 # Cloud Run gives an instance 10 s between SIGTERM and SIGKILL; a delete cannot shorten or extend it.
 _CLOUD_RUN_GRACE = 10.0
-
-
-class _Missing(Exception):
-    """The service does not exist (NotFound, translated in _api_errors)."""
 
 
 class CloudRunRuntime:
@@ -132,22 +113,22 @@ class CloudRunRuntime:
         service = self.build_service(spec)
         name = self.service_name(spec.agent_id)
         action = f"start agent {spec.agent_id}"
-        with self._api_errors(action, start=True, secrets=spec.env.values()):
+        with api_errors(action, start=True, secrets=spec.env.values()):
             client = self._run()
             try:
                 operation = client.create_service(
                     parent=self.parent,
                     service=service,
                     service_id=self.service_id(spec.agent_id),
-                    timeout=_RPC_TIMEOUT,
+                    timeout=RPC_TIMEOUT,
                 )
             except gexc.Conflict:
                 # An earlier attempt (a retry after a crash) left the service: deploy over it.
                 service.name = name
-                operation = client.update_service(service=service, timeout=_RPC_TIMEOUT)
+                operation = client.update_service(service=service, timeout=RPC_TIMEOUT)
         try:
-            with self._api_errors(action, start=True, secrets=spec.env.values()):
-                ready: Service = self._wait(operation, self.settings.agent_start_timeout)
+            with api_errors(action, start=True, secrets=spec.env.values()):
+                ready: Service = wait(operation, self.settings.agent_start_timeout)
                 if not ready.uri:
                     raise AgentStartFailed(f"cannot {action}: Cloud Run reported no URL for {name}")
                 if not self.settings.cloud_run_public:
@@ -163,9 +144,9 @@ class CloudRunRuntime:
         Cloud Run itself sends SIGTERM and waits its fixed 10 s before SIGKILL, so grace
         only lengthens the wait. Raises RuntimeUnavailable when the Admin API does not answer.
         """
-        with contextlib.suppress(_Missing), self._api_errors("stop agent service"):
-            operation = self._run().delete_service(name=handle, timeout=_RPC_TIMEOUT)
-            self._wait(operation, max(self.settings.agent_start_timeout, grace + _CLOUD_RUN_GRACE))
+        with contextlib.suppress(Missing), api_errors("stop agent service"):
+            operation = self._run().delete_service(name=handle, timeout=RPC_TIMEOUT)
+            wait(operation, max(self.settings.agent_start_timeout, grace + _CLOUD_RUN_GRACE))
 
     def status(self, handle: str) -> RuntimeStatus:
         """The service's Ready condition; "missing" when it is gone. Raises RuntimeUnavailable.
@@ -173,21 +154,21 @@ class CloudRunRuntime:
         Cloud Run exposes no exit codes or memory use; see logs() for where both show.
         """
         try:
-            with self._api_errors("read agent service status"):
-                service = self._run().get_service(name=handle, retry=_read_retry(), timeout=_RPC_TIMEOUT)
-        except _Missing:
+            with api_errors("read agent service status"):
+                service = self._run().get_service(name=handle, retry=read_retry(), timeout=RPC_TIMEOUT)
+        except Missing:
             return RuntimeStatus(state="missing", alive=False, detail="service not found")
-        state, alive = _state(service)
-        return RuntimeStatus(state=state, alive=alive, detail=_detail(service))
+        state, alive = service_state(service)
+        return RuntimeStatus(state=state, alive=alive, detail=service_detail(service))
 
     def alive(self, handle: str) -> bool:
         """Ready, or still deploying; False once failed or gone. Raises RuntimeUnavailable."""
         try:
-            with self._api_errors("read agent service status"):
-                service = self._run().get_service(name=handle, retry=_read_retry(), timeout=_RPC_TIMEOUT)
-        except _Missing:
+            with api_errors("read agent service status"):
+                service = self._run().get_service(name=handle, retry=read_retry(), timeout=RPC_TIMEOUT)
+        except Missing:
             return False
-        return _state(service)[1]
+        return service_state(service)[1]
 
     def logs(self, handle: str, tail: int = 200) -> list[str]:
         """One line saying where the logs are: Cloud Run sends them to Cloud Logging.
@@ -206,10 +187,10 @@ class CloudRunRuntime:
         filtered here, by label and by this instance's service id prefix.
         """
         prefix = f"{self.parent}/services/pz-{self._instance_hash}-"
-        with self._api_errors("list agent services"):
+        with api_errors("list agent services"):
             owned = [
                 Owned(agent_id=service.labels[LABEL_AGENT], handle=service.name, url=service.uri)
-                for service in self._run().list_services(parent=self.parent, retry=_read_retry(), timeout=_RPC_TIMEOUT)
+                for service in self._run().list_services(parent=self.parent, retry=read_retry(), timeout=RPC_TIMEOUT)
                 if service.name.startswith(prefix)
                 and service.labels.get(LABEL_INSTANCE) == self.instance_label
                 and LABEL_AGENT in service.labels
@@ -219,115 +200,15 @@ class CloudRunRuntime:
     # -- the service spec --------------------------------------------------------------------
 
     def build_service(self, spec: AgentSpec) -> Service:
-        """The run_v2.Service deployed for spec (public so that tests can inspect what is sent).
-
-        Raises AgentStartFailed when the character file cannot be read or a setting or env
-        value cannot be expressed on Cloud Run.
-        """
-        from google.cloud import run_v2
-
-        if not _LABEL_VALUE.fullmatch(spec.agent_id):
-            raise AgentStartFailed(f"agent id {spec.agent_id!r} is not a valid Cloud Run label value")
-        try:
-            character = spec.character_path.read_bytes()
-        except OSError as exc:
-            raise AgentStartFailed(f"cannot read the character file of agent {spec.agent_id}: {exc.strerror}") from exc
-        labels = {
-            LABEL_AGENT: spec.agent_id,
-            LABEL_INSTANCE: self.instance_label,
-            LABEL_VERSION: str(spec.character_version),
-        }
-        container = run_v2.Container(
-            name=CONTAINER_NAME,
-            image=agent_image(self.settings),
-            ports=[run_v2.ContainerPort(container_port=self.settings.docker_agent_port)],
-            env=self._environment(spec, character),
-            resources=run_v2.ResourceRequirements(
-                limits={
-                    "memory": cloud_run_memory(agent_memory(self.settings)),
-                    "cpu": cloud_run_cpu(self.settings.docker_cpus),
-                },
-                # CPU outside requests (cpu_idle false, which the API takes as absent once
-                # resources are set): an agent runs timers and client connections of its own.
-                cpu_idle=False,
-            ),
-        )
-        return run_v2.Service(
-            labels=labels,
-            ingress=run_v2.IngressTraffic.INGRESS_TRAFFIC_ALL,
-            # Private unless chosen otherwise: only the invoker granted in start() may call it.
-            invoker_iam_disabled=self.settings.cloud_run_public,
-            template=run_v2.RevisionTemplate(
-                labels=labels,
-                scaling=run_v2.RevisionScaling(min_instance_count=1, max_instance_count=1),
-                containers=[container],
-            ),
-        )
-
-    def _environment(self, spec: AgentSpec, character: bytes) -> list[EnvVar]:
-        from google.cloud import run_v2
-
-        platform = {
-            "CHARACTER_JSON": base64.b64encode(character).decode("ascii"),
-            # Cloud Run sets PORT from the container port; ElizaOS's server reads SERVER_PORT.
-            "SERVER_PORT": str(self.settings.docker_agent_port),
-            "HOST": "0.0.0.0",
-            # Cloud Run's invoker check guards the URL; the agent's own key guards its API as well, so a
-            # misgranted invoker role (or PARADYZE_CLOUD_RUN_PUBLIC) still cannot drive the agent.
-            "ELIZA_SERVER_AUTH_TOKEN": api_key(spec.agent_id),
-            "ELIZA_NO_AUTO_INSTALL": "true",
-        }
-        if self.settings.agent_database_url is not None:
-            # No disk outlives a Cloud Run instance: the agent's memory is a database of its own.
-            platform["POSTGRES_URL"] = agent_databases.ensure(self.settings, spec.agent_id)
-        env: list[EnvVar] = []
-        for key, value in sorted(spec.env.items()):
-            # CHARACTER_PATH would name a file that does not exist in the container.
-            if value == "" or key in RESERVED_ENV or key in platform or key == "CHARACTER_PATH":
-                continue
-            if value.startswith(SECRET_PREFIX):
-                ref = _SECRET_REF.fullmatch(value[len(SECRET_PREFIX) :])
-                if ref is None:
-                    raise AgentStartFailed(
-                        f"env {key}: a secret reference must read sm://projects/PROJECT/secrets/NAME[/versions/VERSION]"
-                    )
-                project, secret, version = ref.groups()
-                selector = run_v2.SecretKeySelector(
-                    secret=f"projects/{project}/secrets/{secret}", version=version or "latest"
-                )
-                env.append(run_v2.EnvVar(name=key, value_source=run_v2.EnvVarSource(secret_key_ref=selector)))
-            else:
-                env.append(run_v2.EnvVar(name=key, value=value))
-        env.extend(run_v2.EnvVar(name=key, value=value) for key, value in platform.items())
-        return env
+        """The run_v2.Service deployed for spec (public so that tests can inspect what is sent)."""
+        return build_service(self.settings, spec, self.instance_label)
 
     # -- internals ---------------------------------------------------------------------------
 
     def _run(self) -> ServicesClient:
         if self._client is None:
-            from google.cloud import run_v2
-
-            if self.settings.cloud_run_api_endpoint:
-                from google.auth.credentials import AnonymousCredentials
-
-                self._client = run_v2.ServicesClient(
-                    transport="rest",
-                    client_options={"api_endpoint": self.settings.cloud_run_api_endpoint},
-                    credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-                )
-            else:
-                # REST everywhere: one transport, so one set of transport errors to translate.
-                self._client = run_v2.ServicesClient(transport="rest")
+            self._client = services_client(self.settings)
         return self._client
-
-    @staticmethod
-    def _wait(operation: Any, timeout: float) -> Any:
-        """The long-running operation's result, polling from 0.2 s up to 2 s apart, for at most timeout."""
-        from google.api_core import retry as retries
-        from google.api_core.future import polling
-
-        poll = retries.Retry(predicate=polling.POLLING_PREDICATE, initial=0.2, maximum=2.0, multiplier=1.5)
-        return operation.result(timeout=timeout, polling=poll)
 
     def _grant_invoker(self, client: ServicesClient, name: str) -> None:
         """Let the platform's service account (and no one else) call the agent's service."""
@@ -336,123 +217,14 @@ class CloudRunRuntime:
         policy = policy_pb2.Policy(bindings=[policy_pb2.Binding(
             role="roles/run.invoker", members=[f"serviceAccount:{self.settings.cloud_run_invoker}"])])
         client.set_iam_policy(request=iam_policy_pb2.SetIamPolicyRequest(resource=name, policy=policy),
-                              timeout=_RPC_TIMEOUT)
+                              timeout=RPC_TIMEOUT)
 
     def _discard(self, name: str) -> None:
         """Best effort: delete what a failed start deployed; the start's own error is what matters."""
         with contextlib.suppress(Exception):
-            self._wait(self._run().delete_service(name=name, timeout=_RPC_TIMEOUT), _DISCARD_WAIT)
-
-    @contextlib.contextmanager
-    def _api_errors(self, action: str, *, start: bool = False, secrets: Iterable[str] = ()) -> Iterator[None]:
-        """The one place where Cloud Run client errors become domain errors.
-
-        NotFound becomes _Missing (callers decide whether that is fine); an API that does not
-        answer (unreachable, 503, deadline, no credentials) becomes RuntimeUnavailable; any
-        other refusal or a deployment that fails or times out is AgentStartFailed while
-        starting and RuntimeUnavailable otherwise. Messages never carry env values.
-        """
-        import requests
-        from google.api_core import exceptions as gexc
-        from google.auth import exceptions as auth_exceptions
-
-        secrets = list(secrets)
-        failed = AgentStartFailed if start else RuntimeUnavailable
-        try:
-            yield
-        except ParadyzeError:
-            raise
-        except gexc.NotFound as exc:
-            raise _Missing(action) from exc
-        except (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.RetryError) as exc:
-            raise RuntimeUnavailable(f"cannot {action}: the Cloud Run Admin API does not answer") from exc
-        except (requests.RequestException, auth_exceptions.TransportError) as exc:
-            raise RuntimeUnavailable(
-                f"cannot {action}: the Cloud Run Admin API is unreachable ({type(exc).__name__})"
-            ) from exc
-        except auth_exceptions.GoogleAuthError as exc:
-            raise RuntimeUnavailable(f"cannot {action}: no usable Google credentials ({type(exc).__name__})") from exc
-        except concurrent.futures.TimeoutError as exc:
-            raise failed(f"cannot {action}: Cloud Run did not finish in time ({exc})") from exc
-        except gexc.GoogleAPICallError as exc:
-            reason = _scrub(f"{type(exc).__name__}: {exc.message}", secrets)
-            raise failed(f"cannot {action}: {reason}") from exc
-
-
-def _read_retry() -> Any:
-    from google.api_core import exceptions as gexc
-    from google.api_core import retry as retries
-
-    return retries.Retry(
-        initial=0.2, maximum=1.0, timeout=_READ_RETRY_S, predicate=retries.if_exception_type(gexc.ServiceUnavailable)
-    )
-
-
-def label_value(text: str) -> str:
-    """text as a Cloud Run label value: lowercase [a-z0-9_-], at most 63, the same every time."""
-    value = re.sub(r"[^a-z0-9_-]", "-", text.lower())
-    if len(value) > 63:
-        value = f"{value[:54]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
-    return value
-
-
-def cloud_run_memory(docker_memory: str) -> str:
-    """A Docker memory size ("512m", "1g", "1gb") as a Cloud Run limit ("512Mi", "1Gi").
-
-    Raises AgentStartFailed for anything else.
-    """
-    match = _DOCKER_SIZE.fullmatch(docker_memory.strip().lower())
-    if match is None:
-        raise AgentStartFailed(f"PARADYZE_DOCKER_MEMORY={docker_memory!r} is not a size such as 512m or 1g")
-    return f"{int(match[1])}{_SIZE_UNITS[match[2]]}"
-
-
-def cloud_run_cpu(cpus: float) -> str:
-    """Docker's CPU count as a Cloud Run limit: 1.0 -> "1", 0.5 -> "500m"."""
-    if cpus <= 0:
-        raise AgentStartFailed(f"PARADYZE_DOCKER_CPUS={cpus:g} must be positive")
-    return str(int(cpus)) if float(cpus).is_integer() else f"{round(cpus * 1000)}m"
-
-
-def _state(service: Service) -> tuple[str, bool]:
-    """(state word, alive) from the service's Ready condition."""
-    from google.cloud import run_v2
-
-    states = run_v2.Condition.State
-    if service.delete_time:
-        return "deleting", False
-    condition = service.terminal_condition.state
-    if condition == states.CONDITION_FAILED:
-        return "failed", False
-    if condition == states.CONDITION_SUCCEEDED and not service.reconciling:
-        return "running", True
-    # Pending or reconciling: a first revision is coming up, or the last ready one still serves.
-    return "deploying", True
-
-
-def _detail(service: Service) -> str:
-    from google.cloud import run_v2
-
-    condition = service.terminal_condition
-    parts = [f"{condition.type_ or 'Ready'} {run_v2.Condition.State(condition.state).name}"]
-    for reason in (condition.reason, condition.revision_reason):
-        if reason:  # enum 0 is "undefined"
-            parts.append(f"reason {reason.name}")
-    if service.latest_ready_revision:
-        parts.append(f"revision {service.latest_ready_revision.rsplit('/', 1)[-1]}")
-    if condition.message:
-        parts.append(condition.message)
-    return ", ".join(parts)
+            wait(self._run().delete_service(name=name, timeout=RPC_TIMEOUT), _DISCARD_WAIT)
 
 
 def _project_of(name: str) -> str:
     parts = name.split("/")
     return parts[1] if len(parts) > 1 and parts[0] == "projects" else "?"
-
-
-def _scrub(text: str, secrets: Iterable[str]) -> str:
-    """Blank out env values an API message might echo back (e.g. from the create request)."""
-    for value in secrets:
-        if len(value) >= 4:
-            text = text.replace(value, "***")
-    return text

@@ -4,38 +4,34 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AgentStartFailed, ParadyzeError, RuntimeUnavailable
 from ..settings import Settings
-from .base import AgentSpec, Owned, RuntimeStatus, Started, agent_environment
+from .base import AgentSpec, Owned, RuntimeStatus, Started, agent_environment, scrub_secrets
+from .docker_container import (
+    AGENT_DIR,
+    AGENT_NETWORK,
+    address_of,
+    agent_network,
+    agent_user,
+    memory_bytes,
+    mounts,
+    state_detail,
+)
 from .images import agent_image, agent_memory
 
 if TYPE_CHECKING:  # docker-py loads only when this backend is used
     from docker import DockerClient
     from docker.models.containers import Container
-    from docker.models.networks import Network
 
 LABEL_AGENT = "paradyze.agent_id"
 LABEL_INSTANCE = "paradyze.instance"
 LABEL_VERSION = "paradyze.character_version"
-# Every agent container joins this bridge network and publishes no port: only this host (and no
-# other agent: inter-container traffic is off) reaches an agent, at its address on the network.
-# Not an --internal network, because agents call their model APIs (and chat services) outside.
-# One network per host rather than per platform instance: Docker has only about 30 address
-# pools for bridge networks, and with inter-container traffic off, sharing one isolates as well.
-AGENT_NETWORK = "paradyze-agents"
-_NO_ICC = {"com.docker.network.bridge.enable_icc": "false"}
-# The agent's own folder (Settings.agent_home) inside the container: working directory and memory.
-AGENT_DIR = "/agent"
-# The unprivileged user both agent images define; a root platform hands it the agent's folder.
-AGENT_UID = AGENT_GID = 10001
 AGENT_PATH = "/usr/local/bin:/usr/bin:/bin"
 _START_POLL = 0.05
 _BOOT_POLL = 0.25
@@ -76,8 +72,8 @@ class DockerRuntime:
         # An earlier attempt may have left a container under this name: a retry replaces it.
         self._remove_by_name(name, spec)
         home = self.settings.agent_home(spec.agent_id)
-        user = self._agent_user(home, spec)
-        mounts, character = self._mounts(spec, home)
+        user = agent_user(home, spec)
+        binds, character = mounts(self.settings, spec, home)
         with self._docker_errors(f"start agent {spec.agent_id}", start=True, secrets=spec.env.values()):
             from docker.types import LogConfig
 
@@ -93,8 +89,8 @@ class DockerRuntime:
                 environment=self._environment(spec, character),
                 user=user,
                 working_dir=AGENT_DIR,
-                mounts=mounts,
-                network=self._network().name,
+                mounts=binds,
+                network=agent_network(self._docker()).name,
                 mem_limit=agent_memory(self.settings),
                 memswap_limit=agent_memory(self.settings),
                 nano_cpus=int(self.settings.docker_cpus * 1e9),
@@ -127,7 +123,7 @@ class DockerRuntime:
         Raises RuntimeUnavailable when the engine does not answer.
         """
         with self._docker_errors("read the agent network"):
-            configs = self._network().attrs.get("IPAM", {}).get("Config") or []
+            configs = agent_network(self._docker()).attrs.get("IPAM", {}).get("Config") or []
         for config in configs:
             if config.get("Gateway"):
                 return str(config["Gateway"])
@@ -149,7 +145,7 @@ class DockerRuntime:
             with self._docker_errors("read agent container status"):
                 container = self._docker().containers.get(handle)
                 state: dict[str, Any] = container.attrs.get("State") or {}
-                memory = self._memory_bytes(container) if container.status == "running" else None
+                memory = memory_bytes(self._docker(), container) if container.status == "running" else None
         except _Missing:
             return RuntimeStatus(state="missing", alive=False, detail="container not found")
         exit_code = state.get("ExitCode") if container.status in ("exited", "dead") else None
@@ -158,7 +154,7 @@ class DockerRuntime:
             alive=container.status == "running",
             exit_code=exit_code,
             memory_bytes=memory,
-            detail=_detail(state),
+            detail=state_detail(state),
         )
 
     def alive(self, handle: str) -> bool:
@@ -205,43 +201,6 @@ class DockerRuntime:
                                 port=self.settings.docker_agent_port, home=AGENT_DIR, path=AGENT_PATH)
         return {**env, "HOST": "0.0.0.0", "CHARACTER_PATH": character}
 
-    def _agent_user(self, home: Path, spec: AgentSpec) -> str:
-        """Create the agent's folder and return the user its container runs as, who owns it.
-
-        A root platform gives the folder to the images' unprivileged user (the agent itself
-        never runs as root); an unprivileged platform cannot, so the agent runs as the platform's
-        own user, who already owns it. Links are changed, never followed.
-        """
-        try:
-            home.mkdir(parents=True, exist_ok=True)
-            if os.geteuid() != 0:
-                return f"{os.getuid()}:{os.getgid()}"
-            for folder, dirs, files in os.walk(home):
-                for path in (folder, *(os.path.join(folder, n) for n in (*dirs, *files))):
-                    st = os.lstat(path)
-                    if (st.st_uid, st.st_gid) != (AGENT_UID, AGENT_GID):
-                        os.lchown(path, AGENT_UID, AGENT_GID)
-        except OSError as exc:
-            raise AgentStartFailed(f"cannot prepare the folder of agent {spec.agent_id}: {exc.strerror}") from exc
-        return f"{AGENT_UID}:{AGENT_GID}"
-
-    def _mounts(self, spec: AgentSpec, home: Path) -> tuple[list[Any], str]:
-        """The agent's folder at /agent, read-write, and where its character file is in there.
-
-        A character file outside the folder is bind-mounted read-only at docker_character_path.
-        --mount binds (unlike -v) fail when the source is missing instead of creating an empty
-        directory in its place.
-        """
-        from docker.types import Mount
-
-        mounts = [Mount(target=AGENT_DIR, source=str(home), type="bind", read_only=False)]
-        character = Path(os.path.abspath(spec.character_path))
-        if character.is_relative_to(home.resolve()):
-            return mounts, f"{AGENT_DIR}/{character.relative_to(home.resolve()).as_posix()}"
-        target = self.settings.docker_character_path
-        mounts.append(Mount(target=target, source=str(character), type="bind", read_only=True))
-        return mounts, target
-
     def _docker(self) -> DockerClient:
         if self._client is None:
             import docker
@@ -257,39 +216,17 @@ class DockerRuntime:
         ):
             self._docker().containers.get(name).remove(force=True)
 
-    def _network(self) -> Network:
-        """The agent network, created on first use. Call inside _docker_errors."""
-        import docker.errors
-
-        client = self._docker()
-        try:
-            return client.networks.get(AGENT_NETWORK)
-        except docker.errors.NotFound:
-            pass
-        try:
-            return client.networks.create(
-                AGENT_NETWORK,
-                driver="bridge",
-                check_duplicate=True,
-                options=_NO_ICC,
-                labels={"paradyze.role": "agents"},
-            )
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:  # 409: another start created it just now
-                raise
-            return client.networks.get(AGENT_NETWORK)
-
     def _address(self, container: Container) -> str:
         """Reload until the container has its address on the agent network; fail if it dies first."""
         deadline = time.monotonic() + self.settings.agent_start_timeout
         while True:
             container.reload()
-            address = _address_of(container)
+            address = address_of(container)
             if address:
                 return address
             if container.status in ("exited", "dead"):
                 state = container.attrs.get("State") or {}
-                raise AgentStartFailed(f"agent container exited during start ({_detail(state)}); see its logs")
+                raise AgentStartFailed(f"agent container exited during start ({state_detail(state)}); see its logs")
             if time.monotonic() >= deadline:
                 timeout = self.settings.agent_start_timeout
                 raise AgentStartFailed(f"the agent container had no address on {AGENT_NETWORK} within {timeout:g}s")
@@ -309,23 +246,8 @@ class DockerRuntime:
             time.sleep(_BOOT_POLL)
 
     def _url_of(self, container: Container) -> str:
-        address = _address_of(container)
+        address = address_of(container)
         return f"http://{address}:{self.settings.docker_agent_port}" if address else ""
-
-    def _memory_bytes(self, container: Container) -> int | None:
-        from docker.utils import version_lt
-
-        # one_shot skips the second sample (a full second) but needs API 1.41.
-        one_shot = None if version_lt(self._docker().api.api_version, "1.41") else True
-        stats = container.stats(stream=False, one_shot=one_shot)
-        memory = stats.get("memory_stats") or {}
-        usage = memory.get("usage")
-        if usage is None:
-            return None
-        # Like `docker stats`: page cache the kernel can drop is not the agent's memory.
-        details = memory.get("stats") or {}
-        cache = details.get("total_inactive_file", details.get("inactive_file", 0))
-        return int(usage) - int(cache) if int(usage) >= int(cache) else int(usage)
 
     @contextlib.contextmanager
     def _docker_errors(self, action: str, *, start: bool = False, secrets: Iterable[str] = ()) -> Iterator[None]:
@@ -353,7 +275,7 @@ class DockerRuntime:
             self._client = None  # reconnect next time; the engine may be back
             raise RuntimeUnavailable(f"cannot {action}: Docker Engine does not answer") from exc
         except docker.errors.APIError as exc:
-            reason = _scrub(str(exc.explanation or exc), secrets)
+            reason = scrub_secrets(str(exc.explanation or exc), secrets)
             if start:
                 raise AgentStartFailed(f"cannot {action}: {reason}") from exc
             raise RuntimeUnavailable(f"cannot {action}: {reason}") from exc
@@ -361,33 +283,7 @@ class DockerRuntime:
             # Raised by docker.from_env() when no engine answers on the socket.
             self._client = None
             raise RuntimeUnavailable(
-                f"cannot {action}: Docker Engine does not answer ({_scrub(str(exc), secrets)})"
+                f"cannot {action}: Docker Engine does not answer ({scrub_secrets(str(exc), secrets)})"
             ) from exc
 
 
-def _address_of(container: Container) -> str:
-    """The container's address on the agent network; "" while it has none (e.g. not running)."""
-    networks = (container.attrs.get("NetworkSettings") or {}).get("Networks") or {}
-    return str((networks.get(AGENT_NETWORK) or {}).get("IPAddress") or "")
-
-
-def _detail(state: dict[str, Any]) -> str:
-    parts = [f"status {state.get('Status', '?')}"]
-    if state.get("Status") in ("exited", "dead"):
-        parts.append(f"exit code {state.get('ExitCode')}")
-    if state.get("OOMKilled"):
-        parts.append("OOMKilled")
-    health = (state.get("Health") or {}).get("Status")
-    if health and state.get("Status") == "running":  # a dead container's last health says nothing
-        parts.append(f"health {health}")
-    if state.get("Error"):
-        parts.append(f"error: {state['Error']}")
-    return ", ".join(parts)
-
-
-def _scrub(text: str, secrets: Iterable[str]) -> str:
-    """Blank out secret values an engine message might echo back (e.g. from the create request)."""
-    for value in secrets:
-        if len(value) >= 4:
-            text = text.replace(value, "***")
-    return text

@@ -1,4 +1,9 @@
-"""The `process` backend: each agent is a process group on this host, in its own home, as its own user.
+"""The `process` backend: agents are process groups on this host, in their own homes, as users of their own.
+
+ElizaOS agents run in their owner's shared server (shared_hosts.py) unless PARADYZE_AGENT_HOSTING
+is "own"; an agent whose home still holds a database of its own (made before shared hosting)
+keeps a server of its own, so its memory stays where it is. The rest of this module runs one
+process group per agent: the reference agent, PARADYZE_AGENT_COMMAND, or ElizaOS hosted alone.
 
 When the platform runs as root, every agent runs under a uid and gid of its own (agent_users.py),
 so agents cannot read each other's /proc entries, homes or the platform's state folder. Without
@@ -15,11 +20,7 @@ import logging
 import os
 import shlex
 import shutil
-import signal
-import socket
-import stat
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -31,8 +32,13 @@ import psutil
 from ..db import REPO_ROOT
 from ..errors import AgentStartFailed
 from ..settings import Settings
-from .agent_users import AgentUser, AgentUsers, lock_down_state, prepare_home
+from .agent_users import AgentUser, AgentUsers, lock_down_state, prepare_home, python_for
 from .base import ENV_AGENT_ID, ENV_INSTANCE, AgentSpec, Owned, RuntimeStatus, Started, agent_environment
+from .process_groups import created as _created
+from .process_groups import free_port as _free_port
+from .process_groups import listener, members, stop_processes
+from .process_groups import running as _running
+from .shared_hosts import SharedHosts
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +64,14 @@ class ProcessRuntime:
         self._lock = threading.Lock()
         # Booting ElizaOS is CPU-bound for seconds: more boots at once than cores only slows them all.
         self._boots = threading.BoundedSemaphore(max(1, settings.agent_start_concurrency))
+        self.shared = SharedHosts(settings, self.users, self._boots) if self._hosts_shared() else None
 
     # --- AgentRuntime ----------------------------------------------------------------------
 
     def start(self, spec: AgentSpec) -> Started:
         home = self.settings.agent_home(spec.agent_id)
+        if self._hosts_shared() and not (home / "elizadb").exists():
+            return self._shared().start(spec)
         user = self._user_for(spec.agent_id)
         if user is not None:
             # One server per agent, ever: whatever still runs as the agent's user (left by a crash
@@ -97,29 +106,28 @@ class ProcessRuntime:
 
     def stop(self, handle: str, grace: float) -> None:
         info = _parse(handle)
-        members = self._members(info)
-        for proc in members:
-            _signal(proc, signal.SIGTERM)
-        _gone, alive = psutil.wait_procs(members, timeout=max(grace, 0.0))
-        for proc in alive:
-            _signal(proc, signal.SIGKILL)
-        psutil.wait_procs(alive, timeout=5)
+        if info.get("shared"):
+            return self._shared().stop(handle, grace)
+        stop_processes(members(info), grace)
         self._reap(info["pid"])
 
     def status(self, handle: str) -> RuntimeStatus:
         info = _parse(handle)
+        if info.get("shared"):
+            return self._shared().status(handle)
         if not self.alive(handle):
             child = self._children.get(info["pid"])
             code = child.returncode if child else None
             return RuntimeStatus(state="exited", alive=False, exit_code=code, detail="process is gone")
-        rss = 0
-        for proc in self._members(info):
+        rss, cpu = 0, 0.0
+        for proc in members(info):
             try:
                 rss += proc.memory_info().rss
+                cpu += sum(proc.cpu_times()[:2])
             except psutil.Error:
                 pass
         return RuntimeStatus(state="running", alive=True, memory_bytes=rss or None,
-                             detail=f"pid {info['pid']}, port {info['port']}")
+                             detail=f"pid {info['pid']}, port {info['port']}", cpu_seconds=cpu)
 
     def alive(self, handle: str) -> bool:
         """The group leader and the process serving the port both still run.
@@ -127,6 +135,8 @@ class ProcessRuntime:
         kill -9 of either is seen at once; stop() then ends whatever is left of the group.
         """
         info = _parse(handle)
+        if info.get("shared"):
+            return self._shared().alive(handle)
         self._poll_child(info["pid"])
         server = info.get("server") or [info["pid"], info["created"]]
         return _running(info["pid"], info["created"]) and _running(server[0], server[1])
@@ -139,8 +149,17 @@ class ProcessRuntime:
             lines = deque(fh, maxlen=tail)
         return [line.decode("utf-8", "replace").rstrip("\n") for line in lines]
 
+    def forget(self, agent_id: str, tenant: str) -> None:
+        """Delete what the agent's server keeps of it outside its home: its rows in its owner's database."""
+        if self.shared is not None:
+            self.shared.forget(agent_id, tenant)
+
+    def close(self) -> None:
+        if self.shared is not None:
+            self.shared.close()
+
     def list_owned(self) -> list[Owned]:
-        owned = []
+        owned = self.shared.list_owned() if self.shared is not None else []
         for proc in psutil.process_iter(["pid", "uids", "create_time"]):
             try:
                 if os.getpgid(proc.pid) != proc.pid:
@@ -159,12 +178,22 @@ class ProcessRuntime:
                                     "uid": uids.real if self.users else None}
             # One still booting, or serving another port, is listed too: whoever adopts it finds it
             # unhealthy and restarts it, and a platform that stops sees it.
-            server = self._listener(info)
+            server = listener(info)
             info["server"] = list(server[:2]) if server and server[2] == port else [proc.pid, info["created"]]
             owned.append(Owned(agent_id=agent_id, handle=json.dumps(info), url=self._url(port)))
         return owned
 
     # --- starting --------------------------------------------------------------------------
+
+    def _shared(self) -> SharedHosts:
+        if self.shared is None:  # shared hosting chosen after this runtime was made, or a handle of it
+            self.shared = SharedHosts(self.settings, self.users, self._boots)
+        return self.shared
+
+    def _hosts_shared(self) -> bool:
+        """ElizaOS runs many agents in one server; the reference agent and other commands do not."""
+        s = self.settings
+        return s.agent == "elizaos" and not s.agent_command and s.agent_hosting == "shared"
 
     def _user_for(self, agent_id: str) -> AgentUser | None:
         return self.users.for_agent(agent_id) if self.users else None
@@ -201,7 +230,7 @@ class ProcessRuntime:
             if not bun.exists() or not cli.exists():
                 raise AgentStartFailed(f"ElizaOS is not installed in {eliza}: run local_emulator/elizaos.sh")
             return [str(bun), str(cli), "start", "--character", str(character), "--port", str(port)]
-        return [_python_for(user), "-u", str(REFERENCE_AGENT), "--character", str(character),
+        return [python_for(user), "-u", str(REFERENCE_AGENT), "--character", str(character),
                 "--port", str(port), "--host", self.settings.agent_host]
 
     def _env(self, spec: AgentSpec, home: Path, port: int) -> dict[str, str]:
@@ -224,7 +253,7 @@ class ProcessRuntime:
         """
         deadline = time.monotonic() + self.settings.agent_start_timeout
         while time.monotonic() < deadline and self.alive(json.dumps(info)):
-            found = self._listener(info)
+            found = listener(info)
             if found is not None:
                 pid, created, port = found
                 if port != info["port"]:
@@ -237,53 +266,7 @@ class ProcessRuntime:
             time.sleep(_POLL_S)
         return [info["pid"], info["created"]]
 
-    # --- the group -------------------------------------------------------------------------
 
-    def _members(self, info: dict[str, Any]) -> list[psutil.Process]:
-        """Every process of the agent: all of its uid's when it has its own (a process can leave its
-        group with setsid, never its uid), else those of its process group."""
-        uid = info.get("uid")
-        if uid is not None and uid != os.geteuid():
-            return [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == uid]
-        if not self._group_is_ours(info):
-            return []
-        members = []
-        for proc in psutil.process_iter():
-            try:
-                if os.getpgid(proc.pid) == info["pid"]:
-                    members.append(proc)
-            except (ProcessLookupError, PermissionError):
-                pass
-        return members
-
-    def _group_is_ours(self, info: dict[str, Any]) -> bool:
-        """The group still holds our agent: its leader, or, the leader gone, a member that carries
-        the agent's id (a pid reused by another program must never be signalled)."""
-        if _running(info["pid"], info["created"]):
-            return True
-        for proc in psutil.process_iter():
-            try:
-                if os.getpgid(proc.pid) == info["pid"] and proc.environ().get(ENV_AGENT_ID) == info.get("agent"):
-                    return True
-            except (psutil.Error, ProcessLookupError, PermissionError):
-                pass
-        return False
-
-    def _listener(self, info: dict[str, Any]) -> tuple[int, float, int] | None:
-        """(pid, created, port) of a member listening on TCP, preferring the agent's own port."""
-        found = None
-        for proc in self._members(info):
-            try:
-                conns = proc.net_connections(kind="tcp")
-                created = proc.create_time()
-            except psutil.Error:
-                continue
-            for conn in conns:
-                if conn.status == psutil.CONN_LISTEN:
-                    if conn.laddr.port == info["port"]:
-                        return proc.pid, created, conn.laddr.port
-                    found = found or (proc.pid, created, conn.laddr.port)
-        return found
 
     def _url(self, port: int) -> str:
         return f"http://{self.settings.agent_host}:{port}"
@@ -314,50 +297,3 @@ def _as_user(user: AgentUser | None) -> dict[str, Any]:
         return {}
     return {"user": user.uid, "group": user.gid, "extra_groups": []}
 
-
-def _python_for(user: AgentUser | None) -> str:
-    """A Python the agent's user may run: ours, unless it lives where others cannot reach."""
-    if user is None:
-        return sys.executable
-    for candidate in (sys.executable, "/usr/local/bin/python3", "/usr/bin/python3"):
-        if _others_can_run(Path(candidate)):
-            return candidate
-    raise AgentStartFailed("no Python that other users may run: install python3 in /usr/bin")
-
-
-def _others_can_run(path: Path) -> bool:
-    try:
-        real = path.resolve(strict=True)
-    except OSError:
-        return False
-    if not real.stat().st_mode & stat.S_IXOTH:
-        return False
-    return all(parent.stat().st_mode & stat.S_IXOTH for parent in real.parents)
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _created(pid: int) -> float:
-    try:
-        return psutil.Process(pid).create_time()
-    except psutil.Error:
-        return -1.0
-
-
-def _running(pid: int, created: float) -> bool:
-    try:
-        proc = psutil.Process(pid)
-        return proc.create_time() == created and proc.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
-    except psutil.Error:
-        return False
-
-
-def _signal(proc: psutil.Process, sig: signal.Signals) -> None:
-    try:
-        proc.send_signal(sig)
-    except psutil.Error:
-        pass

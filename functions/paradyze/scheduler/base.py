@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from .cron import JobSpec
+from .jobs import JobSpec
 
 
 @dataclass

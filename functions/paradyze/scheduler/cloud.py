@@ -11,8 +11,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Unavailable
+from ..google_rest import rest_client
 from .base import SyncResult, check_scope
-from .cron import JobSpec
+from .jobs import JobSpec
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -56,15 +57,7 @@ class CloudSchedulerSink:
     def _make_client(settings: Settings) -> Any:
         from google.cloud import scheduler_v1
 
-        if settings.scheduler_api_endpoint:
-            from google.auth.credentials import AnonymousCredentials
-
-            return scheduler_v1.CloudSchedulerClient(
-                transport="rest",
-                client_options={"api_endpoint": settings.scheduler_api_endpoint},
-                credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-            )
-        return scheduler_v1.CloudSchedulerClient(transport="rest")
+        return rest_client(scheduler_v1.CloudSchedulerClient, settings.scheduler_api_endpoint)
 
     def _job_path(self, name: str) -> str:
         return f"{self._parent}/jobs/{name}"

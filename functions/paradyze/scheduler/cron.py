@@ -1,4 +1,4 @@
-"""Hibernate/wake schedules: validation, DST-correct cron evaluation, and the scheduler jobs they become.
+"""Hibernate/wake schedules: validation and DST-correct cron evaluation (jobs.py: the jobs they become).
 
 Cron expressions are evaluated on the wall clock of an IANA time zone, the way Cloud Scheduler
 evaluates them. Daylight saving time makes the wall clock jump, so two rules fix what happens:
@@ -21,23 +21,16 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+from typing import Annotated, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from croniter import CroniterError, croniter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from ..errors import ValidationFailed
-
-if TYPE_CHECKING:
-    from ..settings import Settings
-
 Action = Literal["hibernate", "wake"]
-HttpMethod = Literal["GET", "POST"]
 
 # One token of a standard 5-field cron field: *, a number or a 3-letter name, an optional range,
 # an optional step. Quartz/croniter extensions (L, W, #, ?, H, seconds) are refused because Cloud
@@ -191,19 +184,6 @@ MAX_SCHEDULES = len(get_args(Action))
 ScheduleList = Annotated[list[ScheduleIn], Field(max_length=MAX_SCHEDULES), AfterValidator(_one_per_action)]
 
 
-@dataclass(frozen=True)
-class JobSpec:
-    """A scheduler job as every sink (Cloud Scheduler, the local scheduler) understands it."""
-
-    name: str
-    cron: str
-    timezone: str
-    method: HttpMethod
-    path: str  # appended to the public/base URL, e.g. "/hibernate_agent"
-    body: dict[str, Any] | None = field(default=None, hash=False)
-    description: str = ""
-
-
 def _local_naive(instant: datetime, zone: ZoneInfo) -> datetime:
     return instant.astimezone(zone).replace(tzinfo=None)
 
@@ -285,98 +265,3 @@ def last_due(cron: str, timezone: str, last_fired: datetime | None, now: datetim
 def due(cron: str, timezone: str, last_fired: datetime | None, now: datetime) -> bool:
     """Whether the schedule fires in (last_fired, now]; see last_due for last_fired=None."""
     return last_due(cron, timezone, last_fired, now) is not None
-
-
-def agent_job_name(instance: str, agent_id: str, action: str) -> str:
-    return f"paradyze-{instance}-{agent_id}-{action}"
-
-
-def agent_scope(instance: str, agent_id: str) -> str:
-    """The name prefix that holds exactly one agent's jobs (agent ids are fixed-length uuids)."""
-    return f"paradyze-{instance}-{agent_id}-"
-
-
-def instance_scope(instance: str) -> str:
-    """The name prefix of every job of one platform instance, platform and agent jobs alike."""
-    return f"paradyze-{instance}-"
-
-
-def _as_schedule(item: Schedule | Mapping[str, Any] | Any) -> Schedule:
-    # Stored rows are read as stored: a schedule that older rules let in still gets its job.
-    if isinstance(item, Schedule):
-        return item
-    if isinstance(item, Mapping):
-        return Schedule.model_validate(item)
-    # A stored row object (dataclass, pydantic model) with the same attribute names.
-    return Schedule.model_validate(item, from_attributes=True)
-
-
-def agent_jobs(instance: str, agent_id: str, schedules: Iterable[Any]) -> list[JobSpec]:
-    """The jobs for one agent's enabled schedules; a disabled schedule has no job.
-
-    Raises ValidationFailed when two enabled schedules share an action.
-    """
-    jobs: dict[str, JobSpec] = {}
-    for index, item in enumerate(schedules):
-        schedule = _as_schedule(item)
-        if not schedule.enabled:
-            continue
-        name = agent_job_name(instance, agent_id, schedule.action)
-        if name in jobs:
-            raise ValidationFailed(
-                f"two enabled {schedule.action} schedules for one agent",
-                details=[{"loc": ["schedules", index, "action"], "msg": "duplicate action"}],
-            )
-        jobs[name] = JobSpec(
-            name=name,
-            cron=schedule.cron,
-            timezone=schedule.timezone,
-            method="POST",
-            path=f"/{schedule.action}_agent",
-            body={"agent_id": agent_id},
-            description=f"Paradyze: {schedule.action} agent {agent_id}",
-        )
-    return list(jobs.values())
-
-
-def platform_jobs(settings: Settings) -> list[JobSpec]:
-    """The platform's own periodic jobs: idle sweep, backup and health check."""
-    prefix = instance_scope(settings.instance)
-    zone = check_timezone(settings.platform_timezone)
-    return [
-        JobSpec(
-            name=f"{prefix}hibernate-idle",
-            cron=check_cron(settings.idle_sweep_cron),
-            timezone=zone,
-            method="POST",
-            path="/hibernate_idle",
-            body={},
-            description="Paradyze: hibernate agents idle past their timeout",
-        ),
-        JobSpec(
-            name=f"{prefix}backup",
-            cron=check_cron(settings.backup_cron),
-            timezone=zone,
-            method="POST",
-            path="/backup_agents",
-            body={},
-            description="Paradyze: back up characters, versions and agents",
-        ),
-        JobSpec(
-            name=f"{prefix}health",
-            cron=check_cron(settings.health_cron),
-            timezone=zone,
-            method="GET",
-            path="/health_check",
-            body=None,
-            description="Paradyze: platform and agent health check",
-        ),
-    ]
-
-
-def all_jobs(settings: Settings, schedules_by_agent: Mapping[str, Iterable[Any]]) -> list[JobSpec]:
-    """Every job of the instance: the scope instance_scope(settings.instance) made whole."""
-    jobs = platform_jobs(settings)
-    for agent_id, schedules in schedules_by_agent.items():
-        jobs.extend(agent_jobs(settings.instance, agent_id, schedules))
-    return jobs

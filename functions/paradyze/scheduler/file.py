@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .base import SyncResult, check_scope
-from .cron import JobSpec
+from .jobs import JobSpec
 
 
 def spec_to_dict(spec: JobSpec) -> dict[str, object]:

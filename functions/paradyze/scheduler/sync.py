@@ -10,8 +10,8 @@ from ..auth import SYSTEM
 from ..settings import Settings, get_settings
 from .base import JobSink, SyncResult
 from .cloud import CloudSchedulerSink
-from .cron import agent_jobs, agent_scope, all_jobs, instance_scope
 from .file import FileJobSink
+from .jobs import agent_jobs, agent_scope, all_jobs, instance_scope
 
 
 def sync_agent(sink: JobSink, instance: str, agent_id: str, schedules: Iterable[Any]) -> SyncResult:
@@ -48,7 +48,7 @@ def sync_everything() -> dict[str, list[str]]:
         for s in repository.all_schedules(conn):
             by_agent.setdefault(str(s["agent_id"]), []).append(s)
         for a in repository.list_agents(conn, limit=1_000_000):
-            by_agent.setdefault(str(a["id"]), [])
+            by_agent.setdefault(a.id, [])
     result = sync_all(get_job_sink(get_settings()), get_settings(), by_agent)
     return {"created": result.created, "updated": result.updated, "deleted": result.deleted,
             "unchanged": result.unchanged}

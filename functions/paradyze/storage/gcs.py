@@ -148,6 +148,15 @@ class GcsArchives:
                                       retry=self._retry, timeout=self._timeout)
         return make_uri(SCHEME, self.bucket, self.prefix + name)
 
+    def delete(self, uri: str) -> None:
+        """Removes the archive; one already gone is fine. Raises GcsUnavailable when GCS is down."""
+        bucket, name = split_uri(uri, SCHEME)
+        try:
+            with _translated(f"delete backup {name}", missing=f"backup archive {uri} is missing"):
+                self._client.bucket(bucket).blob(name).delete(retry=self._retry, timeout=self._timeout)
+        except NotFound:
+            pass
+
     def get(self, uri: str) -> bytes:
         """Raises NotFound for a missing archive, GcsUnavailable when GCS is down."""
         bucket, name = split_uri(uri, SCHEME)

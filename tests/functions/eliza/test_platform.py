@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-import psutil
 import pytest
 
 from helpers import Functions, User, fixture_characters
@@ -17,6 +16,7 @@ from paradyze.settings import get_settings
 from tests.fakes.model_server import FakeModelServer
 from tests.functions.eliza.conftest import NOT_INSTALLED
 from tests.functions.eliza.elizaos_server import installed
+from tests.functions.runtimes.eliza_servers import servers_of
 
 
 @pytest.fixture
@@ -36,19 +36,6 @@ def call(functions: Functions, user: User, name: str, body: dict) -> dict:
     return dict(resp.get_json())
 
 
-def servers_of(agent_id: str) -> list[psutil.Process]:
-    """The ElizaOS servers running in this agent's home, found from the host as an operator would."""
-    home = str(get_settings().agent_home(agent_id))
-    found = []
-    for proc in psutil.process_iter(["cmdline", "cwd"]):
-        try:
-            if proc.info["cwd"] == home and any("elizaos" in part for part in proc.info["cmdline"] or []):
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
-
-
 @pytest.mark.parametrize("name", sorted(fixture_characters()))
 def test_each_fixture_character_as_users_have_it_creates_an_agent_that_replies(
         functions: Functions, alice: User, cleanup_agents: list[str], on_elizaos: FakeModelServer,
@@ -64,7 +51,7 @@ def test_each_fixture_character_as_users_have_it_creates_an_agent_that_replies(
     assert [r["text"] for r in answer["replies"]] == [f"Hello, I am {agent['name']}."]
     assert "Private reasoning" not in json.dumps(answer)
     assert any("Who are you?" in prompt for prompt in on_elizaos.prompts)
-    assert len(servers_of(agent["id"])) == 1
+    assert len(servers_of(agent["id"], alice.id)) == 1
 
 
 def test_a_fact_told_before_hibernate_is_in_the_prompt_after_wake(
@@ -74,14 +61,14 @@ def test_a_fact_told_before_hibernate_is_in_the_prompt_after_wake(
     call(functions, alice, "send_message", {"agent_id": agent["id"], "text": "My boat is called Saltwhistle."})
 
     call(functions, alice, "hibernate_agent", {"agent_id": agent["id"]})
-    assert servers_of(agent["id"]) == []  # hibernated: no server left behind
+    assert servers_of(agent["id"], alice.id) == []  # hibernated: no server left behind
     asked = len(on_elizaos.prompts)
     answer = call(functions, alice, "send_message", {"agent_id": agent["id"], "text": "What is my boat called?"})
 
     assert answer["woke"] is True
     after_wake = on_elizaos.prompts[asked:]
     assert any("What is my boat called?" in p and "Saltwhistle" in p for p in after_wake), after_wake
-    assert len(servers_of(agent["id"])) == 1
+    assert len(servers_of(agent["id"], alice.id)) == 1
 
 
 def test_one_agents_memory_never_reaches_another_agents_prompt(
@@ -102,9 +89,9 @@ def test_delete_leaves_no_server_and_no_memory(
         functions: Functions, alice: User, on_elizaos: FakeModelServer) -> None:
     agent = call(functions, alice, "create_agent", {"character": fixture_characters()["eliza-default"]})["agent"]
     home = get_settings().agent_home(agent["id"])
-    assert (home / "elizadb").is_dir()
+    assert (get_settings().agent_home(f"owner-{alice.id}") / "elizadb").is_dir()  # the owner's memory
 
     call(functions, alice, "delete_agent", {"agent_id": agent["id"]})
 
-    assert servers_of(agent["id"]) == []
+    assert servers_of(agent["id"], alice.id) == []
     assert not home.exists()

@@ -47,6 +47,9 @@ def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
         get_runtime.cache_clear()
 
     yield apply
+    close = getattr(get_runtime("process"), "close", None)
+    if close is not None:
+        close()  # servers of its warm pool
     monkeypatch.undo()
     get_settings.cache_clear()
     get_runtime.cache_clear()

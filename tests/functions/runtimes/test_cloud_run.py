@@ -21,7 +21,8 @@ import requests
 from paradyze.agent_keys import api_key
 from paradyze.errors import AgentStartFailed, RuntimeUnavailable, ValidationFailed
 from paradyze.runtimes.base import AgentRuntime, AgentSpec
-from paradyze.runtimes.cloud_run import CloudRunRuntime, cloud_run_cpu, cloud_run_memory, label_value
+from paradyze.runtimes.cloud_run import CloudRunRuntime
+from paradyze.runtimes.cloud_run_service import cloud_run_cpu, cloud_run_memory, label_value
 from paradyze.settings import Settings
 from tests.fakes.cloud_run import FakeCloudRun
 

@@ -1,6 +1,7 @@
-"""The real ElizaOS 1.7.2 on the process runtime: locked down, one world per agent, no process left behind.
+"""The real ElizaOS 1.7.2 on the process runtime: locked down, one world per owner, no process left behind.
 
-Slow (each ElizaOS start takes 6-25 s on this host); run by tests/run.sh like every other suite.
+Agents run in their owner's shared server (shared_hosts.py); test_elizaos_shared.py covers what
+sharing adds. Slow (each server boot takes 6-25 s on this host); run by tests/run.sh like every other suite.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from paradyze.agent_keys import api_key
 from paradyze.runtimes.base import AgentSpec
 from paradyze.runtimes.process import ProcessRuntime
 from paradyze.settings import Settings, get_settings
+from tests.functions.runtimes.eliza_servers import NO_OWNER, servers_of, shared_servers
 
 pytestmark = pytest.mark.elizaos
 ELIZAOS = Settings(PARADYZE_AGENT="elizaos").elizaos_dir
@@ -53,6 +55,7 @@ def runtime() -> Iterator[ProcessRuntime]:
     yield backend
     for owned in backend.list_owned():
         backend.stop(owned.handle, grace=5.0)
+    backend.close()
     shutil.rmtree(home, ignore_errors=True)
 
 
@@ -74,19 +77,6 @@ def wait_health(url: str, agent_id: str, proc_alive: Any = None) -> None:
             pass
         time.sleep(0.25)
     raise AssertionError(f"{url} never answered health")
-
-
-def servers_of(agent_id: str) -> list[psutil.Process]:
-    """Every ElizaOS server process on this host that runs for agent_id, whatever its group or user."""
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            if any(arg.endswith("@elizaos/cli/dist/index.js") for arg in proc.info["cmdline"] or []) \
-                    and proc.environ().get("PARADYZE_AGENT_ID") == agent_id:
-                found.append(proc)
-        except psutil.Error:
-            pass
-    return found
 
 
 # --- the runtime alone ---------------------------------------------------------------------------
@@ -111,13 +101,15 @@ def test_the_server_listens_only_on_loopback_and_refuses_calls_without_its_key(
     agents = requests.get(f"{started.url}/api/agents", headers={"X-API-KEY": api_key(spec.agent_id)}, timeout=10)
     assert [a["name"] for a in agents.json()["data"]["agents"]] == ["Warden"]
 
-    # Its world is its own home: its database is there, and no other agent's is.
-    home = runtime.settings.agent_home(spec.agent_id)
+    # Its world is its owner's home, closed to everyone else: its database is there.
+    home = runtime.settings.agent_home(f"owner-{NO_OWNER}")
     assert (home / "elizadb").is_dir()
-    assert psutil.Process(info["pid"]).cwd() == str(home)
-    env = psutil.Process(info["pid"]).environ()
-    assert env["PGLITE_DATA_DIR"] == str(home / "elizadb") and env["HOME"] == str(home)
-    assert not {"PARADYZE_HOME", "DATABASE_URL", "PARADYZE_SECRETS_KEY", "SUPABASE_JWT_SECRET"} & set(env)
+    server = psutil.Process(info["pid"])
+    assert server.cwd() == str(home)
+    assert home.stat().st_mode & 0o777 == 0o700 and home.stat().st_uid == server.uids().real != 0
+    env = server.environ()
+    assert not {"PARADYZE_HOME", "DATABASE_URL", "PARADYZE_SECRETS_KEY", "SUPABASE_JWT_SECRET",
+                "OPENAI_API_KEY"} & set(env)
     status = runtime.status(started.handle)
     assert status.alive and status.memory_bytes and status.memory_bytes > 50 * 2**20
     print(f"\nElizaOS idle RSS: {status.memory_bytes / 2**20:.0f} MB")
@@ -146,9 +138,9 @@ def test_a_character_naming_an_unknown_plugin_installs_nothing(runtime: ProcessR
 
     assert installed() == before
     assert (ELIZAOS / "app" / "bun.lock").read_bytes() == lock_before
-    home = runtime.settings.agent_home(spec.agent_id)
-    found = [p for p in home.rglob("*") if p.name in ("node_modules", "package.json", "bun.lock", "analysis")]
-    assert found == [], found
+    for home in (runtime.settings.agent_home(spec.agent_id), runtime.settings.agent_home(f"owner-{NO_OWNER}")):
+        found = [p for p in home.rglob("*") if p.name in ("node_modules", "package.json", "bun.lock", "analysis")]
+        assert found == [], found
     assert "analysis" not in installed()
 
 
@@ -159,7 +151,7 @@ def test_kill_9_of_leader_or_member_is_seen_and_stop_leaves_nothing_of_the_agent
     wait_health(started.url, spec.agent_id, lambda: runtime.alive(started.handle))
     info = json.loads(started.handle)
     assert runtime.alive(started.handle)
-    os.kill(info["server"][0], signal.SIGKILL)
+    os.kill(info["pid"], signal.SIGKILL)
     deadline = time.monotonic() + 10
     while runtime.alive(started.handle) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -176,16 +168,21 @@ def test_kill_9_of_leader_or_member_is_seen_and_stop_leaves_nothing_of_the_agent
     assert len(servers_of(spec.agent_id)) == 1
 
 
+@pytest.mark.parametrize("hosting", ["shared", "own"])
 def test_a_port_taken_by_someone_else_fails_the_start_and_leaves_nothing(
-        runtime: ProcessRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hosting: str) -> None:
     import socket
 
     from paradyze.errors import AgentStartFailed
-    from paradyze.runtimes import process
+    from paradyze.runtimes import process, shared_hosts
 
+    runtime = ProcessRuntime(Settings(
+        PARADYZE_HOME=tmp_path / "home", PARADYZE_INSTANCE=f"eliza-{uuid.uuid4().hex[:6]}", PARADYZE_AGENT="elizaos",
+        PARADYZE_AGENT_START_TIMEOUT=BOOT_S, PARADYZE_AGENT_HOSTING=hosting, PARADYZE_AGENT_POOL=0))
     squatter = socket.create_server(("127.0.0.1", 0))
     taken = squatter.getsockname()[1]
     monkeypatch.setattr(process, "_free_port", lambda host: taken)  # the race, made certain
+    monkeypatch.setattr(shared_hosts, "free_port", lambda host: taken)
     spec = spec_for(tmp_path, eliza_character("Mover"))
     try:
         with pytest.raises(AgentStartFailed, match=f"not on its port {taken}"):
@@ -194,6 +191,8 @@ def test_a_port_taken_by_someone_else_fails_the_start_and_leaves_nothing(
         squatter.close()
     assert runtime.list_owned() == []
     assert servers_of(spec.agent_id) == []
+    assert [p for p in shared_servers() if p.environ().get("PARADYZE_INSTANCE_KEY") ==
+            runtime.settings.instance_key] == []
 
 
 # --- through the functions -------------------------------------------------------------------------
@@ -211,34 +210,32 @@ def create(functions: Functions, token: str, character: dict[str, Any]) -> dict[
     return dict(resp.get_json()["agent"])
 
 
-def test_health_check_repairs_a_killed_server_group_and_one_server_runs(
+def test_health_check_repairs_a_killed_server_and_one_server_runs(
         eliza_functions: Functions, admin_token: str, cleanup_agents: list[str]) -> None:
     agent = create(eliza_functions, admin_token, eliza_character("Phoenix"))
     cleanup_agents.append(agent["id"])
-    [pid] = agent_processes()[agent["id"]]
-    group = [p for p in psutil.process_iter() if _group_of(p) == pid]
-    os.killpg(pid, signal.SIGKILL)
-    psutil.wait_procs(group, timeout=10)
+    [server] = servers_of(agent["id"])
+    server.kill()
+    psutil.wait_procs([server], timeout=10)
     assert servers_of(agent["id"]) == []
 
     report = eliza_functions.get("health_check", admin_token).get_json()
     assert agent["id"] in report["repairs"]["restarted"], report
     after = eliza_functions.get("get_agent", admin_token, agent_id=agent["id"]).get_json()["agent"]
     assert after["status"] == "running"
-    assert len(agent_processes()[agent["id"]]) == 1
     assert len(servers_of(agent["id"])) == 1
 
 
-def test_hibernate_and_delete_leave_no_process_and_memory_lives_in_the_home(
-        eliza_functions: Functions, admin_token: str) -> None:
+def test_hibernate_and_delete_leave_no_process_and_memory_lives_in_the_owners_home(
+        eliza_functions: Functions, admin_token: str, cleanup_agents: list[str]) -> None:
     agent = create(eliza_functions, admin_token, eliza_character("Sleeper"))
-    home = get_settings().agent_home(agent["id"])
+    home = get_settings().agent_home(f"owner-{NO_OWNER}")
     assert len(servers_of(agent["id"])) == 1
     assert (home / "elizadb").is_dir()
 
     resp = eliza_functions.post("hibernate_agent", admin_token, {"agent_id": agent["id"]})
     assert resp.status_code == 200 and resp.get_json()["agent"]["status"] == "hibernated"
-    assert agent["id"] not in agent_processes() and servers_of(agent["id"]) == []
+    assert servers_of(agent["id"]) == [] and _servers_of_this_instance() == []  # its last agent slept
     kept = sorted(p.name for p in (home / "elizadb").iterdir())
     assert kept  # its memory stays while it sleeps
 
@@ -248,8 +245,18 @@ def test_hibernate_and_delete_leave_no_process_and_memory_lives_in_the_home(
 
     resp = eliza_functions.post("delete_agent", admin_token, {"agent_id": agent["id"]})
     assert resp.status_code == 200
-    assert agent["id"] not in agent_processes() and servers_of(agent["id"]) == []
-    assert not home.exists()
+    assert servers_of(agent["id"]) == [] and _servers_of_this_instance() == []
+    assert not get_settings().agent_home(agent["id"]).exists()
+
+    # Its memory went with it: the owner's database no longer knows it.
+    other = create(eliza_functions, admin_token, eliza_character("Successor"))
+    cleanup_agents.append(other["id"])
+    listed = requests.get(f"{other['url']}/api/agents", headers={"X-API-KEY": api_key(other["id"])}, timeout=30)
+    assert [a["id"] for a in listed.json()["data"]["agents"]] == [other["id"]]
+
+
+def _servers_of_this_instance() -> list[psutil.Process]:
+    return [p for p in shared_servers() if p.environ().get("PARADYZE_INSTANCE_KEY") == get_settings().instance_key]
 
 
 @pytest.mark.e2e
@@ -264,11 +271,22 @@ def test_ctrl_c_of_the_emulator_leaves_no_agent_process(tmp_path: Path) -> None:
         resp = emu.post("create_agent", {"character": eliza_character("Interrupted")})
         assert resp.status_code == 201, resp.text
         agent_id = resp.json()["agent"]["id"]
-        assert len(servers_of(agent_id)) == 1
+        assert len(_servers_of_instance("e2e-")) == 1
     finally:
         emu.stop(signal.SIGINT)
     assert agent_id not in agent_processes("e2e-")
-    assert servers_of(agent_id) == []
+    assert _servers_of_instance("e2e-", listening=False) == []  # the warm pool's servers too
+
+
+def _servers_of_instance(prefix: str, *, listening: bool = True) -> list[psutil.Process]:
+    found = []
+    for proc in shared_servers(listening=listening):
+        try:
+            if proc.environ().get("PARADYZE_INSTANCE_KEY", "").startswith(prefix):
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
 
 
 def _group_of(proc: psutil.Process) -> int | None:
