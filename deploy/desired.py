@@ -12,7 +12,7 @@ from .targets import REPO
 sys.path.insert(0, str(REPO / "functions"))  # the platform's own job definitions, as the functions build them
 
 from paradyze.scheduler.cloud import CloudSchedulerSink  # noqa: E402
-from paradyze.scheduler.cron import platform_jobs  # noqa: E402
+from paradyze.scheduler.jobs import platform_jobs  # noqa: E402
 from paradyze.settings import Settings  # noqa: E402
 
 PORT = 8080
