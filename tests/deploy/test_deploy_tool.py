@@ -81,6 +81,7 @@ PARADYZE_HOME = "{folder / 'home'}"
 PARADYZE_AGENT = "reference"
 PARADYZE_RUNTIME = "process"
 PARADYZE_STORE = "local"
+PARADYZE_TELEMETRY = "off"
 """
     path = folder / "environments.toml"
     path.write_text(text)
