@@ -160,6 +160,25 @@ def load_agents(status: str | None = None, q: str | None = None) -> list[Agent] 
         return None
 
 
+def agents_and_link() -> tuple[dict[str, Agent], str | None]:
+    """Every agent by id, and the agent the page's link names (?agent_id=); stops the page after saying
+    why when the agents cannot be loaded, there are none, or the link names an unknown agent (a stale
+    or mistyped link never shows some other agent in its place)."""
+    agents = load_agents()
+    if agents is None:
+        st.stop()
+    by_id = {a.id: a for a in agents}
+    wanted = st.query_params.get("agent_id")
+    if wanted and wanted not in by_id:
+        st.error(f"**Agent `{wanted}` not found.** It may have been deleted, or the link is mistyped.", icon="🔍")
+        st.page_link("views/agents.py", label="Back to all agents", icon="🤖")
+        st.stop()
+    if not agents:
+        st.info("No agents yet. Create one on the **Create agent** page.")
+        st.stop()
+    return by_id, wanted
+
+
 def hourly_rate() -> float:
     """$ per running agent-hour: what the Costs page set, else the configured region's published price."""
     if "hourly_rate" in st.session_state:  # kept by the Costs page (its widgets' own state is not)

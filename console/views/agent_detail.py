@@ -20,19 +20,7 @@ ui.header("🔎 Agent detail")
 ui.stop_if_backend_down()
 client = ui.client()
 
-agents = ui.load_agents()
-if agents is None:
-    st.stop()
-by_id = {a.id: a for a in agents}
-wanted = st.query_params.get("agent_id")
-if wanted and wanted not in by_id:
-    # A stale or mistyped link: say so, never show some other agent in its place.
-    st.error(f"**Agent `{wanted}` not found.** It may have been deleted, or the link is mistyped.", icon="🔍")
-    st.page_link("views/agents.py", label="Back to all agents", icon="🤖")
-    st.stop()
-if not agents:
-    st.info("No agents yet. Create one on the **Create agent** page.")
-    st.stop()
+by_id, wanted = ui.agents_and_link()
 wanted = wanted or st.session_state.get("created_agent_id")
 ids = list(by_id)
 agent_id = st.selectbox(

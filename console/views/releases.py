@@ -12,18 +12,7 @@ ui.header("🚀 Releases")
 ui.stop_if_backend_down()
 client = ui.client()
 
-agents = ui.load_agents()
-if agents is None:
-    st.stop()
-by_id = {a.id: a for a in agents}
-wanted = st.query_params.get("agent_id")
-if wanted and wanted not in by_id:
-    st.error(f"**Agent `{wanted}` not found.** It may have been deleted, or the link is mistyped.", icon="🔍")
-    st.page_link("views/agents.py", label="Back to all agents", icon="🤖")
-    st.stop()
-if not agents:
-    st.info("No agents yet. Create one on the **Create agent** page.")
-    st.stop()
+by_id, wanted = ui.agents_and_link()
 ids = list(by_id)
 agent_id = st.selectbox("Agent", ids, index=ids.index(wanted) if wanted in by_id else 0,
                         format_func=lambda i: ui.label(by_id[i]), key="releases_agent")
