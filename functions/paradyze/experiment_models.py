@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any, Literal
 
@@ -31,7 +32,15 @@ class ExperimentRequest(BaseModel):
 
 class ExperimentRef(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    experiment_id: str = Field(json_schema_extra={"format": "uuid"}, pattern=r"^[0-9a-fA-F-]{36}$")
+    experiment_id: str = Field(json_schema_extra={"format": "uuid"})
+
+    @field_validator("experiment_id")
+    @classmethod
+    def _a_uuid(cls, value: str) -> str:
+        try:
+            return str(uuid.UUID(value))
+        except ValueError as exc:
+            raise ValueError("must be an experiment id (a uuid)") from exc
 
 
 class ExperimentsQuery(BaseModel):

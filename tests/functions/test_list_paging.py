@@ -3,6 +3,7 @@ that was changed, cut or moved to another list is a 422 naming it; each page is 
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -229,4 +230,7 @@ def test_every_list_page_is_an_index_scan_without_a_sort(conn: Any) -> None:
     repository.list_agents(probe, limit=51, after=(now, agent_id))
     conn.execute("reset role")
     for plan in probe.plans:
-        assert "Index" in plan and "Sort" not in plan and "Seq Scan" not in plan, plan
+        # The paged table is read by an index, in order; the one-row characters table of this test may be
+        # read whole for each agent's current version (the planner's choice at that size).
+        assert "Index" in plan and "Sort" not in plan, plan
+        assert not re.search(r"Seq Scan on (agents|agent_events|backups|character_versions)\b", plan), plan

@@ -93,3 +93,12 @@ def test_the_sweep_deletes_the_test_agents_of_an_experiment_whose_run_died(
     assert functions.get("get_agent", alice.token, agent_id=agent["id"]).status_code == 404
     died = functions.get("get_experiment", alice.token, experiment_id=str(row["id"])).get_json()["experiment"]
     assert died["status"] == "failed" and "interrupted" in died["error"]
+
+
+def test_an_experiment_id_that_is_not_a_uuid_is_a_422_naming_it(functions: Functions, alice: User) -> None:
+    # 36 hex digits look like an id's length but are no uuid: the answer says so, never a 500.
+    resp = functions.get("get_experiment", alice.token, experiment_id="0" * 36)
+    assert resp.status_code == 422
+    assert resp.get_json()["error"]["details"][0]["loc"][-1] == "experiment_id"
+    unknown = functions.get("get_experiment", alice.token, experiment_id="00000000-0000-4000-8000-000000000000")
+    assert unknown.status_code == 404
