@@ -240,25 +240,28 @@ def test_the_image_runs_from_character_json_as_cloud_run_starts_it(
             "PORT": "8080",
             "ELIZA_SERVER_AUTH_TOKEN": key,
         },
-        labels={LABEL_INSTANCE: settings.instance_key},  # removed with the runtime's containers
+        labels={LABEL_INSTANCE: settings.instance_key},
         mem_limit="1g",
     )
-    container.reload()
-    url = f"http://{container.attrs['NetworkSettings']['IPAddress']}:8080"
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        try:
-            agents = requests.get(f"{url}/api/agents", headers={"X-API-KEY": key}, timeout=5)
-            # The server answers before it has registered the character: wait for it to list one.
-            if agents.ok and agents.json()["data"]["agents"]:
-                break
-        except requests.RequestException:
-            pass
+    try:
         container.reload()
-        assert container.status == "running", container.logs(tail=40).decode(errors="replace")
-        assert time.monotonic() < deadline, f"ElizaOS not answering within {START_TIMEOUT:g}s"
-        time.sleep(0.25)
-    assert [a["name"] for a in agents.json()["data"]["agents"]] == ["Cirrus"]
+        url = f"http://{container.attrs['NetworkSettings']['IPAddress']}:8080"
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                agents = requests.get(f"{url}/api/agents", headers={"X-API-KEY": key}, timeout=5)
+                # The server answers before it has registered the character: wait for it to list one.
+                if agents.ok and agents.json()["data"]["agents"]:
+                    break
+            except requests.RequestException:
+                pass
+            container.reload()
+            assert container.status == "running", container.logs(tail=40).decode(errors="replace")
+            assert time.monotonic() < deadline, f"ElizaOS not answering within {START_TIMEOUT:g}s"
+            time.sleep(0.25)
+        assert [a["name"] for a in agents.json()["data"]["agents"]] == ["Cirrus"]
+    finally:  # started by hand, not by the runtime: nothing else would stop it
+        container.remove(force=True)
 
 
 # --- through the functions -------------------------------------------------------------------------
