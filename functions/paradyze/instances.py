@@ -190,11 +190,17 @@ def stop_instance(agent: Agent) -> None:
     release_store.stop_kept(agent)  # a blue kept after a release stops with the agent
 
 
+def forget_memory(agent: Agent, instance_id: str) -> None:
+    """Delete what the agent's runtime keeps of one of its identities outside its home: its rows in
+    its owner's shared server (the process runtime's ElizaOS servers); nothing for other runtimes."""
+    forget = getattr(get_runtime(agent.runtime), "forget", None)
+    if forget is not None:
+        forget(instance_id, agent.user_id)
+
+
 def finish_delete(agent: Agent, *, actor: str) -> None:
     """Stop the agent, drop its jobs, rows and files; the row says `deleting` (the caller holds the lock)."""
-    forget = getattr(get_runtime(agent.runtime), "forget", None)
-    if forget is not None:  # memory kept outside the agent's home (its owner's server): first, while it runs
-        forget(agent.id, agent.user_id)
+    forget_memory(agent, agent.id)  # first, while its owner's server still runs
     stop_instance(agent)
     agent_databases.drop(get_settings(), agent.id)  # first: if it fails, the row says deleting, to retry
     sync_stored_agent(agent.id, removed=True)

@@ -18,7 +18,7 @@ from . import db, release_store, repository, slots
 from .agents import Agent
 from .auth import SYSTEM
 from .errors import ParadyzeError
-from .instances import crash_point, drain, start_instance, transition
+from .instances import crash_point, drain, forget_memory, start_instance, transition
 from .release_models import ReleasePublic
 from .runtimes import get_runtime
 from .settings import get_settings
@@ -40,9 +40,7 @@ def switch(agent: Agent, rec: Row, *, version: int, green_handle: str, smoke: li
     runtime = get_runtime(agent.runtime)
     settings = get_settings()
     runtime.stop(green_handle, grace=settings.agent_stop_grace)
-    forget = getattr(runtime, "forget", None)
-    if forget is not None:  # the twin's rows in the owner's database: it served only the smoke test
-        forget(slots.twin(agent.id), agent.user_id)
+    forget_memory(agent, slots.twin(agent.id))  # the twin served only the smoke test
     reason = f"{kind} to version {version}: restarting in place in the owner's server, memory kept"
     with db.transaction(SYSTEM) as conn:
         release_store.set_current(conn, agent.character_id, version)
