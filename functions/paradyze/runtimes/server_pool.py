@@ -36,6 +36,7 @@ class ServerPool:
         self._idle: deque[Pooled] = deque()
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
+        self._closed = False
         for _ in range(settings.agent_pool):
             self._refill()
 
@@ -56,20 +57,25 @@ class ServerPool:
                 del self._children[pid]
 
     def close(self) -> None:
-        """End the idle servers (they would end on their own when this process exits)."""
+        """End the idle servers (they would end on their own when this process exits); a refill still
+        booting when the pool closes ends its server instead of keeping it."""
         with self._lock:
+            self._closed = True
             idle, self._idle = list(self._idle), deque()
         for pooled in idle:
-            pooled.child.kill()
-            pooled.child.wait(timeout=5)
+            _end(pooled)
 
     def _refill(self) -> None:
         with self._lock:
-            short = len(self._idle) < self.settings.agent_pool
+            short = not self._closed and len(self._idle) < self.settings.agent_pool
         if short:
             pooled = self._spawn()
             with self._lock:
-                self._idle.append(pooled)
+                kept = not self._closed
+                if kept:
+                    self._idle.append(pooled)
+            if not kept:
+                _end(pooled)
 
     def _spawn(self) -> Pooled:
         logs = self.settings.run_dir / "logs"
@@ -92,3 +98,8 @@ class ServerPool:
         with self._lock:
             self._children[child.pid] = child
         return Pooled(child=child, log=str(log_path))
+
+
+def _end(pooled: Pooled) -> None:
+    pooled.child.kill()
+    pooled.child.wait(timeout=5)

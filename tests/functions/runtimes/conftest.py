@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from paradyze.runtimes import get_runtime
+from paradyze.runtimes import close_runtimes
 from paradyze.settings import Settings, get_settings
 
 
@@ -43,13 +43,10 @@ def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
     def apply(**env: str) -> None:
         for name, value in env.items():
             monkeypatch.setenv(name, value)
+        close_runtimes()  # a warm pool built from the settings before ends with them
         get_settings.cache_clear()
-        get_runtime.cache_clear()
 
     yield apply
-    close = getattr(get_runtime("process"), "close", None)
-    if close is not None:
-        close()  # servers of its warm pool
+    close_runtimes()
     monkeypatch.undo()
     get_settings.cache_clear()
-    get_runtime.cache_clear()

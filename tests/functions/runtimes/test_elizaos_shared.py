@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from helpers import Functions, User
 from paradyze.agent_keys import api_key
 from paradyze.runtimes.base import AgentSpec
 from paradyze.runtimes.process import ProcessRuntime
+from paradyze.runtimes.server_pool import ServerPool
 from paradyze.settings import Settings, get_settings
 from tests.fakes.model_server import FakeModelServer
 from tests.functions.runtimes.eliza_servers import servers_of
@@ -153,9 +155,26 @@ def test_a_wake_while_the_pool_is_empty_boots_a_server_and_the_agent_remembers(
     assert len(servers_of(agent["id"], alice.id)) == 1
 
 
-def _server_here(proc: psutil.Process) -> bool:
+def _server_here(proc: psutil.Process, instance_key: str | None = None) -> bool:
     try:
         return any(a.endswith("eliza_host.mjs") for a in proc.info["cmdline"] or []) and \
-            proc.environ().get("PARADYZE_INSTANCE_KEY") == get_settings().instance_key
+            proc.environ().get("PARADYZE_INSTANCE_KEY") == (instance_key or get_settings().instance_key)
     except psutil.Error:
         return False
+
+
+def test_a_pool_closed_while_it_refills_keeps_no_server_waiting(tmp_path: Path) -> None:
+    settings = Settings(PARADYZE_HOME=tmp_path, PARADYZE_INSTANCE=f"pool-{uuid.uuid4().hex[:6]}",
+                        PARADYZE_AGENT="elizaos", PARADYZE_AGENT_POOL=1)
+    pool = ServerPool(settings)
+    taken = pool.take()  # the pre-booted server; a refill starts booting the next in the background
+    pool.close()
+    for refill in [t for t in threading.enumerate() if t.name == "pool-refill"]:
+        refill.join(timeout=30)
+    try:
+        waiting = [p for p in psutil.process_iter(["cmdline"])
+                   if _server_here(p, settings.instance_key) and p.pid != taken.child.pid]
+        assert waiting == []
+    finally:
+        taken.child.kill()
+        taken.child.wait(timeout=5)
