@@ -145,7 +145,7 @@ def delete_agent(request: Request, caller: Caller, body: AgentRef) -> AgentEnvel
 
 
 @functions_framework.http
-@endpoint(auth="user", methods=("POST",), body=MessageSend, response=MessageResult)
+@endpoint(auth="user", methods=("POST",), body=MessageSend, response=MessageResult, own_slot=True)
 def send_message(request: Request, caller: Caller, body: MessageSend) -> MessageResult:
     """Send a message and answer the agent's replies; a hibernated agent is woken first"""
     return MessageResult.model_validate(messaging.send(caller, body))

@@ -121,12 +121,18 @@ def transaction(caller: Caller) -> Iterator[Conn]:
     """
     try:
         with pool().connection() as conn, conn.transaction():
-            # set_config('role', ..., true) is SET LOCAL ROLE; one round trip sets both.
-            conn.execute("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
-                         (_role(caller), json.dumps(caller.claims)))
+            act_as(conn, caller)
             yield conn
     except (PoolTimeout, psycopg.OperationalError) as exc:
         raise DatabaseUnavailable("the database is not reachable") from exc
+
+
+def act_as(conn: Conn, caller: Caller) -> None:
+    """What follows in this transaction runs as the caller (as transaction() begins): after the
+    platform's own bookkeeping in a service_role transaction, a read as the caller, under RLS."""
+    # set_config('role', ..., true) is SET LOCAL ROLE; one round trip sets both.
+    conn.execute("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
+                 (_role(caller), json.dumps(caller.claims)))
 
 
 @contextlib.contextmanager

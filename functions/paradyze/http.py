@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -59,6 +60,8 @@ class Operation:
     body: Model | None = None
     query: Model | None = None
     headers: Model | None = None
+    # The handler takes the caller's request slot itself, in its own first transaction (send_message).
+    own_slot: bool = False
 
 
 class Registry:
@@ -69,19 +72,21 @@ class Registry:
 
     def endpoint(self, *, auth: Auth, methods: tuple[str, ...], response: Model, status: int | tuple[int, ...] = 200,
                  body: Model | None = None, query: Model | None = None,
-                 headers: Model | None = None) -> Callable[[Handler], Callable[[flask.Request], flask.Response]]:
+                 headers: Model | None = None,
+                 own_slot: bool = False) -> Callable[[Handler], Callable[[flask.Request], flask.Response]]:
         """Register the handler and wrap it: CORS, method, auth, the request parsed, errors as JSON.
 
         The handler is called as handler(request, caller, body=..., query=..., headers=...) with
         the parsed models it declared, and returns a `response` model (or what validates as one),
-        or (that, status).
+        or (that, status). The caller holds one of their request slots (limits.in_flight) while it
+        runs, unless own_slot says the handler takes it itself (limits.admit).
         """
 
         def decorate(handler: Handler) -> Callable[[flask.Request], flask.Response]:
             op = Operation(name=handler.__name__, summary=(handler.__doc__ or handler.__name__).strip().splitlines()[0],
                            auth=auth, methods=methods, response=response,
                            statuses=status if isinstance(status, tuple) else (status,),
-                           body=body, query=query, headers=headers)
+                           body=body, query=query, headers=headers, own_slot=own_slot)
             self.operations[op.name] = op
             return serve(op, handler, get_settings())
 
@@ -146,7 +151,7 @@ def _run(op: Operation, handler: Handler, request: flask.Request) -> flask.Respo
     if op.headers is not None:
         inputs["headers"] = read_headers(request, op.headers)
     telemetry.bind_inputs(inputs)
-    with limits.in_flight(caller):
+    with contextlib.nullcontext() if op.own_slot else limits.in_flight(caller):
         result = handler(request, caller, **inputs)
     value, status = result if isinstance(result, tuple) else (result, op.statuses[0])
     # Answers pass through the declared model, so the document and the wire cannot differ.

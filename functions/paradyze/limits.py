@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
@@ -39,23 +40,65 @@ def check_rate(caller: Caller, action: Action) -> None:
     """Count one call of action by the calling user. Raises RateLimited (with retry_after)."""
     if caller.user_id is None:
         return
-    settings = get_settings()
-    limit, period = {
-        "create_agent": (settings.create_agent_rate, settings.create_agent_rate_period),
-        "send_message": (settings.send_message_rate, settings.send_message_rate_period),
-    }[action]
+    limit, period = _rate(action)
     with db.transaction(SYSTEM) as conn:
         wait = repo.take_rate_slot(conn, caller.user_id, action, limit, timedelta(seconds=period))
-    if wait is None:
-        return
-    retry_after = max(1, math.ceil(wait))
-    raise RateLimited(
-        f"too many {action} calls: the limit is {limit} per {period:g} seconds for each user;"
-        f" try again in {retry_after} s",
-        retry_after=retry_after,
-        details=[{"loc": ["function"], "msg": f"{action}: at most {limit} per {period:g} s",
-                  "limit": limit, "period_s": period}],
+    if wait is not None:
+        raise _rate_limited(action, limit, period, wait)
+
+
+@dataclass
+class Slot:
+    """One of a user's request slots, held until given back (id None: nothing to give back)."""
+
+    id: str | None = None
+
+
+def admit(conn: Conn, caller: Caller, action: Action | None = None) -> Slot:
+    """In a service_role transaction: take one of the calling user's request slots and, for action,
+    count one call against its rate. Give the slot back with give_back, in the transaction that
+    ends the work (or give_back_alone). Raises TooManyInFlight, RateLimited (nothing taken then).
+    """
+    if caller.user_id is None:
+        return Slot()
+    settings = get_settings()
+    rate = None
+    if action is not None:
+        limit, period = _rate(action)
+        rate = (action, limit, timedelta(seconds=period))
+    admission = repo.begin_operation(conn, caller.user_id, concurrency=settings.user_concurrency, lease=_LEASE,
+                                     rate=rate)
+    if admission.operation_id is not None:
+        return Slot(admission.operation_id)
+    if admission.rate_wait is not None and rate is not None:
+        raise _rate_limited(rate[0], rate[1], rate[2].total_seconds(), admission.rate_wait)
+    limit = settings.user_concurrency
+    raise TooManyInFlight(
+        f"too many requests at once: {admission.in_flight} of yours are being served and the limit is {limit};"
+        f" try again in {_IN_FLIGHT_RETRY_S} s",
+        retry_after=_IN_FLIGHT_RETRY_S,
+        details=[{"loc": ["user"], "msg": f"at most {limit} requests in flight", "limit": limit,
+                  "in_flight": admission.in_flight}],
     )
+
+
+def give_back(conn: Conn, slot: Slot) -> None:
+    """In a service_role transaction that ends the work: free the slot when it commits."""
+    if slot.id is not None:
+        repo.end_operation(conn, slot.id)
+
+
+def give_back_alone(slot: Slot) -> None:
+    """Free the slot in a transaction of its own; if the database is away, its lease frees it later."""
+    if slot.id is None:
+        return
+    try:
+        with db.transaction(SYSTEM) as conn:
+            repo.end_operation(conn, slot.id)
+        slot.id = None
+    except DatabaseUnavailable:
+        # The answer still goes out; the slot frees itself when its lease runs out.
+        log.warning("could not release request slot %s; it expires on its own", slot.id)
 
 
 @contextlib.contextmanager
@@ -64,28 +107,31 @@ def in_flight(caller: Caller) -> Iterator[None]:
     if caller.user_id is None:
         yield
         return
-    user_id, limit = caller.user_id, get_settings().user_concurrency
     with db.transaction(SYSTEM) as conn:
-        repo.lock_user(conn, user_id)
-        busy = repo.operations_in_flight(conn, user_id)
-        if busy >= limit:
-            raise TooManyInFlight(
-                f"too many requests at once: {busy} of yours are being served and the limit is {limit};"
-                f" try again in {_IN_FLIGHT_RETRY_S} s",
-                retry_after=_IN_FLIGHT_RETRY_S,
-                details=[{"loc": ["user"], "msg": f"at most {limit} requests in flight", "limit": limit,
-                          "in_flight": busy}],
-            )
-        operation_id = repo.begin_operation(conn, user_id, _LEASE)
+        slot = admit(conn, caller)
     try:
         yield
     finally:
-        try:
-            with db.transaction(SYSTEM) as conn:
-                repo.end_operation(conn, operation_id)
-        except DatabaseUnavailable:
-            # The answer still goes out; the slot frees itself when its lease runs out.
-            log.warning("could not release request slot %s of user %s; it expires on its own", operation_id, user_id)
+        give_back_alone(slot)
+
+
+def _rate(action: Action) -> tuple[int, float]:
+    settings = get_settings()
+    return {
+        "create_agent": (settings.create_agent_rate, settings.create_agent_rate_period),
+        "send_message": (settings.send_message_rate, settings.send_message_rate_period),
+    }[action]
+
+
+def _rate_limited(action: str, limit: int, period: float, wait: float) -> RateLimited:
+    retry_after = max(1, math.ceil(wait))
+    return RateLimited(
+        f"too many {action} calls: the limit is {limit} per {period:g} seconds for each user;"
+        f" try again in {retry_after} s",
+        retry_after=retry_after,
+        details=[{"loc": ["function"], "msg": f"{action}: at most {limit} per {period:g} s",
+                  "limit": limit, "period_s": period}],
+    )
 
 
 def reserve_new_agent(conn: Conn, user_id: str) -> None:

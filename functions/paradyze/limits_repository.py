@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -55,20 +54,28 @@ def take_rate_slot(conn: Conn, user_id: str, action: str, limit: int, period: ti
     return max(0.0, float(row["wait"])) if row else 0.0
 
 
-def operations_in_flight(conn: Conn, user_id: str) -> int:
-    """The user's unexpired operations; expired ones (their instance died) are dropped first."""
-    conn.execute("delete from public.user_operations where user_id = %s and expires_at < now()", (user_id,))
-    row = conn.execute("select count(*) as n from public.user_operations where user_id = %s", (user_id,)).fetchone()
-    return int(row["n"]) if row else 0
+@dataclass(frozen=True)
+class Admission:
+    """What begin_operation decided: a slot's id, or why not (the slots in flight, the rate's wait)."""
+
+    operation_id: str | None
+    in_flight: int
+    rate_wait: float | None
 
 
-def begin_operation(conn: Conn, user_id: str, lease: timedelta) -> str:
-    operation_id = str(uuid.uuid4())
-    conn.execute(
-        "insert into public.user_operations (id, user_id, expires_at) values (%s, %s, now() + %s)",
-        (operation_id, user_id, lease),
-    )
-    return operation_id
+def begin_operation(conn: Conn, user_id: str, *, concurrency: int, lease: timedelta,
+                    rate: tuple[str, int, timedelta] | None = None) -> Admission:
+    """Take one of the user's request slots and, for rate = (action, limit, period), count one call
+    against that rate; nothing is taken when either refuses. One statement (the migration's
+    public.begin_user_operation, under the user's lock)."""
+    action, limit, period = rate if rate is not None else (None, None, None)
+    row = conn.execute(
+        "select operation_id, in_flight, rate_wait from public.begin_user_operation(%s, %s, %s, %s, %s, %s)",
+        (user_id, concurrency, lease, action, limit, period),
+    ).fetchone()
+    assert row is not None
+    return Admission(operation_id=str(row["operation_id"]) if row["operation_id"] else None,
+                     in_flight=int(row["in_flight"]), rate_wait=row["rate_wait"])
 
 
 def end_operation(conn: Conn, operation_id: str) -> None:

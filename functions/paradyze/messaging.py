@@ -9,15 +9,17 @@ from . import agent_client, conversation, db, eliza_character, lifecycle, limits
 from .agents import Agent, MessageSend
 from .auth import SYSTEM, Caller
 from .errors import AgentBusy, AgentFailed, AgentUnreachable, InvalidTransition, ModelKeyMissing, Unavailable
+from .instances import require_agent
 from .settings import get_settings
 
 
 def send(caller: Caller, cmd: MessageSend) -> dict[str, Any]:
     """Deliver cmd.text and return the agent's replies: {"replies": [...], "woke": bool}.
 
-    To a running agent that is one read (as the caller) and one write (the count and activity stamp,
-    after the reply); the message is held in flight meanwhile (db.message_in_flight), so a hibernate
-    waits for it. A hibernated agent is woken first, within this request: messages arriving during
+    To a running agent that is one round of reads (the caller's request slot and rate, then the
+    agent as the caller) and one write after the reply (counts, activity stamp, the conversation,
+    and the slot given back); the message is held in flight meanwhile (db.message_in_flight), so a
+    hibernate waits for it. A hibernated agent is woken first, within this request: messages arriving during
     one wake wait on the same wake (the agent's lock), so they cause one start. The message is
     delivered once or reported undelivered, never half: it is sent only to a running agent, and a
     failed send is not retried. An agent that chooses not to answer gives no replies. Raises
@@ -26,25 +28,43 @@ def send(caller: Caller, cmd: MessageSend) -> dict[str, Any]:
     not reach the agent), and AgentFailed (it reached the agent, which failed to reply: a client
     must not send it again).
     """
-    limits.check_rate(caller, "send_message")
     deadline = time.monotonic() + cmd.wake_timeout_s
     woke = False
-    while True:
-        # In flight before the read: a hibernate that marks the agent after this read waits for us.
-        with db.message_in_flight(cmd.agent_id, timeout=max(0.01, deadline - time.monotonic())):
-            agent = queries.read(caller, cmd.agent_id)
-            if agent.status == "running" and agent.url:
-                return {"replies": _deliver(caller, agent, cmd, deadline), "woke": woke, "agent_id": cmd.agent_id}
-        if agent.status == "error":
-            raise InvalidTransition(f"agent {cmd.agent_id} is in error ({agent.status_reason}); wake it first",
-                                    details=[{"loc": ["agent_id"], "msg": "agent is in error"}])
-        if woke and time.monotonic() > deadline:
-            raise _undelivered(cmd.agent_id, "the agent did not stay running")
-        woke = True
-        _wake_within(caller, cmd.agent_id, deadline)
+    slot: limits.Slot | None = None
+    try:
+        while True:
+            # In flight before the read: a hibernate that marks the agent after this read waits for us.
+            with db.message_in_flight(cmd.agent_id, timeout=max(0.01, deadline - time.monotonic())):
+                if slot is None:
+                    slot, agent = _admit_and_read(caller, cmd.agent_id)
+                else:
+                    agent = queries.read(caller, cmd.agent_id)
+                if agent.status == "running" and agent.url:
+                    return {"replies": _deliver(caller, agent, cmd, deadline, slot), "woke": woke,
+                            "agent_id": cmd.agent_id}
+            if agent.status == "error":
+                raise InvalidTransition(f"agent {cmd.agent_id} is in error ({agent.status_reason}); wake it first",
+                                        details=[{"loc": ["agent_id"], "msg": "agent is in error"}])
+            if woke and time.monotonic() > deadline:
+                raise _undelivered(cmd.agent_id, "the agent did not stay running")
+            woke = True
+            _wake_within(caller, cmd.agent_id, deadline)
+    finally:
+        if slot is not None:
+            limits.give_back_alone(slot)  # only when the message's own write did not
 
 
-def _deliver(caller: Caller, agent: Agent, cmd: MessageSend, deadline: float) -> list[dict[str, Any]]:
+def _admit_and_read(caller: Caller, agent_id: str) -> tuple[limits.Slot, Agent]:
+    """The message's one round of reads: the caller's request slot and rate (as the platform), then
+    the agent as the caller, under RLS. Raises TooManyInFlight, RateLimited, NotFound."""
+    with db.transaction(SYSTEM) as conn:
+        slot = limits.admit(conn, caller, "send_message")
+        db.act_as(conn, caller)
+        return slot, require_agent(conn, agent_id)
+
+
+def _deliver(caller: Caller, agent: Agent, cmd: MessageSend, deadline: float,
+             slot: limits.Slot) -> list[dict[str, Any]]:
     assert agent.url is not None
     if get_settings().agent == "elizaos" and eliza_character.started_without_model(agent.id):
         raise _no_model(agent.id)  # ElizaOS would store the message and fail: never send it
@@ -65,10 +85,13 @@ def _deliver(caller: Caller, agent: Agent, cmd: MessageSend, deadline: float) ->
                           details=[{"loc": ["agent_id"], "msg": "delivered, no reply"}]) from exc
     finally:
         telemetry.message_done(cmd.agent_id, sent_at, len(replies))
+        # The message's one write: counts, activity, the conversation, and the request slot back.
         with db.transaction(SYSTEM) as conn:
             repository.record_messages(conn, agent.id, 1 + len(replies))
-            if answered:  # the conversation the console reads back, in the same write
+            if answered:  # the conversation the console reads back
                 conversation.record(conn, caller, agent, cmd.text, replies)
+            limits.give_back(conn, slot)
+        slot.id = None
     return replies
 
 
