@@ -8,6 +8,7 @@ from the client's `auth`.
 from __future__ import annotations
 
 import functools
+import json as jsonlib
 import threading
 import time
 import uuid
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 
 from . import agent_keys, telemetry
+from .agent_http import AgentHttpError, ConnectFailed, HttpxTransport, KeepAlive, Reply, TimedOut, Transport
 from .eliza_answers import error_text, json_body, parse_time, public_replies, raise_for_status
 from .errors import AgentFailed, AgentStartFailed, AgentUnreachable, ParadyzeError
 from .identity import IdTokenAuth
@@ -35,17 +37,15 @@ _PROCESSING_FAILED = "Failed to process message in HTTP transport"
 
 
 class AgentClient:
-    """An HTTP client for running agents, with one pooled `httpx.Client`; close() it when done.
+    """An HTTP client for running agents over kept-alive connections (agent_http); close() it when done.
 
     Thread-safe. `auth` adds what the agents' host needs (IdTokenAuth for private Cloud Run);
     `transport` is for tests (httpx.MockTransport).
     """
 
-    def __init__(self, *, auth: httpx.Auth | None = None, transport: httpx.BaseTransport | None = None) -> None:
-        # Node closes idle keep-alive sockets after 5 s: drop ours first, so that a message is never
-        # written into a socket the agent is closing (which would leave its delivery in doubt).
-        self._http = httpx.Client(auth=auth, transport=transport, timeout=httpx.Timeout(10.0, connect=5.0),
-                                  limits=httpx.Limits(max_connections=64, keepalive_expiry=4.0))
+    def __init__(self, *, auth: IdTokenAuth | None = None, transport: httpx.BaseTransport | None = None) -> None:
+        self._http: Transport = HttpxTransport(transport) if transport is not None else KeepAlive()
+        self._auth = auth
         self._health_path = get_settings().agent_health_path
         self._message_servers: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -65,7 +65,7 @@ class AgentClient:
         """True when the agent's health endpoint answers 2xx within timeout, to its own key."""
         try:
             return self._send("GET", _join(url, self._health_path), agent_id, timeout=timeout).is_success
-        except (httpx.HTTPError, ParadyzeError):
+        except (AgentHttpError, ParadyzeError):
             return False
 
     def wait_healthy(self, url: str, agent_id: str, deadline_s: float,
@@ -113,7 +113,7 @@ class AgentClient:
                 health = self._send("GET", _join(url, self._health_path), agent_id, timeout=_INFO_TIMEOUT)
                 return parse_time(health.json().get("last_activity")) if health.is_success else None
             memories = ((response.json() or {}).get("data") or {}).get("memories") if response.is_success else None
-        except (httpx.HTTPError, ParadyzeError, ValueError, AttributeError):
+        except (AgentHttpError, ParadyzeError, ValueError, AttributeError):
             return None
         stamps = [m.get("createdAt") for m in memories or [] if isinstance(m, dict)]
         return max((t for t in map(parse_time, stamps) if t is not None), default=None)
@@ -148,12 +148,12 @@ class AgentClient:
         path = f"/api/messaging/channels/{channel}/messages"
         try:
             response = self._send("POST", _join(url, path), agent_id, timeout=_left(deadline), json=body)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise AgentUnreachable(f"cannot reach the agent at {url}: {type(exc).__name__}") from exc
-        except httpx.TimeoutException as exc:
+        except ConnectFailed as exc:
+            raise AgentUnreachable(f"cannot reach the agent at {url}: {exc}") from exc
+        except TimedOut as exc:
             raise AgentFailed(f"the agent did not reply within {timeout:.0f}s") from exc
-        except httpx.TransportError as exc:
-            raise AgentFailed(f"the connection broke before the agent replied ({type(exc).__name__})") from exc
+        except AgentHttpError as exc:
+            raise AgentFailed(f"the connection broke before the agent replied ({exc})") from exc
         if response.status_code == 500 and error_text(response) == _PROCESSING_FAILED:
             if self._ignored(url, agent_id, eliza_id, channel, user, text):
                 return []
@@ -207,19 +207,25 @@ class AgentClient:
     # --- plumbing --------------------------------------------------------------------------------
 
     @telemetry.traced("agent.http", telemetry.SpanKind.CLIENT)
-    def _send(self, method: str, url: str, agent_id: str, *, timeout: float, json: Any = None) -> httpx.Response:
-        """One call with the agent's key; the auth's own failures (no ID token) become AgentUnreachable."""
+    def _send(self, method: str, url: str, agent_id: str, *, timeout: float, json: Any = None) -> Reply:
+        """One call with the agent's key; the auth's own failures (no ID token) become AgentUnreachable.
+        Raises AgentHttpError (agent_http) when no answer came."""
+        headers = {"X-API-KEY": agent_keys.api_key(agent_id), **telemetry.outgoing_headers()}
+        body = None
+        if json is not None:
+            body = jsonlib.dumps(json).encode()
+            headers["Content-Type"] = "application/json"
         try:
-            return self._http.request(method, url, json=json, timeout=timeout,
-                                      headers={"X-API-KEY": agent_keys.api_key(agent_id),
-                                               **telemetry.outgoing_headers()})
+            if self._auth is not None:
+                headers.update(self._auth.headers_for(url))
         except ParadyzeError as exc:
             raise AgentUnreachable(f"cannot call the agent at {url}: {exc.message}") from exc
+        return self._http.request(method, url, headers=headers, body=body, timeout=timeout)
 
     def _get_json(self, url: str, path: str, agent_id: str) -> Any:
         try:
             response = self._send("GET", _join(url, path), agent_id, timeout=_INFO_TIMEOUT)
-        except httpx.HTTPError as exc:
+        except AgentHttpError as exc:
             raise AgentUnreachable(f"cannot reach the agent at {url}: {type(exc).__name__}") from exc
         raise_for_status(response, f"GET {path}")
         return json_body(response, f"GET {path}")

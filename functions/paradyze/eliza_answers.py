@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
+from .agent_http import Reply
 from .errors import AgentUnreachable, BadRequest
 
 _QUIET_ACTIONS = {"IGNORE", "NONE"}
@@ -29,7 +28,7 @@ def public_replies(response: Any) -> list[dict[str, Any]]:
     return [reply]
 
 
-def raise_for_status(response: httpx.Response, what: str) -> None:
+def raise_for_status(response: Reply, what: str) -> None:
     status = response.status_code
     if status < 400:
         return
@@ -42,14 +41,14 @@ def raise_for_status(response: httpx.Response, what: str) -> None:
     raise BadRequest(f"the agent rejected the message: {error_text(response)}")
 
 
-def json_body(response: httpx.Response, what: str) -> Any:
+def json_body(response: Reply, what: str) -> Any:
     try:
         return response.json()
     except ValueError as exc:
         raise AgentUnreachable(f"the agent answered {what} with non-JSON") from exc
 
 
-def error_text(response: httpx.Response) -> str:
+def error_text(response: Reply) -> str:
     """The agent's own error text, from either ElizaOS envelope ({"error": str} or {"error": {...}})."""
     try:
         body = response.json()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Generator
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -39,10 +40,15 @@ class IdTokenAuth(httpx.Auth):
         return cls(settings.id_token_hosts.split(","))
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if any(request.url.host.endswith(suffix) for suffix in self.hosts):
-            audience = f"{request.url.scheme}://{request.url.netloc.decode()}"
-            request.headers["Authorization"] = f"Bearer {self.token(audience)}"
+        request.headers.update(self.headers_for(str(request.url)))
         yield request
+
+    def headers_for(self, url: str) -> dict[str, str]:
+        """What a call to url carries: the ID token for its base URL when its host is one of ours."""
+        parts = urlsplit(url)
+        if not any((parts.hostname or "").endswith(suffix) for suffix in self.hosts):
+            return {}
+        return {"Authorization": f"Bearer {self.token(f'{parts.scheme}://{parts.netloc}')}"}
 
     def token(self, audience: str) -> str:
         """An ID token for audience (the agent's base URL), from the cache while it stays fresh."""

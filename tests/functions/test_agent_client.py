@@ -17,6 +17,7 @@ import pytest
 
 from paradyze import agent_keys
 from paradyze.agent_client import AgentClient
+from paradyze.agent_http import ConnectFailed
 from paradyze.errors import AgentFailed, AgentStartFailed, AgentUnreachable, BadRequest
 
 URL = "http://127.0.0.1:3100"
@@ -195,7 +196,8 @@ def test_failures_before_the_agent_has_the_message_are_unreachable(eliza: FakeEl
     with AgentClient(transport=httpx.MockTransport(refused)) as client:
         with pytest.raises(AgentUnreachable) as caught:
             client.send_message(URL, AGENT, "hi", USER, eliza_agent_id=ELIZA)
-    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+    assert isinstance(caught.value.__cause__, ConnectFailed)
+    assert isinstance(caught.value.__cause__.__cause__, httpx.ConnectError)
 
 
 def test_a_reply_that_never_comes_is_a_failure_not_undelivered(eliza: FakeEliza) -> None:
