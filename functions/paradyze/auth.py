@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from typing import Any
 
@@ -23,8 +24,41 @@ _LEEWAY_S = 30
 _MINT_COMMAND = "python -m local_emulator.admin_token"
 
 
-def caller_from_header(header: str | None, settings: Settings) -> Caller:
-    """The caller named by an Authorization header.
+class VerifiedTokens:
+    """Claims of tokens whose signature was checked, kept until they expire, so that a client sending
+    one token with every request pays for the HMAC and the JSON once. Thread-safe; bounded.
+
+    Keyed by the whole token and the secret it was checked with: any other token, or another
+    secret, is checked afresh. Only the signature and expiry are remembered; what depends on more
+    (an admin token's revocation) is checked on every request.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._claims: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str, secret: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._claims.get((token, secret))
+        if found is None:
+            return None
+        claims, until = found
+        if time.time() > until:
+            with self._lock:
+                self._claims.pop((token, secret), None)
+            return None
+        return claims
+
+    def put(self, token: str, secret: str, claims: dict[str, Any]) -> None:
+        with self._lock:
+            if len(self._claims) >= self._size:
+                del self._claims[next(iter(self._claims))]  # the oldest
+            self._claims[(token, secret)] = (claims, float(claims["exp"]) + _LEEWAY_S)
+
+
+def caller_from_header(header: str | None, settings: Settings, verified: VerifiedTokens | None = None) -> Caller:
+    """The caller named by an Authorization header; `verified` remembers tokens already checked.
 
     Raises Unauthenticated (no token, a bad or expired one, a revoked admin token) and Forbidden
     (a valid token of a role that cannot call the API). Raises DatabaseUnavailable when an admin
@@ -38,7 +72,7 @@ def caller_from_header(header: str | None, settings: Settings) -> Caller:
     token = token.strip()
     if settings.scheduler_service_account and _algorithm(token) == "RS256":
         return _scheduler_caller(token, settings)
-    claims = _decode(token, settings)
+    claims = _decode(token, settings, verified)
     role = claims.get("role")
     if role == ADMIN_ROLE:
         return _admin_caller(claims, settings)
@@ -47,12 +81,16 @@ def caller_from_header(header: str | None, settings: Settings) -> Caller:
     return _user_caller(claims, settings)
 
 
-def _decode(token: str, settings: Settings) -> dict[str, Any]:
+def _decode(token: str, settings: Settings, verified: VerifiedTokens | None = None) -> dict[str, Any]:
     """The claims of a token signed with the JWT secret that has not expired; every token must expire."""
+    secret = settings.jwt_secret_value()
+    known = verified.get(token, secret) if verified is not None else None
+    if known is not None:
+        return known
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
-            settings.jwt_secret_value(),
+            secret,
             algorithms=["HS256"],
             options={"require": ["exp", "role"], "verify_aud": False},
             leeway=_LEEWAY_S,
@@ -64,6 +102,8 @@ def _decode(token: str, settings: Settings) -> dict[str, Any]:
         raise Unauthenticated("the token has expired") from exc
     except jwt.InvalidTokenError as exc:
         raise Unauthenticated(f"invalid token: {exc}") from exc
+    if verified is not None:
+        verified.put(token, secret, claims)
     return claims
 
 

@@ -17,7 +17,7 @@ import pydantic
 from pydantic_core import to_jsonable_python
 
 from . import errors, limits, telemetry
-from .auth import caller_from_header
+from .auth import VerifiedTokens, caller_from_header
 from .payload import read_body, read_headers, read_query, validation_error
 from .settings import Settings, get_settings
 
@@ -69,6 +69,7 @@ class Registry:
 
     def __init__(self) -> None:
         self.operations: dict[str, Operation] = {}
+        self.tokens = VerifiedTokens()  # shared by this process's functions: one token, one check
 
     def endpoint(self, *, auth: Auth, methods: tuple[str, ...], response: Model, status: int | tuple[int, ...] = 200,
                  body: Model | None = None, query: Model | None = None,
@@ -88,12 +89,13 @@ class Registry:
                            statuses=status if isinstance(status, tuple) else (status,),
                            body=body, query=query, headers=headers, own_slot=own_slot)
             self.operations[op.name] = op
-            return serve(op, handler, get_settings())
+            return serve(op, handler, get_settings(), self.tokens)
 
         return decorate
 
 
-def serve(op: Operation, handler: Handler, settings: Settings) -> Callable[[flask.Request], flask.Response]:
+def serve(op: Operation, handler: Handler, settings: Settings,
+          tokens: VerifiedTokens | None = None) -> Callable[[flask.Request], flask.Response]:
     """The functions-framework entry point for op: every answer is JSON, and passes through CORS."""
 
     @cors(settings, op.methods)
@@ -104,7 +106,7 @@ def serve(op: Operation, handler: Handler, settings: Settings) -> Callable[[flas
             response = flask.Response(status=204)
         else:
             try:
-                response = _run(op, handler, request)
+                response = _run(op, handler, request, tokens)
             except errors.ParadyzeError as exc:
                 response = error_response(exc)
             except Exception:
@@ -132,14 +134,14 @@ def cors(settings: Settings, methods: tuple[str, ...]) -> Callable[[Handler], Ha
     )
 
 
-def _run(op: Operation, handler: Handler, request: flask.Request) -> flask.Response:
+def _run(op: Operation, handler: Handler, request: flask.Request, tokens: VerifiedTokens | None) -> flask.Response:
     if request.method not in op.methods:
         exc = errors.BadRequest(f"use {' or '.join(op.methods)} for this function, not {request.method}",
                                 details=[{"loc": ["method"], "msg": f"expected {'/'.join(op.methods)}"}])
         response = error_response(exc)
         response.headers["Allow"] = ", ".join((*op.methods, "OPTIONS"))
         return response
-    caller = caller_from_header(request.headers.get("Authorization"), get_settings())
+    caller = caller_from_header(request.headers.get("Authorization"), get_settings(), tokens)
     telemetry.bind(user_id=caller.user_id)
     if op.auth == "admin" and not caller.is_admin:
         raise errors.Forbidden("this function is for the platform's admin (service_role) only")
