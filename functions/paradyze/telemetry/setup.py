@@ -18,7 +18,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 
 from ..settings import Settings
 from . import logs
@@ -44,13 +44,22 @@ def setup(settings: Settings, pool_stats: Callable[[], dict[str, int] | None] | 
         # is a third of what a metric costs.
         provider = MeterProvider(resource=resource, metric_readers=[reader], exemplar_filter=AlwaysOffExemplarFilter())
         metrics.set_meter_provider(provider)
-        tracer_provider = TracerProvider(resource=resource,
-                                         sampler=ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)))
+        tracer_provider = TracerProvider(resource=resource, sampler=sampler(settings))
         tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter(settings), schedule_delay_millis=2000))
         trace.set_tracer_provider(tracer_provider)
         if pool_stats is not None:
             instruments.observe_pool(pool_stats)
         _installed.update(meter_provider=provider, tracer_provider=tracer_provider, reader=reader)
+
+
+def sampler(settings: Settings) -> Sampler:
+    """Which traces are kept: PARADYZE_TRACE_SAMPLE_RATIO of those the platform starts (by trace id,
+    so every instance keeps the same ones), and those a caller's traceparent asks for.
+
+    A request left out still has its request id and trace id on every log line, and passes its
+    trace to the agent; only its spans are neither recorded nor exported.
+    """
+    return ParentBased(TraceIdRatioBased(settings.trace_sample_ratio))
 
 
 def flush() -> None:

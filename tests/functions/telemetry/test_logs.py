@@ -9,9 +9,13 @@ from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from paradyze.settings import get_settings
 from paradyze.telemetry import context, logs, tracing
 from paradyze.telemetry.pretty import pretty
+from paradyze.telemetry.setup import sampler
 
 AGENT = "3f2b8c1e-9d4a-4b7e-8f00-1234567890ab"
 USER = "0b5e1d7c-2a3f-4c8e-9b10-abcdef012345"
@@ -92,3 +96,27 @@ def test_the_pretty_printer_makes_json_lines_readable_and_leaves_others_alone() 
                             "  [operation=send_message trace=abcdef012345]")
     banner = "Paradyze local emulator on http://127.0.0.1:8080"
     assert pretty(banner + "\n") == banner
+
+
+def test_a_request_left_out_of_the_sampled_traces_still_logs_its_ids(
+        lines: tuple[logging.Logger, io.StringIO], monkeypatch: pytest.MonkeyPatch) -> None:
+    logger, out = lines
+    monkeypatch.setattr(get_settings(), "trace_sample_ratio", 0.0)
+    provider = TracerProvider(sampler=sampler(get_settings()))
+    exported = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    token = context.begin("send_message", "left-out-request-01")
+    try:
+        with provider.get_tracer("test").start_as_current_span("POST /send_message") as span:
+            assert not span.is_recording()
+            logger.info("POST send_message -> 200")
+            headers = context.outgoing_headers()
+    finally:
+        context.end(token)
+    (entry,) = (json.loads(line) for line in out.getvalue().splitlines())
+    trace_id = f"{span.get_span_context().trace_id:032x}"
+    assert entry["logging.googleapis.com/labels"]["request_id"] == "left-out-request-01"
+    assert entry["logging.googleapis.com/trace"] == f"projects/my-project/traces/{trace_id}"
+    assert entry["logging.googleapis.com/trace_sampled"] is False
+    assert headers["X-Request-Id"] == "left-out-request-01" and trace_id in headers["traceparent"]
+    assert exported.get_finished_spans() == ()
