@@ -167,6 +167,7 @@ class Settings(BaseSettings):
 
     # The platform's own environment as it was at start, for the few variables an agent inherits.
     _environ: dict[str, str] = PrivateAttr(default_factory=lambda: dict(os.environ))
+    _generated: dict[tuple[str, str], str] = PrivateAttr(default_factory=dict)
 
     def inherited_env(self, names: tuple[str, ...]) -> dict[str, str]:
         """The platform's values of these variables (those that are set); nothing else leaves Settings."""
@@ -262,12 +263,20 @@ class Settings(BaseSettings):
         """The JWT secret; generated once into the state folder when none is configured."""
         if self.jwt_secret is not None:
             return self.jwt_secret.get_secret_value()
-        return _generated_secret(self.state_dir / "jwt-secret")
+        return self._generated_secret("jwt-secret")
 
     def secrets_key_value(self) -> str:
         if self.secrets_key is not None:
             return self.secrets_key.get_secret_value()
-        return _generated_secret(self.state_dir / "secrets-key", fernet=True)
+        return self._generated_secret("secrets-key", fernet=True)
+
+    def _generated_secret(self, name: str, *, fernet: bool = False) -> str:
+        # Read once per state folder, not on every request: a generated secret is written once, never changed.
+        key = (str(self.home), name)
+        value = self._generated.get(key)
+        if value is None:
+            value = self._generated[key] = _generated_secret(self.state_dir / name, fernet=fernet)
+        return value
 
 
 def _generated_secret(path: Path, *, fernet: bool = False) -> str:

@@ -1,0 +1,79 @@
+"""Where a worker's CPU goes per send_message: the send_message function run in this process, profiled.
+
+    python -m local_emulator.profile_message                 # 500 messages, the 25 costliest functions
+    python -m local_emulator.profile_message --messages 2000 --top 40
+
+An emulator of its own (load.Emulator) runs Postgres and a reference agent; this process serves
+send_message through functions-framework's test client, exactly as a worker does minus the HTTP
+server, and measures its own CPU time (every thread: span export and metrics included) and that of
+Postgres and the agent per message, first without the profiler, then under cProfile on the CPU clock
+for the breakdown of this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import sys
+import time
+
+import requests
+
+from local_emulator.load import LIMITS_LIFTED, Emulator
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local_emulator.profile_message", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=500, help="messages measured (each pass)")
+    parser.add_argument("--top", type=int, default=25, help="functions listed")
+    parser.add_argument("--sort", default="cumulative", help="pstats order: cumulative or tottime")
+    args = parser.parse_args(argv)
+
+    emulator = Emulator(workers=1, threads=4)
+    try:
+        _, token = emulator.user()
+        made = requests.post(f"{emulator.url}/create_agent", headers={"Authorization": f"Bearer {token}"},
+                             json={"character": {"name": "Profile", "bio": ["Answers quickly."]}}, timeout=120)
+        made.raise_for_status()
+        agent_id = made.json()["agent"]["id"]
+        os.environ.update({"PARADYZE_HOME": str(emulator.home), "PARADYZE_AGENT": "reference", **LIMITS_LIFTED})
+        from paradyze.settings import get_settings
+
+        get_settings.cache_clear()
+        import functions_framework
+
+        from local_emulator.app import SOURCE
+
+        client = functions_framework.create_app("send_message", str(SOURCE)).test_client()
+        headers = {"Authorization": f"Bearer {token}"}
+
+        def send(n: int) -> None:
+            for i in range(n):
+                answer = client.post("/", json={"agent_id": agent_id, "text": f"profile {i}"}, headers=headers)
+                assert answer.status_code == 200, answer.get_data(as_text=True)
+
+        send(100)  # warm: pools, caches, the agent's session
+        cpu, others, wall = time.process_time(), emulator.cpu_seconds(), time.perf_counter()
+        send(args.messages)
+        cpu, others = time.process_time() - cpu, emulator.cpu_seconds() - others
+        wall = time.perf_counter() - wall
+        print(f"{args.messages} messages, each: {cpu / args.messages * 1000:.2f} ms CPU in this process (no"
+              f" profiler), {others / args.messages * 1000:.2f} ms in Postgres and the agent (and the idle"
+              f" emulator), {wall / args.messages * 1000:.2f} ms wall", flush=True)
+        profile = cProfile.Profile(time.process_time)
+        profile.runcall(send, args.messages)
+        stats = pstats.Stats(profile)
+        stats.sort_stats(args.sort).print_stats(args.top)
+    finally:
+        from paradyze import db
+
+        db.close()
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
