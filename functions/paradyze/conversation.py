@@ -9,22 +9,21 @@ from __future__ import annotations
 from typing import Any
 
 from . import db
-from .agents import Agent
 from .auth import Caller
-from .conversation_repository import StoredMessage, insert_messages, recent_messages
-from .db import Conn
+from .conversation_repository import StoredMessage, recent_messages
 from .instances import require_agent
 
 
-def _sender(caller: Caller) -> str:
-    # The same name the agent is told (agent_client.send_message's user_id).
+def sender(caller: Caller) -> str:
+    """Whose conversation with the agent a message belongs to: the same name the agent is told
+    (agent_client.send_message's user_id)."""
     return caller.user_id or "admin"
 
 
-def record(conn: Conn, caller: Caller, agent: Agent, text: str, replies: list[dict[str, Any]]) -> None:
-    """Keep a delivered message and its replies, in order, in the message's own transaction."""
-    turns = [("user", text)] + [("agent", str(r.get("text") or "")) for r in replies]
-    insert_messages(conn, agent_id=agent.id, owner_id=agent.user_id, sender=_sender(caller), turns=turns)
+def turns(text: str, replies: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """A delivered message and its replies as the (role, text) turns the conversation keeps, in
+    order; messaging writes them in the message's own transaction (delivery_repository)."""
+    return [("user", text)] + [("agent", str(r.get("text") or "")) for r in replies]
 
 
 def history(caller: Caller, agent_id: str, limit: int) -> list[StoredMessage]:
@@ -32,4 +31,4 @@ def history(caller: Caller, agent_id: str, limit: int) -> list[StoredMessage]:
     does not exist or is not the caller's (read as the caller, under row-level security)."""
     with db.transaction(caller) as conn:
         require_agent(conn, agent_id)
-        return recent_messages(conn, agent_id=agent_id, sender=_sender(caller), limit=limit)
+        return recent_messages(conn, agent_id=agent_id, sender=sender(caller), limit=limit)

@@ -15,16 +15,6 @@ class StoredMessage:
     at: datetime
 
 
-def insert_messages(conn: Conn, *, agent_id: str, owner_id: str, sender: str,
-                    turns: list[tuple[str, str]]) -> None:
-    """Append (role, text) turns to the (agent, sender) conversation, in order."""
-    with conn.cursor() as cur:
-        cur.executemany(
-            "insert into public.agent_messages (agent_id, user_id, sender, role, text) values (%s, %s, %s, %s, %s)",
-            [(agent_id, owner_id, sender, role, text) for role, text in turns],
-        )
-
-
 def recent_messages(conn: Conn, *, agent_id: str, sender: str, limit: int) -> list[StoredMessage]:
     """The last `limit` turns of the (agent, sender) conversation, oldest first."""
     rows = conn.execute(

@@ -5,7 +5,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import agent_client, conversation, db, eliza_character, lifecycle, limits, queries, repository, telemetry
+from . import (
+    agent_client,
+    conversation,
+    db,
+    delivery_repository,
+    eliza_character,
+    lifecycle,
+    limits,
+    queries,
+    telemetry,
+)
 from .agents import Agent, MessageSend
 from .auth import SYSTEM, Caller
 from .errors import AgentBusy, AgentFailed, AgentUnreachable, InvalidTransition, ModelKeyMissing, Unavailable
@@ -85,12 +95,13 @@ def _deliver(caller: Caller, agent: Agent, cmd: MessageSend, deadline: float,
                           details=[{"loc": ["agent_id"], "msg": "delivered, no reply"}]) from exc
     finally:
         telemetry.message_done(cmd.agent_id, sent_at, len(replies))
-        # The message's one write: counts, activity, the conversation, and the request slot back.
+        # The message's one write, one statement: counts, activity, the conversation the console
+        # reads back (when it was answered), and the request slot back.
         with db.transaction(SYSTEM) as conn:
-            repository.record_messages(conn, agent.id, 1 + len(replies))
-            if answered:  # the conversation the console reads back
-                conversation.record(conn, caller, agent, cmd.text, replies)
-            limits.give_back(conn, slot)
+            delivery_repository.record_delivery(
+                conn, agent_id=agent.id, count=1 + len(replies), owner_id=agent.user_id,
+                sender=conversation.sender(caller), turns=conversation.turns(cmd.text, replies) if answered else [],
+                slot_id=slot.id)
         slot.id = None
     return replies
 

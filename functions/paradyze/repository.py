@@ -178,15 +178,6 @@ def record_activity(conn: Conn, agent_id: str, at: datetime) -> None:
     )
 
 
-def record_messages(conn: Conn, agent_id: str, count: int) -> None:
-    """Count messages to and from the agent, and stamp its activity: a message's one write."""
-    conn.execute(
-        "update public.agents set last_activity_at = greatest(last_activity_at, now()),"
-        " message_count = message_count + %s where id = %s",
-        (count, agent_id),
-    )
-
-
 def delete_character(conn: Conn, character_id: str) -> None:
     """Deletes the character with its versions, secrets, agents and schedules (cascade)."""
     conn.execute("delete from public.characters where id = %s", (character_id,))

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from helpers import Functions, User, fixture_characters
-from paradyze import repository
+from paradyze import delivery_repository, repository
 
 CHARACTER = fixture_characters()["eliza-default"]
 
@@ -18,7 +18,8 @@ class Access:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.log: list[str] = []
-        real_get, real_update, real_record = repository.get_agent, repository.update_agent, repository.record_messages
+        real_get, real_update = repository.get_agent, repository.update_agent
+        real_record = delivery_repository.record_delivery
 
         def get_agent(conn: Any, agent_id: str) -> Any:
             self.log.append("read")
@@ -28,13 +29,13 @@ class Access:
             self.log.append(f"write {status or ', '.join(sorted(change.columns()))}")
             return real_update(conn, agent_id, change, status=status)
 
-        def record_messages(conn: Any, agent_id: str, count: int) -> None:
+        def record_delivery(conn: Any, *, count: int, **kw: Any) -> None:
             self.log.append(f"count {count} messages")
-            real_record(conn, agent_id, count)
+            real_record(conn, count=count, **kw)
 
         monkeypatch.setattr(repository, "get_agent", get_agent)
         monkeypatch.setattr(repository, "update_agent", update_agent)
-        monkeypatch.setattr(repository, "record_messages", record_messages)
+        monkeypatch.setattr(delivery_repository, "record_delivery", record_delivery)
 
 
 @pytest.fixture
