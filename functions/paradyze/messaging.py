@@ -18,7 +18,15 @@ from . import (
 )
 from .agents import Agent, MessageSend
 from .auth import SYSTEM, Caller
-from .errors import AgentBusy, AgentFailed, AgentUnreachable, InvalidTransition, ModelKeyMissing, Unavailable
+from .errors import (
+    AgentBusy,
+    AgentFailed,
+    AgentUnreachable,
+    InvalidTransition,
+    ModelKeyMissing,
+    NotFound,
+    Unavailable,
+)
 from .instances import require_agent
 from .settings import get_settings
 
@@ -70,7 +78,12 @@ def _admit_and_read(caller: Caller, agent_id: str) -> tuple[limits.Slot, Agent]:
     with db.transaction(SYSTEM) as conn:
         slot = limits.admit(conn, caller, "send_message")
         db.act_as(conn, caller)
-        return slot, require_agent(conn, agent_id)
+        try:
+            return slot, require_agent(conn, agent_id)
+        except NotFound as exc:
+            missing = exc  # the call still counts against the rate: commit it, then free the slot
+    limits.give_back_alone(slot)
+    raise missing
 
 
 def _deliver(caller: Caller, agent: Agent, cmd: MessageSend, deadline: float,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import threading
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -119,3 +120,14 @@ def test_a_message_past_the_rate_takes_no_slot_and_is_not_sent(
     assert slots_held(alice) == 0
     history = functions.get("agent_messages", alice.token, agent_id=agent_id).get_json()["messages"]
     assert [m["text"] for m in history if m["role"] == "user"] == ["one"]
+
+
+def test_a_message_to_an_unknown_agent_counts_against_the_rate_and_frees_its_slot(
+        functions: Functions, alice: User, cleanup_agents: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    agent_id = create(functions, alice, cleanup_agents)
+    monkeypatch.setattr(get_settings(), "send_message_rate", 1)
+    monkeypatch.setattr(get_settings(), "send_message_rate_period", 3600.0)
+    unknown = functions.post("send_message", alice.token, {"agent_id": str(uuid.uuid4()), "text": "anyone?"})
+    assert unknown.status_code == 404
+    assert slots_held(alice) == 0
+    assert functions.post("send_message", alice.token, {"agent_id": agent_id, "text": "hi"}).status_code == 429
