@@ -50,3 +50,4 @@ def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
     close_runtimes()
     monkeypatch.undo()
     get_settings.cache_clear()
+
