@@ -50,4 +50,3 @@ def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
     close_runtimes()
     monkeypatch.undo()
     get_settings.cache_clear()
-
