@@ -333,8 +333,21 @@ def _idle_sweep(total: int, idle: int) -> dict[str, list[float]]:
     elapsed = (time.perf_counter() - began) * 1000
     assert len(result["hibernated"]) == idle, (len(result["hibernated"]), idle)
     db.close()
+    _stop_postgres(home / "pgdata")  # removing its folder first would leave it running
     shutil.rmtree(home, ignore_errors=True)
     return {"sweep": [elapsed], "per_agent": [elapsed / max(idle, 1)]}
+
+
+def _stop_postgres(pgdata: Path) -> None:
+    """Stop the scratch embedded Postgres serving pgdata (fast shutdown), and wait for it to exit."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.05)
 
 
 def _print(figures: dict[str, dict[str, list[float]]]) -> None:
