@@ -60,17 +60,19 @@ def hibernate_idle(caller: Caller, *, batch: int = 200, budget_s: float = 50.0, 
     """
     began = time.monotonic()
     outcome = _Outcome()
-    seen: set[str] = set()
+    left: set[str] = set()
     with db.own_connection() as session, concurrent.futures.ThreadPoolExecutor(workers) as pool:
         while time.monotonic() - began < budget_s:
             with db.transaction_on(session, caller) as conn:
-                rows = idle_repository.idle_agents(conn, batch, exclude=sorted(seen))
+                rows = idle_repository.idle_agents(conn, batch, exclude=sorted(left))
             if not rows:
                 break
             outcome.checked += len(rows)
-            seen.update(r.id for r in rows)
             quiet = _without_own_activity(session, caller, rows, pool, outcome)
             claimed, kept = _claim(session, caller, quiet, outcome)
+            # The next batch's query passes over those left running (the others are not idle any more).
+            left.update(r.id for r in rows)
+            left.difference_update(a.id for a in claimed)
             crash_point("idle:claimed")
             _stop_and_finish(session, caller, claimed, kept, pool, outcome)
     return {"hibernated": sorted(outcome.hibernated), "failed": sorted(outcome.failed),
@@ -86,8 +88,10 @@ def _without_own_activity(session: Conn, caller: Caller, rows: list[IdleAgent],
     Messages may reach an agent without us (its own Twitter or Discord client): its last memory
     counts. That is one HTTP call per agent with a URL, made in parallel.
     """
-    client = agent_client.get_client()
     asked = [r for r in rows if r.url]
+    if not asked:
+        return [r.id for r in rows]
+    client = agent_client.get_client()
     beats = pool.map(lambda r: client.last_activity(r.url or "", r.id, r.eliza_agent_id), asked)
     now = datetime.now(UTC)
     busy = {r.id: beat for r, beat in zip(asked, beats, strict=True)
