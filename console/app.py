@@ -49,8 +49,7 @@ pages = st.navigation(
 settings = get_console_settings()
 with st.sidebar:
     st.caption(f"Functions: `{settings.api_url}`")
-    source = "PARADYZE_ADMIN_TOKEN" if settings.admin_token else str(settings.home / "admin-token")
-    st.caption(f"Admin token: {'from ' + source if settings.token() else 'missing'}")
+    st.caption(settings.token_source())
     ui.theme_toggle()
 ui.responsive_layout()
 

@@ -8,6 +8,7 @@ import streamlit as st
 
 from console import pricing
 from console.client import ApiError, BackendDown, ParadyzeClient
+from console.identity import NoIdentity
 from console.models import Agent
 from console.settings import get_console_settings
 
@@ -38,16 +39,25 @@ _BACKEND_KEY = "_backend_error"
 def client() -> ParadyzeClient:
     settings = get_console_settings()
     # The token is read on every run so a restarted emulator's new token is picked up.
-    return ParadyzeClient(settings.api_url, settings.token(), timeout=settings.request_timeout)
+    try:
+        token = settings.token()
+    except NoIdentity:
+        token = None  # check_backend has said why; calls answer 401
+    return ParadyzeClient(settings.api_url, token, timeout=settings.request_timeout)
 
 
 def check_backend() -> None:
     """Once per run (from app.py): remember whether the functions can be used with this token."""
     settings = get_console_settings()
-    if settings.token() is None:
-        problem: ApiError | None = ApiError("admin token", 401, "no_token", "No admin token is configured.")
+    try:
+        token = settings.token()
+    except NoIdentity as exc:
+        problem: ApiError | None = ApiError("console identity", 401, "no_identity", str(exc))
     else:
-        problem = client().reachable()
+        if token is None:
+            problem = ApiError("admin token", 401, "no_token", "No admin token is configured.")
+        else:
+            problem = client().reachable()
     st.session_state[_BACKEND_KEY] = problem
 
 
@@ -69,6 +79,13 @@ def header(title: str) -> None:
         st.error(
             "**No admin token.** Set `PARADYZE_ADMIN_TOKEN`, or start the local emulator, which writes "
             f"`{settings.home / 'admin-token'}`.",
+            icon="🔑",
+        )
+    elif problem.code == "no_identity":
+        st.error(
+            f"**The console has no Google identity** to call the functions for `{settings.api_audience}`"
+            f" (`PARADYZE_API_AUDIENCE`): {problem.message}. On Cloud Run it uses its service account; elsewhere"
+            " set `PARADYZE_ADMIN_TOKEN` instead.",
             icon="🔑",
         )
     else:

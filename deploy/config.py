@@ -34,6 +34,7 @@ class Environment(BaseModel):
     image_repository: str
     runtime_service_account: str
     scheduler_service_account: str
+    console_service_account: str
     memory: str = "512Mi"
     cpu: str = "1"
     min_instances: int = Field(default=0, ge=0)

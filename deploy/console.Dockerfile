@@ -1,6 +1,7 @@
 # The admin console as a Cloud Run service of its own (behind IAP): Streamlit on $PORT.
 # PARADYZE_API_URL names the functions: a base URL, or Cloud Run's per-service URLs as a template
-# with {function} (the deploy sets it); the admin token comes from PARADYZE_ADMIN_TOKEN.
+# with {function} (the deploy sets it). It calls them with its service account's ID token for
+# PARADYZE_API_AUDIENCE (the deploy sets it), or with PARADYZE_ADMIN_TOKEN where that is set.
 ARG BASE_IMAGE=python:3.12-slim
 FROM ${BASE_IMAGE}
 

@@ -38,6 +38,7 @@ def function_env(env: Environment, release: Release) -> dict[str, str]:
         "PARADYZE_SCHEMA_VERSION": release.schema_version,
         "PARADYZE_PUBLIC_URL": env.function_url_template,
         "PARADYZE_SCHEDULER_SERVICE_ACCOUNT": env.scheduler_service_account,
+        **({"PARADYZE_CONSOLE_SERVICE_ACCOUNT": env.console_service_account} if env.console else {}),
         "PARADYZE_SCHEDULER_OIDC_AUDIENCE": env.audience,
     }
 
@@ -45,13 +46,17 @@ def function_env(env: Environment, release: Release) -> dict[str, str]:
 def function_service(env: Environment, release: Release, target: str) -> Any:
     """The Cloud Run service of one function target, from the platform image."""
     variables = {**function_env(env, release), "FUNCTION_TARGET": target}
-    return _service(env, env.image("functions", release.tag), variables, secrets=True, iap=False)
+    return _service(env, env.image("functions", release.tag), variables, env.runtime_service_account,
+                    secrets=True, iap=False)
 
 
 def console_service(env: Environment, release: Release) -> Any:
-    """The console: its own service, behind IAP, calling the function services by their URLs."""
-    variables = {"PARADYZE_API_URL": env.function_url_template}
-    return _service(env, env.image("console", release.tag), variables, secrets=False, iap=True)
+    """The console: its own service, behind IAP, calling the function services by their URLs as its own
+    service account (a Google ID token for the functions' audience, taken as an admin): no admin token
+    to mint, store or rotate, and no secret of the platform's."""
+    variables = {"PARADYZE_API_URL": env.function_url_template, "PARADYZE_API_AUDIENCE": env.audience}
+    return _service(env, env.image("console", release.tag), variables, env.console_service_account,
+                    secrets=False, iap=True)
 
 
 def invoker_members(env: Environment, service_id: str) -> set[str]:
@@ -68,7 +73,8 @@ def jobs(env: Environment, release: Release) -> list[Any]:
     return [sink.build_job(spec) for spec in platform_jobs(settings)]
 
 
-def _service(env: Environment, image: str, variables: dict[str, str], *, secrets: bool, iap: bool) -> Any:
+def _service(env: Environment, image: str, variables: dict[str, str], account: str, *, secrets: bool,
+             iap: bool) -> Any:
     from google.cloud import run_v2
 
     env_vars = [run_v2.EnvVar(name=k, value=v) for k, v in sorted(variables.items())]
@@ -85,7 +91,7 @@ def _service(env: Environment, image: str, variables: dict[str, str], *, secrets
         resources=run_v2.ResourceRequirements(limits={"cpu": env.cpu, "memory": env.memory}),
     )
     template = run_v2.RevisionTemplate(
-        service_account=env.runtime_service_account,
+        service_account=account,
         scaling=run_v2.RevisionScaling(min_instance_count=env.min_instances, max_instance_count=env.max_instances),
         max_instance_request_concurrency=env.concurrency,
         containers=[container],

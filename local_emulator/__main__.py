@@ -140,9 +140,7 @@ def _stop_agents() -> None:
     runtime = get_runtime("process")
     for owned in runtime.list_owned():
         runtime.stop(owned.handle, grace=get_settings().agent_stop_grace)
-    close = getattr(runtime, "close", None)
-    if close is not None:
-        close()  # servers waiting in the runtime's warm pool
+    runtime.close()  # servers waiting in the runtime's warm pool
 
 
 def _start_console(port: int, base_url: str, token: str, *, log: Path) -> subprocess.Popen[bytes] | None:

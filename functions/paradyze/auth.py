@@ -1,4 +1,5 @@
-"""Callers and their tokens: users' HS256 JWTs as Supabase issues them, the admin token, Cloud Scheduler's OIDC."""
+"""Callers and their tokens: users' HS256 JWTs as Supabase issues them, the admin token, and the Google
+OIDC tokens of the platform's own service accounts (Cloud Scheduler's, the console's on Cloud Run)."""
 
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ def caller_from_header(header: str | None, settings: Settings) -> Caller:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
     token = token.strip()
-    if settings.scheduler_service_account and _algorithm(token) == "RS256":
-        return _scheduler_caller(token, settings)
+    if _service_accounts(settings) and _algorithm(token) == "RS256":
+        return _service_account_caller(token, settings)
     claims = _decode(token, settings)
     role = claims.get("role")
     if role == ADMIN_ROLE:
@@ -114,8 +115,15 @@ def _algorithm(token: str) -> str | None:
 _GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 
 
-def _scheduler_caller(token: str, settings: Settings) -> Caller:
-    """Cloud Scheduler's OIDC token: signed by Google, for our audience, of the configured account."""
+def _service_accounts(settings: Settings) -> dict[str, str]:
+    """The accounts whose Google OIDC tokens are admins, by email, with what they are called in events."""
+    accounts = {"scheduler": settings.scheduler_service_account, "console": settings.console_service_account}
+    return {email: name for name, email in accounts.items() if email}
+
+
+def _service_account_caller(token: str, settings: Settings) -> Caller:
+    """A Google OIDC token (Cloud Scheduler's, or the console's from its metadata server): signed by
+    Google, for our audience, of one of the configured accounts, its email verified."""
     import google.auth.exceptions
     import google.auth.transport.requests
     import google.oauth2.id_token
@@ -130,10 +138,11 @@ def _scheduler_caller(token: str, settings: Settings) -> Caller:
         raise Unauthenticated(f"invalid OIDC token: {exc}") from exc
     if claims.get("iss") not in _GOOGLE_ISSUERS:
         raise Unauthenticated("the OIDC token was not issued by Google")
-    if claims.get("email") != settings.scheduler_service_account or not claims.get("email_verified"):
-        raise Forbidden("the OIDC token is not the scheduler's service account")
+    accounts = _service_accounts(settings)
+    if claims.get("email") not in accounts or not claims.get("email_verified"):
+        raise Forbidden("the OIDC token is not of the scheduler's or the console's service account")
     return Caller(role=ADMIN_ROLE, user_id=None,
-                  claims={"role": ADMIN_ROLE, "actor": f"scheduler:{claims['email']}"})
+                  claims={"role": ADMIN_ROLE, "actor": f"{accounts[claims['email']]}:{claims['email']}"})
 
 
 def mint_token(settings: Settings, *, role: str = USER_ROLE, sub: str | None = None, ttl: int = 3600,

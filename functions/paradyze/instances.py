@@ -197,9 +197,7 @@ def stop_instance(agent: Agent, *, kept_blue: bool = True) -> None:
 def forget_memory(agent: Agent, instance_id: str) -> None:
     """Delete what the agent's runtime keeps of one of its identities outside its home: its rows in
     its owner's shared server (the process runtime's ElizaOS servers); nothing for other runtimes."""
-    forget = getattr(get_runtime(agent.runtime), "forget", None)
-    if forget is not None:
-        forget(instance_id, agent.user_id)
+    get_runtime(agent.runtime).forget(instance_id, agent.user_id)
 
 
 def finish_delete(agent: Agent, *, actor: str) -> None:

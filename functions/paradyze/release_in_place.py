@@ -28,8 +28,7 @@ Row = dict[str, Any]
 
 def applies(agent: Agent) -> bool:
     """Whether the agent runs in its owner's shared server, so its release switches in place."""
-    shares = getattr(get_runtime(agent.runtime), "shares_server", None)
-    return bool(shares and agent.runtime_handle and shares(agent.runtime_handle))
+    return bool(agent.runtime_handle and get_runtime(agent.runtime).shares_server(agent.runtime_handle))
 
 
 def switch(agent: Agent, rec: Row, *, version: int, green_handle: str, smoke: list[dict[str, Any]],

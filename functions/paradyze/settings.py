@@ -129,8 +129,11 @@ class Settings(BaseSettings):
     id_token_hosts: str = Field(default=".run.app", alias="PARADYZE_ID_TOKEN_HOSTS")
     scheduler_backend: Literal["local", "cloud"] = Field(default="local", alias="PARADYZE_SCHEDULER")
     scheduler_api_endpoint: str | None = Field(default=None, alias="PARADYZE_SCHEDULER_API_ENDPOINT")
+    # Cloud Scheduler calls with a Google-signed OIDC token of this service account, and the console on
+    # Cloud Run with one of its own; both are admins. The audience their tokens must name (the function
+    # services' custom audience; default: PARADYZE_PUBLIC_URL).
     scheduler_service_account: str | None = Field(default=None, alias="PARADYZE_SCHEDULER_SERVICE_ACCOUNT")
-    # Cloud Scheduler calls with a Google-signed OIDC token of this service account.
+    console_service_account: str | None = Field(default=None, alias="PARADYZE_CONSOLE_SERVICE_ACCOUNT")
     scheduler_oidc_audience: str | None = Field(default=None, alias="PARADYZE_SCHEDULER_OIDC_AUDIENCE")
     google_certs_url: str = Field(
         default="https://www.googleapis.com/oauth2/v1/certs", alias="PARADYZE_GOOGLE_CERTS_URL"

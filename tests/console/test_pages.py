@@ -428,3 +428,22 @@ def test_backend_down_shows_a_banner_on_every_page(monkeypatch: pytest.MonkeyPat
             assert "python -m local_emulator" in banner
     finally:
         get_console_settings.cache_clear()
+
+
+def test_a_console_with_an_audience_but_no_google_identity_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setenv("PARADYZE_API_URL", f"http://{closed}")
+    monkeypatch.setenv("PARADYZE_API_AUDIENCE", "paradyze-dev")
+    monkeypatch.setenv("GCE_METADATA_IP", closed)  # no metadata server answers: not on Cloud Run
+    monkeypatch.delenv("PARADYZE_ADMIN_TOKEN", raising=False)
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    get_console_settings.cache_clear()
+    try:
+        at = _open("agents")
+        assert not at.exception
+        banner = at.error[0].value
+        assert "no Google identity" in banner and "paradyze-dev" in banner and "PARADYZE_ADMIN_TOKEN" in banner
+    finally:
+        get_console_settings.cache_clear()

@@ -1,60 +1,37 @@
-"""Scheduler authentication: the service role, or a Google OIDC token of the configured service account."""
+"""The platform's own service accounts: Cloud Scheduler's and the deployed console's Google OIDC tokens are
+admins; anyone else's are not."""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import threading
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
-from helpers import Functions, User
+from helpers import REPO, Functions, User
 from paradyze.settings import get_settings
+from tests.fakes.google_identity import GoogleIdentity, google_identity
 
 ACCOUNT = "scheduler@paradyze-test.iam.gserviceaccount.com"
 
 
 @pytest.fixture(scope="module")
-def google_keys() -> Iterator[tuple[rsa.RSAPrivateKey, str]]:
-    """A signing key and a local stand-in for Google's certificate endpoint on 127.0.0.1."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-google")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
-    body = json.dumps({"k1": cert.public_bytes(serialization.Encoding.PEM).decode()}).encode()
-
-    class Certs(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Certs)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield key, f"http://127.0.0.1:{server.server_address[1]}/certs"
-    server.shutdown()
+def google() -> Iterator[GoogleIdentity]:
+    with google_identity() as fake:
+        yield fake
 
 
 @pytest.fixture
-def oidc(google_keys: tuple[rsa.RSAPrivateKey, str], monkeypatch: pytest.MonkeyPatch) -> rsa.RSAPrivateKey:
+def oidc(google: GoogleIdentity, monkeypatch: pytest.MonkeyPatch) -> rsa.RSAPrivateKey:
     settings = get_settings()
     monkeypatch.setattr(settings, "scheduler_service_account", ACCOUNT)
-    monkeypatch.setattr(settings, "google_certs_url", google_keys[1])
-    return google_keys[0]
+    monkeypatch.setattr(settings, "google_certs_url", google.certs_url)
+    return google.key
 
 
 def token(key: rsa.RSAPrivateKey, **overrides: object) -> str:
@@ -87,3 +64,47 @@ def test_token_signed_by_another_key_is_401(functions: Functions, oidc: rsa.RSAP
 
 def test_users_cannot_call_scheduler_functions(functions: Functions, alice: User) -> None:
     assert functions.post("hibernate_idle", alice.token).status_code == 403
+
+
+CONSOLE = "console@paradyze-test.iam.gserviceaccount.com"
+
+
+@pytest.fixture
+def console_account(google: GoogleIdentity, monkeypatch: pytest.MonkeyPatch) -> GoogleIdentity:
+    """The functions as deployed with a console: they take the console's account as an admin."""
+    settings = get_settings()
+    monkeypatch.setattr(settings, "console_service_account", CONSOLE)
+    monkeypatch.setattr(settings, "scheduler_oidc_audience", "paradyze-test")
+    monkeypatch.setattr(settings, "google_certs_url", google.certs_url)
+    return google
+
+
+def test_the_deployed_console_calls_as_its_service_account_with_an_id_token_from_the_metadata_server(
+        functions: Functions, console_account: GoogleIdentity, alice: User) -> None:
+    created = functions.post("create_agent", alice.token, {"character": {"name": "Seen", "bio": "b"}})
+    assert created.status_code == 201, created.get_json()
+    asked = len(console_account.audiences)
+    # The console as Cloud Run runs it: no admin token, its audience, the metadata server at hand.
+    env = {"PATH": os.environ["PATH"], "PARADYZE_API_AUDIENCE": "paradyze-test", "HOME": "/nonexistent",
+           "GCE_METADATA_HOST": console_account.metadata_host, "GCE_METADATA_IP": console_account.metadata_host}
+    script = ("from console.settings import ConsoleSettings as C; s = C(); a, b = s.token(), s.token();"
+              " print(s.token_source()); print(a if a == b else 'not cached')")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    source, console_token = done.stdout.strip().splitlines()
+    assert console_account.audiences[asked:] == ["paradyze-test"], "one ID token, for the functions' audience, kept"
+    assert "paradyze-test" in source and console_token not in source
+
+    listed = functions.get("list_agents", console_token).get_json()
+    assert created.get_json()["agent"]["id"] in [a["id"] for a in listed["agents"]]  # an admin sees every owner's
+
+
+def test_the_consoles_account_is_no_admin_where_it_is_not_configured(functions: Functions, oidc: rsa.RSAPrivateKey,
+                                                                      google: GoogleIdentity) -> None:
+    # Only the scheduler's account is configured: a token of the console's account is someone else's.
+    assert functions.post("hibernate_idle", token(oidc, email=CONSOLE)).status_code == 403
+
+
+def test_a_console_token_for_another_audience_is_401(functions: Functions, console_account: GoogleIdentity) -> None:
+    assert functions.get("list_agents", console_account.token(aud="elsewhere", email=CONSOLE)).status_code == 401

@@ -42,6 +42,4 @@ def close_runtimes() -> None:
         built = list(_built.values())
         _built.clear()
     for backend in built:
-        close = getattr(backend, "close", None)
-        if close is not None:
-            close()
+        backend.close()

@@ -102,6 +102,17 @@ class AgentRuntime(Protocol):
     def list_owned(self) -> list[Owned]:
         """Every agent instance of this platform instance, found from the backend itself."""
 
+    def shares_server(self, handle: str) -> bool:
+        """Whether the instance is one agent of a server its owner's agents share, its memory there
+        (keyed by the agent's id) rather than in a home of its own."""
+
+    def forget(self, agent_id: str, tenant: str) -> None:
+        """Delete what the backend keeps of the agent outside its home (its rows in a shared server's
+        database); a no-op where an agent's memory is all in its home or a database of its own."""
+
+    def close(self) -> None:
+        """Release what the backend holds open (a warm pool's servers, clients); it can be built again."""
+
 
 def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
     """Blank out secret values a backend's error message might echo back (e.g. from a create request)."""

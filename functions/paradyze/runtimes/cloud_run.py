@@ -170,6 +170,15 @@ class CloudRunRuntime:
             return False
         return service_state(service)[1]
 
+    def shares_server(self, handle: str) -> bool:
+        return False  # a service is one agent's
+
+    def forget(self, agent_id: str, tenant: str) -> None:
+        """Nothing to do: the agent's memory is its own database, which delete drops (agent_databases)."""
+
+    def close(self) -> None:
+        self._client = None
+
     def logs(self, handle: str, tail: int = 200) -> list[str]:
         """One line saying where the logs are: Cloud Run sends them to Cloud Logging.
 

@@ -165,6 +165,17 @@ class DockerRuntime:
         except _Missing:
             return False
 
+    def shares_server(self, handle: str) -> bool:
+        return False  # a container is one agent's, its memory in the agent's home (mounted at /agent)
+
+    def forget(self, agent_id: str, tenant: str) -> None:
+        """Nothing to do: the agent's memory is in its home."""
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
     def logs(self, handle: str, tail: int = 200) -> list[str]:
         """The container's last `tail` lines (stdout and stderr); [] when it is gone."""
         try:
