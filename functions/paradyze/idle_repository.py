@@ -6,6 +6,7 @@ Functions take a connection and never commit: the sweep (sweeps.py) owns the tra
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 from psycopg.rows import class_row
 from pydantic import BaseModel
@@ -49,35 +50,31 @@ def record_activities(conn: Conn, seen: dict[str, datetime]) -> None:
     )
 
 
-def lock_still_idle(conn: Conn, ids: list[str]) -> list[str]:
-    """Of ids, those still idle, their rows locked until the transaction ends; rows that another
-    transaction holds (another sweep, a message's write) are skipped, never waited for."""
-    rows = conn.execute(
-        "select a.id from public.agents a where a.id = any(%s::uuid[]) and " + _IDLE +
-        " for update skip locked", (ids,)).fetchall()
-    return [str(r["id"]) for r in rows]
+class Claim(NamedTuple):
+    free: list[str]  # still idle, their lock now this session's, no message in flight
+    in_use: list[str]  # still idle, their lock this session's, but a message is being delivered
 
 
-def try_session_locks(conn: Conn, keys: dict[str, int]) -> list[str]:
-    """Take each agent's advisory lock for this session, if free; returns the agents whose lock it got.
+def lock_idle(conn: Conn, keys: dict[str, tuple[int, int]]) -> Claim:
+    """Of the agents (id -> its operation and messages keys), lock those still idle, in one statement.
 
-    A session lock outlives the transaction (and a rollback): pg_advisory_unlock, or closing the
-    connection, gives it back.
+    Each row is locked until the transaction ends; a row another transaction holds (another sweep,
+    a message's write) is skipped, never waited for. Then the agent's operation lock is taken for
+    this session, if free: it outlives the transaction (and a rollback) until pg_advisory_unlock or
+    the connection's end. Then its messages key alone, until the transaction ends (see
+    db.messages_in_flight), if no message is being delivered: none can start before the commit.
     """
-    # In the select list, so that each lock is tried exactly once per row.
-    rows = conn.execute("select t.id, pg_try_advisory_lock(t.key) as ours"
-                        " from unnest(%s::uuid[], %s::bigint[]) as t(id, key)",
-                        (list(keys), list(keys.values()))).fetchall()
-    return [str(r["id"]) for r in rows if r["ours"]]
-
-
-def free_of_messages(conn: Conn, keys: dict[str, int]) -> list[str]:
-    """The agents no message is being delivered to: their messages key taken alone until the
-    transaction ends (see db.messages_in_flight), so none can start before it commits."""
-    rows = conn.execute("select t.id, pg_try_advisory_xact_lock(t.key) as free"
-                        " from unnest(%s::uuid[], %s::bigint[]) as t(id, key)",
-                        (list(keys), list(keys.values()))).fetchall()
-    return [str(r["id"]) for r in rows if r["free"]]
+    # The CTEs call volatile functions, so each is evaluated once, and each lock tried once per row;
+    # CASE tries the messages key only where the operation lock was taken.
+    rows = conn.execute(
+        "with idle as ("
+        "  select t.id, t.op, t.msg from unnest(%s::uuid[], %s::bigint[], %s::bigint[]) as t(id, op, msg)"
+        "  join public.agents a on a.id = t.id where " + _IDLE + " for update of a skip locked"
+        "), ours as (select id, msg, pg_try_advisory_lock(op) as ours from idle)"
+        " select id, ours, case when ours then pg_try_advisory_xact_lock(msg) else false end as free from ours",
+        (list(keys), [k[0] for k in keys.values()], [k[1] for k in keys.values()])).fetchall()
+    return Claim(free=[str(r["id"]) for r in rows if r["free"]],
+                 in_use=[str(r["id"]) for r in rows if r["ours"] and not r["free"]])
 
 
 def release_session_locks(conn: Conn, keys: list[int]) -> None:

@@ -33,7 +33,7 @@ STUCK_AFTER = timedelta(minutes=5)
 
 
 IDLE_REASON = "idle past its policy"
-_FLUSH_AT = 100  # stopped agents written (and their locks given back) together ...
+_FLUSH_AT = 200  # stopped agents written (and their locks given back) together ...
 _FLUSH_S = 0.2  # ... or after this long, so that slow stops never hold the finished ones back
 
 
@@ -113,10 +113,8 @@ def _claim(session: Conn, caller: Caller, ids: list[str], outcome: _Outcome) -> 
     if not ids:
         return [], set()
     with db.transaction_on(session, caller) as conn:
-        idle = idle_repository.lock_still_idle(conn, ids)
-        ours = idle_repository.try_session_locks(conn, {i: agent_locks.operation_key(i) for i in idle})
-        free = idle_repository.free_of_messages(conn, {i: agent_locks.messages_key(i) for i in ours})
-        in_use = sorted(set(ours) - set(free))
+        free, in_use = idle_repository.lock_idle(
+            conn, {i: (agent_locks.operation_key(i), agent_locks.messages_key(i)) for i in ids})
         for agent_id in free:
             check_transition(agent_id, "running", "hibernating")
         claimed = idle_repository.mark_hibernating(conn, free, actor=caller.actor, reason=IDLE_REASON)
