@@ -30,8 +30,6 @@ from .instances import crash_point, stop_instance
 log = logging.getLogger(__name__)
 
 STUCK_AFTER = timedelta(minutes=5)
-
-
 IDLE_REASON = "idle past its policy"
 _FLUSH_AT = 200  # stopped agents written (and their locks given back) together ...
 _FLUSH_S = 0.2  # ... or after this long, so that slow stops never hold the finished ones back
@@ -52,11 +50,11 @@ def hibernate_idle(caller: Caller, *, batch: int = 200, budget_s: float = 50.0, 
     Each batch: one indexed query; the agents' own activity asked of those with a URL (in
     parallel); one transaction that claims the agents still idle, under their locks, and marks
     them hibernating; their runtimes stopped in parallel (at most `workers` at once); one write
-    that marks the stopped ones hibernated. The sweep holds the claimed agents' locks on a
-    connection of its own until each is hibernated, so a wake or a message waits for it, as for
-    any hibernate. An agent whose lock is held (another sweep, an operation) or that a message is
-    being delivered to is left as it is. A stop that fails, or a crash, leaves the agent
-    hibernating, which finish_stuck (reconcile) completes.
+    that marks the stopped ones hibernated (one per _FLUSH_S while stops are slow). The sweep
+    holds the claimed agents' locks on a connection of its own until each is hibernated, so a
+    wake or a message waits for it, as for any hibernate. An agent whose lock is held (another
+    sweep, an operation) or that a message is being delivered to is left as it is. A stop that
+    fails, or a crash, leaves the agent hibernating, which finish_stuck (reconcile) completes.
     """
     began = time.monotonic()
     outcome = _Outcome()
