@@ -5,7 +5,8 @@
     python local_emulator/benchmark.py --runs 10 --agent reference   # the reference agent (the test double)
     python local_emulator/benchmark.py --url http://127.0.0.1:8080 \
         --token "$(.venv/bin/python -m local_emulator.admin_token)"
-    python local_emulator/benchmark.py --idle-agents 10000 --idle 1000   # hibernate_idle control-plane time
+    python local_emulator/benchmark.py --no-lifecycle --idle-agents 10000 --idle 1000 --idle-runs 5   # hibernate_idle
+    python local_emulator/benchmark.py --no-lifecycle --idle-agents 10000 --idle 1000 --idle-stop-ms 100  # slow stops
     python local_emulator/benchmark.py --runs 10 --scale 100 --running 20 --owners 4   # density (benchmark_density)
 
 The floor is the same agent started without the platform (a bare `elizaos start` of the same
@@ -55,6 +56,9 @@ def main() -> int:
     parser.add_argument("--character", type=Path, default=FIXTURE)
     parser.add_argument("--idle-agents", type=int, default=0, help="also time hibernate_idle over this many rows")
     parser.add_argument("--idle", type=int, default=1000, help="how many of them are idle")
+    parser.add_argument("--idle-runs", type=int, default=1, help="time hibernate_idle this many times")
+    parser.add_argument("--idle-stop-ms", type=float, default=0.0,
+                        help="each runtime stop takes this long in the idle sweep (0: a no-op stop)")
     parser.add_argument("--scale", type=int, default=0,
                         help="also create this many agents of --owners owners, --running of them running")
     parser.add_argument("--running", type=int, default=20)
@@ -70,7 +74,7 @@ def main() -> int:
     character = json.loads(args.character.read_text())
     emulator = None
     model = _model_env(args.agent, args.runtime)
-    if not args.url:
+    if not args.url and not (args.no_lifecycle and not args.scale):  # the idle sweep alone needs no emulator
         # Many agents of a few owners: the per-user quotas (25 running, 100 in all) are lifted.
         quotas = {"PARADYZE_AGENT_QUOTA_RUNNING": "1000", "PARADYZE_AGENT_QUOTA_TOTAL": "1000"} if args.scale else {}
         emulator = _Emulator(args.runtime, args.agent, {**(model.env if model else {}), **quotas})
@@ -90,7 +94,8 @@ def main() -> int:
                 figures[f"{args.scale} agents of {args.owners} owners, {args.running} running"]["floor"] = \
                     figures[f"{args.agent} on {args.runtime}"]["floor"]
         if args.idle_agents:
-            figures["hibernate_idle"] = _idle_sweep(args.idle_agents, args.idle)
+            name = "hibernate_idle" + (f", stops of {args.idle_stop_ms:g} ms" if args.idle_stop_ms else "")
+            figures[name] = _idle_sweep(args.idle_agents, args.idle, args.idle_stop_ms, args.idle_runs)
     finally:
         if emulator:
             emulator.stop()
@@ -299,11 +304,12 @@ def _wait_health(port: int) -> None:
     raise RuntimeError("the agent never answered health")
 
 
-def _idle_sweep(total: int, idle: int) -> dict[str, list[float]]:
-    """hibernate_idle's control-plane time over `total` agent rows of which `idle` are idle.
+def _idle_sweep(total: int, idle: int, stop_ms: float = 0.0, runs: int = 1) -> dict[str, list[float]]:
+    """hibernate_idle's control-plane time over `total` agent rows of which `idle` are idle, runs times.
 
-    Runs against a scratch embedded Postgres with a runtime whose stop is a no-op, so what is
-    measured is the query, the locks and the row transitions, not process shutdown.
+    Runs against a scratch embedded Postgres with a runtime whose stop is a no-op (or sleeps
+    stop_ms), so what is measured is the query, the locks and the row transitions, not process
+    shutdown; with stop_ms, how the sweep overlaps slow stops.
     """
     home = Path(tempfile.mkdtemp(prefix="paradyze-bench-"))
     os.environ["PARADYZE_HOME"] = str(home)
@@ -314,27 +320,48 @@ def _idle_sweep(total: int, idle: int) -> dict[str, list[float]]:
 
     get_settings.cache_clear()
     runtime = get_runtime("process")
-    runtime.stop = lambda handle, grace: None  # type: ignore[method-assign]
+    runtime.stop = lambda handle, grace: time.sleep(stop_ms / 1000)  # type: ignore[method-assign]
     pool = db.pool()
-    with pool.connection() as conn:
-        conn.execute("insert into public.characters (id, user_id, name, current_version)"
-                     " select gen_random_uuid(), gen_random_uuid(), 'bench', 1 from generate_series(1, %s)",
-                     (total,))
-        conn.execute(
-            "insert into public.agents (user_id, character_id, name, runtime, status, desired_state,"
-            " last_activity_at, runtime_handle)"
-            " select c.user_id, c.id, 'bench', 'process', 'running', 'running',"
-            " now() - case when row_number() over () <= %s then interval '3 hours' else interval '1 minute' end,"
-            " '{\"pid\": 1, \"started\": -2, \"port\": 1, \"log\": \"/dev/null\"}'"
-            " from public.characters c", (idle,))
-        conn.execute("analyze public.agents")
-    began = time.perf_counter()
-    result = sweeps.hibernate_idle(SYSTEM, budget_s=600)
-    elapsed = (time.perf_counter() - began) * 1000
-    assert len(result["hibernated"]) == idle, (len(result["hibernated"]), idle)
-    db.close()
-    shutil.rmtree(home, ignore_errors=True)
-    return {"sweep": [elapsed], "per_agent": [elapsed / max(idle, 1)]}
+    figures: dict[str, list[float]] = {"sweep": [], "per_agent": []}
+    try:
+        for _ in range(runs):
+            with pool.connection() as conn:
+                conn.execute("delete from public.characters")  # and their agents
+                conn.execute("insert into public.characters (id, user_id, name, current_version)"
+                             " select gen_random_uuid(), gen_random_uuid(), 'bench', 1 from generate_series(1, %s)",
+                             (total,))
+                conn.execute(
+                    "insert into public.agents (user_id, character_id, name, runtime, status, desired_state,"
+                    " last_activity_at, runtime_handle)"
+                    " select c.user_id, c.id, 'bench', 'process', 'running', 'running',"
+                    " now() - case when row_number() over () <= %s then interval '3 hours'"
+                    " else interval '1 minute' end,"
+                    " '{\"pid\": 1, \"started\": -2, \"port\": 1, \"log\": \"/dev/null\"}'"
+                    " from public.characters c", (idle,))
+                conn.execute("vacuum analyze public.agents")
+            began = time.perf_counter()
+            result = sweeps.hibernate_idle(SYSTEM, budget_s=600)
+            elapsed = (time.perf_counter() - began) * 1000
+            assert len(result["hibernated"]) == idle, (len(result["hibernated"]), idle)
+            figures["sweep"].append(elapsed)
+            figures["per_agent"].append(elapsed / max(idle, 1))
+    finally:
+        db.close()
+        _stop_postgres(home / "pgdata")  # removing its folder first would leave it running
+        shutil.rmtree(home, ignore_errors=True)
+    return figures
+
+
+def _stop_postgres(pgdata: Path) -> None:
+    """Stop the scratch embedded Postgres serving pgdata (fast shutdown), and wait for it to exit."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.05)
 
 
 def _print(figures: dict[str, dict[str, list[float]]]) -> None:

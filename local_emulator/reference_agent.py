@@ -8,6 +8,7 @@ import binascii
 import hmac
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -490,7 +491,29 @@ def serve(character_path: str, host: str, port: int, env: dict[str, str]) -> int
     return 0
 
 
+def spread_agent_env(env: dict[str, str]) -> dict[str, str]:
+    """env with PARADYZE_AGENT_ENV (a JSON object of names and values, from the agent's secret on
+    Cloud Run) spread into it and removed. Raises ValueError when it is not such an object."""
+    raw = env.pop("PARADYZE_AGENT_ENV", "")
+    if not raw:
+        return env
+    values = json.loads(raw)
+    if not isinstance(values, dict) or not all(
+            isinstance(k, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k) and isinstance(v, str)
+            for k, v in values.items()):
+        raise ValueError("PARADYZE_AGENT_ENV must be a JSON object of variable names and string values")
+    return {**env, **values}
+
+
 def main(argv: list[str] | None = None) -> int:
+    if os.environ.get("PARADYZE_AGENT_ENV"):
+        # As the ElizaOS image's entrypoint does: run again in the environment the secret gives.
+        try:
+            env = spread_agent_env(dict(os.environ))
+        except ValueError as exc:
+            log(f"cannot start: {exc}")
+            return 2
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
     env = dict(os.environ)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(

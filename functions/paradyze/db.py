@@ -136,6 +136,36 @@ def act_as(conn: Conn, caller: Caller) -> None:
 
 
 @contextlib.contextmanager
+def own_connection() -> Iterator[Conn]:
+    """A connection outside the pool, for session advisory locks held across several transactions
+    (the idle sweep's batch). Closing it drops every lock it still holds, as a crash would.
+
+    Raises DatabaseUnavailable.
+    """
+    pool()  # migrated first
+    try:
+        conn = Conn.connect(database_url(get_settings()), autocommit=True, row_factory=dict_row,
+                            connect_timeout=CONNECT_TIMEOUT)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable("the database is not reachable") from exc
+    with conn:
+        yield conn
+
+
+@telemetry.traced_cm("db.transaction")
+@contextlib.contextmanager
+def transaction_on(conn: Conn, caller: Caller) -> Iterator[Conn]:
+    """transaction(), on a connection the caller holds (own_connection)."""
+    try:
+        with conn.transaction():
+            conn.execute("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
+                         (_role(caller), json.dumps(caller.claims)))
+            yield conn
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable("the database is not reachable") from exc
+
+
+@contextlib.contextmanager
 def as_service_role(conn: Conn) -> Iterator[None]:
     """The one way the platform writes: within the caller's transaction, after a read as the
     caller has shown through RLS that they own the row, the writes run as service_role.

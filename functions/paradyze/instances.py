@@ -183,11 +183,15 @@ def drain(agent_id: str) -> None:
 
 
 @telemetry.traced("agent.stop")
-def stop_instance(agent: Agent) -> None:
-    """Stop the agent's runtime instance, if it has one (the caller holds the agent's lock)."""
+def stop_instance(agent: Agent, *, kept_blue: bool = True) -> None:
+    """Stop the agent's runtime instance, if it has one (the caller holds the agent's lock).
+
+    kept_blue=False: the caller has looked (for a whole batch at once) and the agent keeps no blue.
+    """
     if agent.runtime_handle:
         get_runtime(agent.runtime).stop(agent.runtime_handle, grace=get_settings().agent_stop_grace)
-    release_store.stop_kept(agent)  # a blue kept after a release stops with the agent
+    if kept_blue:
+        release_store.stop_kept(agent)  # a blue kept after a release stops with the agent
 
 
 def forget_memory(agent: Agent, instance_id: str) -> None:

@@ -17,6 +17,7 @@ from .db import Conn
 _CURRENT = """c.current_version,
            (select v.semver from public.character_versions v
              where v.character_id = c.id and v.version = c.current_version) as current_semver"""
+CURRENT_VERSION = _CURRENT  # for statements elsewhere that return agent rows
 _AGENT_SELECT = f"""
     select a.*, {_CURRENT}
       from public.agents a join public.characters c on c.id = a.character_id
@@ -206,19 +207,6 @@ def list_events(conn: Conn, agent_id: str | None, limit: int,
         sql.SQL(" and ").join(where))
     return conn.execute(query, {"agent_id": agent_id, "limit": limit, "before_at": before[0] if before else None,
                                 "before_id": before[1] if before else None}).fetchall()
-
-
-def idle_agents(conn: Conn, now: datetime, limit: int, exclude: list[str] | None = None) -> list[DictRow]:
-    """Running agents idle past their own policy, oldest first, but those in exclude; served by
-    agents_idle_sweep_idx."""
-    return conn.execute(
-        "select id, user_id, url, last_activity_at, idle_timeout_minutes from public.agents"
-        " where status = 'running' and auto_hibernate and desired_state = 'running'"
-        " and last_activity_at < %(now)s - make_interval(mins => idle_timeout_minutes)"
-        " and not (id = any(%(exclude)s::uuid[]))"
-        " order by last_activity_at limit %(limit)s",
-        {"now": now, "limit": limit, "exclude": exclude or []},
-    ).fetchall()
 
 
 def stuck_agents(conn: Conn, older_than: datetime) -> list[Agent]:

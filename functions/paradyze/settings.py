@@ -121,6 +121,11 @@ class Settings(BaseSettings):
     gcp_region: str = Field(default="us-central1", alias="PARADYZE_GCP_REGION")
     # Points the Cloud Run Admin API client at another endpoint (a local fake) with anonymous credentials.
     cloud_run_api_endpoint: str | None = Field(default=None, alias="PARADYZE_CLOUD_RUN_API_ENDPOINT")
+    # The same for Secret Manager, where each Cloud Run agent's sensitive environment is kept.
+    secret_manager_api_endpoint: str | None = Field(default=None, alias="PARADYZE_SECRET_MANAGER_API_ENDPOINT")
+    # The service account Cloud Run agents run as: it may read each agent's secret, granted per secret.
+    # Unset, they run as the project's default compute account, which then needs that access itself.
+    cloud_run_agent_account: str | None = Field(default=None, alias="PARADYZE_CLOUD_RUN_AGENT_ACCOUNT")
     # Agents on Cloud Run are private: only this service account (the platform's) may call them,
     # with a Google ID token. PARADYZE_CLOUD_RUN_PUBLIC=true deploys them open to anyone instead.
     cloud_run_invoker: str | None = Field(default=None, alias="PARADYZE_CLOUD_RUN_INVOKER")

@@ -1,4 +1,5 @@
-"""A local fake of the Secret Manager v1 REST API: secrets, their versions, access, and IAM policies.
+"""A local fake of the Secret Manager v1 REST API: secrets (created, deleted), their versions (added,
+listed, accessed, destroyed), and IAM policies.
 
 It speaks what google-cloud-secret-manager's REST transport sends and parses: proto3 JSON with
 camelCase fields, payloads as base64 with their CRC32C (checked on addVersion, as the API does when
@@ -77,6 +78,28 @@ class FakeSecretManager(LocalApiWithFailures):
             found = self._version(secret, version)
             return None if found is None or found["state"] != "ENABLED" else self._payloads[found["name"]]
 
+    def add(self, secret: str, value: str) -> str:
+        """Seed a version of secret ("projects/P/secrets/S", created if need be) as a user would have
+        with gcloud; returns the version's name."""
+        with self._lock:
+            if secret not in self.secrets:
+                self.secrets[secret] = {"name": secret, "replication": {"automatic": {}}, "createTime": _now()}
+                self.versions[secret] = []
+            return self._add_version(secret, value.encode())["name"]
+
+    def live(self, prefix: str = "") -> dict[str, list[str]]:
+        """Every secret whose name starts with prefix, with the names of its enabled versions."""
+        with self._lock:
+            return {name: [v["name"] for v in self.versions[name] if v["state"] == "ENABLED"]
+                    for name in self.secrets if name.startswith(prefix)}
+
+    def _add_version(self, secret: str, data: bytes) -> dict[str, Any]:
+        version = {"name": f"{secret}/versions/{len(self.versions[secret]) + 1}", "createTime": _now(),
+                   "state": "ENABLED", "replicationStatus": {"automatic": {}}}
+        self.versions[secret].append(version)
+        self._payloads[version["name"]] = data
+        return version
+
     def mutations(self) -> list[Call]:
         return [c for c in self.calls if c.method in ("POST", "PATCH", "DELETE") and not c.path.endswith(":access")]
 
@@ -136,11 +159,32 @@ class FakeSecretManager(LocalApiWithFailures):
             with self._lock:
                 if name not in self.secrets:
                     return _error(404, f"Secret [{name}] not found.")
-                version = {"name": f"{name}/versions/{len(self.versions[name]) + 1}", "createTime": _now(),
-                           "state": "ENABLED", "replicationStatus": {"automatic": {}}}
-                self.versions[name].append(version)
-                self._payloads[version["name"]] = data
-                return jsonify(version)
+                return jsonify(self._add_version(name, data))
+
+        @app.delete(secret_path)
+        def delete(project: str, secret_id: str) -> Response:
+            name = f"projects/{project}/secrets/{secret_id}"
+            with self._lock:
+                if name not in self.secrets:
+                    return _error(404, f"Secret [{name}] not found.")
+                del self.secrets[name]
+                for version in self.versions.pop(name):
+                    self._payloads.pop(version["name"], None)
+                self.policies.pop(name, None)
+                return jsonify({})
+
+        @app.post(secret_path + "/versions/<version>:destroy")
+        def destroy(project: str, secret_id: str, version: str) -> Response:
+            name = f"projects/{project}/secrets/{secret_id}"
+            with self._lock:
+                found = self._version(name, version) if version != "latest" else None
+                if found is None:
+                    return _error(404, f"Secret Version [{name}/versions/{version}] not found.")
+                if found["state"] == "DESTROYED":
+                    return _error(400, f"Secret Version [{found['name']}] is already in DESTROYED state.")
+                found.update(state="DESTROYED", destroyTime=_now())
+                self._payloads.pop(found["name"], None)
+                return jsonify(found)
 
         @app.get(secret_path + "/versions")
         def list_versions(project: str, secret_id: str) -> Response:

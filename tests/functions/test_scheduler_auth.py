@@ -80,9 +80,10 @@ def console_account(google: GoogleIdentity, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_the_deployed_console_calls_as_its_service_account_with_an_id_token_from_the_metadata_server(
-        functions: Functions, console_account: GoogleIdentity, alice: User) -> None:
+        functions: Functions, console_account: GoogleIdentity, alice: User, cleanup_agents: list[str]) -> None:
     created = functions.post("create_agent", alice.token, {"character": {"name": "Seen", "bio": "b"}})
     assert created.status_code == 201, created.get_json()
+    cleanup_agents.append(created.get_json()["agent"]["id"])
     asked = len(console_account.audiences)
     # The console as Cloud Run runs it: no admin token, its audience, the metadata server at hand.
     env = {"PATH": os.environ["PATH"], "PARADYZE_API_AUDIENCE": "paradyze-test", "HOME": "/nonexistent",

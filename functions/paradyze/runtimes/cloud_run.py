@@ -11,11 +11,14 @@ from ..errors import AgentStartFailed, ParadyzeError, ValidationFailed
 from ..settings import Settings
 from .base import AgentSpec, Owned, RuntimeStatus, Started
 from .cloud_run_api import RPC_TIMEOUT, Missing, api_errors, read_retry, services_client, wait
+from .cloud_run_secrets import AgentSecrets
 from .cloud_run_service import (
     LABEL_AGENT,
     LABEL_INSTANCE,
+    agent_labels,
     build_service,
     label_value,
+    sensitive_environment,
     service_detail,
     service_state,
 )
@@ -43,8 +46,10 @@ class CloudRunRuntime:
     billed while hibernated, and the agent's state lives in the platform's database and store.
 
     The character file cannot be bind-mounted on Cloud Run; it travels base64-encoded in
-    CHARACTER_JSON, which the agent reads instead of CHARACTER_PATH. Agent env values of the
-    form `sm://projects/P/secrets/NAME/versions/V` become Secret Manager references.
+    CHARACTER_JSON, which the agent reads instead of CHARACTER_PATH. The rest of the agent's
+    environment (its key, model keys, the owner's secrets) is kept in a Secret Manager secret of
+    the agent's own and never in the service (cloud_run_secrets.py); env values of the form
+    `sm://projects/P/secrets/NAME/versions/V` stay references to the user's own secrets.
 
     The image and memory limit are the docker runtime's (images.py: the ElizaOS image and 1 GiB
     unless PARADYZE_AGENT=reference); PARADYZE_DOCKER_IMAGE must name an image Cloud Run can pull
@@ -72,6 +77,7 @@ class CloudRunRuntime:
             )
         self.settings = settings
         self._client: ServicesClient | None = None
+        self.secrets = AgentSecrets(settings)
 
     # -- naming ------------------------------------------------------------------------------
 
@@ -93,6 +99,10 @@ class CloudRunRuntime:
     def service_name(self, agent_id: str) -> str:
         return f"{self.parent}/services/{self.service_id(agent_id)}"
 
+    def secret_id(self, agent_id: str) -> str:
+        """The Secret Manager secret holding the agent's environment: its service id and `-env`."""
+        return f"{self.service_id(agent_id)}-env"
+
     @property
     def instance_label(self) -> str:
         return label_value(self.settings.instance_key)
@@ -110,32 +120,37 @@ class CloudRunRuntime:
         """
         from google.api_core import exceptions as gexc
 
-        service = self.build_service(spec)
         name = self.service_name(spec.agent_id)
         action = f"start agent {spec.agent_id}"
-        with api_errors(action, start=True, secrets=spec.env.values()):
-            client = self._run()
-            try:
-                operation = client.create_service(
-                    parent=self.parent,
-                    service=service,
-                    service_id=self.service_id(spec.agent_id),
-                    timeout=RPC_TIMEOUT,
-                )
-            except gexc.Conflict:
-                # An earlier attempt (a retry after a crash) left the service: deploy over it.
-                service.name = name
-                operation = client.update_service(service=service, timeout=RPC_TIMEOUT)
+        secret_id = self.secret_id(spec.agent_id)
+        values = sensitive_environment(self.settings, spec)
+        version = self.secrets.put(secret_id, agent_labels(spec, self.instance_label), values, action=action)
+        deployed = False
         try:
-            with api_errors(action, start=True, secrets=spec.env.values()):
+            service = build_service(self.settings, spec, self.instance_label, version)
+            with api_errors(action, start=True, secrets=values.values()):
+                client = self._run()
+                try:
+                    operation = client.create_service(
+                        parent=self.parent, service=service, service_id=self.service_id(spec.agent_id),
+                        timeout=RPC_TIMEOUT)
+                except gexc.Conflict:
+                    # An earlier attempt (a retry after a crash) left the service: deploy over it.
+                    service.name = name
+                    operation = client.update_service(service=service, timeout=RPC_TIMEOUT)
+                deployed = True
                 ready: Service = wait(operation, self.settings.agent_start_timeout)
                 if not ready.uri:
                     raise AgentStartFailed(f"cannot {action}: Cloud Run reported no URL for {name}")
                 if not self.settings.cloud_run_public:
                     self._grant_invoker(client, name)
         except ParadyzeError:
-            self._discard(name)
+            if deployed:
+                self._discard(name)
+            with contextlib.suppress(ParadyzeError):
+                self.secrets.delete(secret_id)  # a failed start leaves nothing of the agent's behind
             raise
+        self.secrets.prune(secret_id, keep=version)
         return Started(handle=ready.name or name, url=ready.uri)
 
     def stop(self, handle: str, grace: float) -> None:
@@ -147,6 +162,7 @@ class CloudRunRuntime:
         with contextlib.suppress(Missing), api_errors("stop agent service"):
             operation = self._run().delete_service(name=handle, timeout=RPC_TIMEOUT)
             wait(operation, max(self.settings.agent_start_timeout, grace + _CLOUD_RUN_GRACE))
+        self.secrets.delete(f"{handle.rsplit('/', 1)[-1]}-env")  # the instance has read it; none is left
 
     def status(self, handle: str) -> RuntimeStatus:
         """The service's Ready condition; "missing" when it is gone. Raises RuntimeUnavailable.
@@ -174,10 +190,13 @@ class CloudRunRuntime:
         return False  # a service is one agent's
 
     def forget(self, agent_id: str, tenant: str) -> None:
-        """Nothing to do: the agent's memory is its own database, which delete drops (agent_databases)."""
+        """Delete the agent's secret, which a start interrupted before its service existed may have
+        left (its memory is a database of its own, which delete drops: agent_databases)."""
+        self.secrets.delete(self.secret_id(agent_id))
 
     def close(self) -> None:
         self._client = None
+        self.secrets = AgentSecrets(self.settings)
 
     def logs(self, handle: str, tail: int = 200) -> list[str]:
         """One line saying where the logs are: Cloud Run sends them to Cloud Logging.
@@ -207,10 +226,6 @@ class CloudRunRuntime:
         return owned
 
     # -- the service spec --------------------------------------------------------------------
-
-    def build_service(self, spec: AgentSpec) -> Service:
-        """The run_v2.Service deployed for spec (public so that tests can inspect what is sent)."""
-        return build_service(self.settings, spec, self.instance_label)
 
     # -- internals ---------------------------------------------------------------------------
 

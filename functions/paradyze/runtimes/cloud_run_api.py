@@ -43,8 +43,9 @@ def wait(operation: Any, timeout: float) -> Any:
 
 
 @contextlib.contextmanager
-def api_errors(action: str, *, start: bool = False, secrets: Iterable[str] = ()) -> Iterator[None]:
-    """The one place where Cloud Run client errors become domain errors.
+def api_errors(action: str, *, start: bool = False, secrets: Iterable[str] = (),
+               api: str = "the Cloud Run Admin API") -> Iterator[None]:
+    """The one place where Google Cloud client errors (Cloud Run's, Secret Manager's) become domain errors.
 
     NotFound becomes Missing (callers decide whether that is fine); an API that does not
     answer (unreachable, 503, deadline, no credentials) becomes RuntimeUnavailable; any
@@ -64,10 +65,10 @@ def api_errors(action: str, *, start: bool = False, secrets: Iterable[str] = ())
     except gexc.NotFound as exc:
         raise Missing(action) from exc
     except (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.RetryError) as exc:
-        raise RuntimeUnavailable(f"cannot {action}: the Cloud Run Admin API does not answer") from exc
+        raise RuntimeUnavailable(f"cannot {action}: {api} does not answer") from exc
     except (requests.RequestException, auth_exceptions.TransportError) as exc:
         raise RuntimeUnavailable(
-            f"cannot {action}: the Cloud Run Admin API is unreachable ({type(exc).__name__})"
+            f"cannot {action}: {api} is unreachable ({type(exc).__name__})"
         ) from exc
     except auth_exceptions.GoogleAuthError as exc:
         raise RuntimeUnavailable(f"cannot {action}: no usable Google credentials ({type(exc).__name__})") from exc

@@ -25,8 +25,9 @@ from paradyze.runtimes.cloud_run import CloudRunRuntime
 from paradyze.runtimes.cloud_run_service import cloud_run_cpu, cloud_run_memory, label_value
 from paradyze.settings import Settings
 from tests.fakes.cloud_run import FakeCloudRun
+from tests.fakes.google_cloud import INVOKER, PROJECT, CloudFakes, cloud_fakes
+from tests.fakes.secret_manager import FakeSecretManager
 
-PROJECT = "paradyze-test"
 SECRET = "sk-or-v1-do-not-leak-0123456789"
 SECRET_REF = f"sm://projects/{PROJECT}/secrets/openrouter/versions/3"
 
@@ -38,23 +39,38 @@ def character(name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeCloudRun]:
-    with FakeCloudRun(grace=2.0) as api:
-        yield api
-
-
-INVOKER = "paradyze-platform@paradyze-test.iam.gserviceaccount.com"
-
-
-def make_runtime(tmp_path: Path, endpoint: str, instance: str = "cr", **overrides: Any) -> CloudRunRuntime:
-    settings = Settings(PARADYZE_HOME=tmp_path / "home", PARADYZE_INSTANCE=instance)
-    update = {"gcp_project": PROJECT, "cloud_run_api_endpoint": endpoint, "cloud_run_invoker": INVOKER, **overrides}
-    return CloudRunRuntime(settings.model_copy(update=update))
+def cloud() -> Iterator[CloudFakes]:
+    with cloud_fakes(grace=2.0) as fakes:
+        yield fakes
 
 
 @pytest.fixture
-def runtime(fake: FakeCloudRun, tmp_path: Path) -> Iterator[CloudRunRuntime]:
-    backend = make_runtime(tmp_path, fake.endpoint)
+def fake(cloud: CloudFakes) -> FakeCloudRun:
+    return cloud.run
+
+
+@pytest.fixture
+def sm(cloud: CloudFakes) -> FakeSecretManager:
+    return cloud.secrets
+
+
+def make_runtime(tmp_path: Path, cloud: CloudFakes, instance: str = "cr", **overrides: Any) -> CloudRunRuntime:
+    settings = Settings(PARADYZE_HOME=tmp_path / "home", PARADYZE_INSTANCE=instance)
+    return CloudRunRuntime(cloud.settings(settings, **overrides))
+
+
+def unreachable(tmp_path: Path, **overrides: Any) -> CloudRunRuntime:
+    """A runtime whose Cloud Run and Secret Manager endpoints answer nothing."""
+    closed = f"http://127.0.0.1:{closed_port()}"
+    settings = Settings(PARADYZE_HOME=tmp_path / "home", PARADYZE_INSTANCE="cr")
+    return CloudRunRuntime(settings.model_copy(update={
+        "gcp_project": PROJECT, "cloud_run_api_endpoint": closed, "secret_manager_api_endpoint": closed,
+        "cloud_run_invoker": INVOKER, **overrides}))
+
+
+@pytest.fixture
+def runtime(cloud: CloudFakes, tmp_path: Path) -> Iterator[CloudRunRuntime]:
+    backend = make_runtime(tmp_path, cloud)
     yield backend
     for owned in backend.list_owned():
         backend.stop(owned.handle, grace=1.0)
@@ -90,12 +106,25 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def secret_env(sm: FakeSecretManager, backend: CloudRunRuntime, agent_id: str) -> dict[str, str]:
+    """What the agent's secret holds now (its newest enabled version)."""
+    payload = sm.payload(f"projects/{PROJECT}/secrets/{backend.secret_id(agent_id)}")
+    assert payload is not None, "the agent has no secret"
+    return dict(json.loads(payload))
+
+
+def seed_user_secret(sm: FakeSecretManager) -> None:
+    """The user's own secret `openrouter`, at version 3 (what SECRET_REF names)."""
+    for value in ("old", "older", SECRET):
+        sm.add(f"projects/{PROJECT}/secrets/openrouter", value)
+
+
 def test_the_deployed_service_is_one_always_on_instance_with_labels_limits_and_env(
-    runtime: CloudRunRuntime, fake: FakeCloudRun, tmp_path: Path
+    runtime: CloudRunRuntime, fake: FakeCloudRun, sm: FakeSecretManager, tmp_path: Path
 ) -> None:
-    fake.secrets[f"projects/{PROJECT}/secrets/openrouter/versions/3"] = SECRET
+    seed_user_secret(sm)
     spec = write_spec(tmp_path, env={"OPENROUTER_API_KEY": SECRET_REF, "PLAIN_SETTING": "blue", "EMPTY": "",
-                                     "PORT": "1234", "CHARACTER_PATH": "/nowhere.json"})
+                                     "PORT": "1234", "CHARACTER_PATH": "/nowhere.json", "OTHER_KEY": "sk-other-1"})
     started = runtime.start(spec)
     service_id = runtime.service_id(spec.agent_id)
     assert started.handle == f"projects/{PROJECT}/locations/us-central1/services/{service_id}"
@@ -115,28 +144,69 @@ def test_the_deployed_service_is_one_always_on_instance_with_labels_limits_and_e
     assert container["resources"]["limits"] == {"memory": "512Mi", "cpu": "1"}
     assert not container["resources"].get("cpuIdle")  # CPU always allocated
 
+    # The spec holds no value of the agent's environment: the user's secret stays their reference,
+    # the rest is the agent's own secret, at the version this start wrote.
+    secret = f"projects/{PROJECT}/secrets/{runtime.secret_id(spec.agent_id)}"
     env = env_of(service)
-    assert env["OPENROUTER_API_KEY"] == {
-        "secretKeyRef": {"secret": f"projects/{PROJECT}/secrets/openrouter", "version": "3"}}
-    assert env["PLAIN_SETTING"] == "blue"
+    assert env == {
+        "OPENROUTER_API_KEY": {"secretKeyRef": {"secret": f"projects/{PROJECT}/secrets/openrouter", "version": "3"}},
+        "PARADYZE_AGENT_ENV": {"secretKeyRef": {"secret": secret, "version": "1"}},
+        "CHARACTER_JSON": env["CHARACTER_JSON"], "SERVER_PORT": "3000", "HOST": "0.0.0.0",
+        "ELIZA_NO_AUTO_INSTALL": "true"}
     assert base64.b64decode(env["CHARACTER_JSON"]) == spec.character_path.read_bytes()
-    assert env["SERVER_PORT"] == "3000"
-    assert env["ELIZA_SERVER_AUTH_TOKEN"] == api_key(spec.agent_id)  # the agent's own key, as on every runtime
-    assert env["ELIZA_NO_AUTO_INSTALL"] == "true"
-    for absent in ("EMPTY", "PORT", "CHARACTER_PATH"):
-        assert absent not in env
-    assert SECRET not in json.dumps(service)  # the secret itself never enters the service spec
+    assert secret_env(sm, runtime, spec.agent_id) == {
+        "PLAIN_SETTING": "blue", "OTHER_KEY": "sk-other-1",
+        "ELIZA_SERVER_AUTH_TOKEN": api_key(spec.agent_id)}  # the agent's own key, as on every runtime
+    for value in (SECRET, "sk-other-1", api_key(spec.agent_id)):
+        assert value not in json.dumps(service)  # no secret ever enters the service spec
 
-    # The agent really runs from CHARACTER_JSON, with the secret resolved at its start.
+    # The agent really runs from CHARACTER_JSON, its environment spread from its secret at its start.
     assert agent_names(started.url, spec.agent_id) == ["Cirrus"]
     assert requests.get(f"{started.url}/api/agents", timeout=5).status_code == 401  # without the key
     running = process_environ(fake.instances[started.handle].process.pid)  # type: ignore[union-attr]
-    assert running["OPENROUTER_API_KEY"] == SECRET
+    assert running["OPENROUTER_API_KEY"] == SECRET and running["OTHER_KEY"] == "sk-other-1"
     assert "CHARACTER_PATH" not in running
 
+    # Stopped (hibernated or deleted), the agent keeps no secret.
+    runtime.stop(started.handle, grace=1.0)
+    assert sm.live(secret) == {}
 
-def test_service_ids_are_deterministic_valid_and_per_instance(fake: FakeCloudRun, tmp_path: Path) -> None:
-    one, other = make_runtime(tmp_path, fake.endpoint, "one"), make_runtime(tmp_path, fake.endpoint, "Other Inst")
+
+def test_each_start_writes_a_version_only_the_agents_account_reads_and_destroys_the_older(
+    cloud: CloudFakes, sm: FakeSecretManager, tmp_path: Path
+) -> None:
+    agents = "paradyze-agents@paradyze-test.iam.gserviceaccount.com"
+    backend = make_runtime(tmp_path, cloud, cloud_run_agent_account=agents)
+    spec = write_spec(tmp_path, env={"OPENAI_API_KEY": "sk-first"})
+    try:
+        first = backend.start(spec)
+        again = backend.start(write_spec(tmp_path, version=2, agent_id=spec.agent_id,
+                                         env={"OPENAI_API_KEY": "sk-rotated"}))
+        secret = f"projects/{PROJECT}/secrets/{backend.secret_id(spec.agent_id)}"
+        assert sm.live(secret) == {secret: [f"{secret}/versions/2"]}, "the first version is destroyed"
+        assert secret_env(sm, backend, spec.agent_id)["OPENAI_API_KEY"] == "sk-rotated"
+        assert sm.policies[secret]["bindings"] == [
+            {"role": "roles/secretmanager.secretAccessor", "members": [f"serviceAccount:{agents}"]}]
+        service = cloud.run.service(backend.service_id(spec.agent_id))
+        assert service["template"]["serviceAccount"] == agents
+        running = process_environ(cloud.run.instances[again.handle].process.pid)  # type: ignore[union-attr]
+        assert running["OPENAI_API_KEY"] == "sk-rotated" and again.url == first.url
+    finally:
+        backend.stop(first.handle, grace=1.0)
+
+
+def test_forget_removes_a_secret_an_interrupted_start_left(runtime: CloudRunRuntime, sm: FakeSecretManager,
+                                                            tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, env={"OPENAI_API_KEY": "sk-left"})
+    # The platform stopped after the secret was written, before the service was created.
+    runtime.secrets.put(runtime.secret_id(spec.agent_id), {}, {"OPENAI_API_KEY": "sk-left"}, action="start")
+    runtime.forget(spec.agent_id, tenant="anyone")
+    assert sm.live() == {}
+    runtime.forget(spec.agent_id, tenant="anyone")  # and again: nothing to do
+
+
+def test_service_ids_are_deterministic_valid_and_per_instance(cloud: CloudFakes, tmp_path: Path) -> None:
+    one, other = make_runtime(tmp_path, cloud, "one"), make_runtime(tmp_path, cloud, "Other Inst")
     agent_id = "6f1c1e5a-8a3b-4b6e-9d2f-0c1d2e3f4a5b"
     ids = [one.service_id(agent_id), one.service_id(agent_id), other.service_id(agent_id),
            one.service_id("not-a-uuid" * 10)]
@@ -210,27 +280,30 @@ def test_a_crashed_instance_is_replaced_as_cloud_run_does(
 
 
 def test_an_agent_that_never_becomes_ready_fails_start_and_leaves_nothing(tmp_path: Path) -> None:
-    with FakeCloudRun(grace=1.0, health_path="/never-answers") as api:
-        backend = make_runtime(tmp_path, api.endpoint, agent_start_timeout=1.5)
+    with cloud_fakes(grace=1.0, health_path="/never-answers") as cloud:
+        backend = make_runtime(tmp_path, cloud, agent_start_timeout=1.5)
         with pytest.raises(AgentStartFailed, match="in time"):
             backend.start(write_spec(tmp_path))
         assert backend.list_owned() == []
+        assert cloud.secrets.live() == {}, "nor a secret"
 
 
 def test_a_secret_that_does_not_exist_fails_start_without_leaking(
-    runtime: CloudRunRuntime, tmp_path: Path
+    runtime: CloudRunRuntime, sm: FakeSecretManager, tmp_path: Path
 ) -> None:
     spec = write_spec(tmp_path, env={"OPENROUTER_API_KEY": SECRET_REF, "OTHER_KEY": SECRET})
     with pytest.raises(AgentStartFailed, match="openrouter/versions/3 was not found") as failed:
         runtime.start(spec)
     assert SECRET not in str(failed.value)
-    assert runtime.list_owned() == []
+    assert runtime.list_owned() == [] and sm.live() == {}
 
 
-def test_a_malformed_secret_reference_names_the_variable(runtime: CloudRunRuntime, tmp_path: Path) -> None:
+def test_a_malformed_secret_reference_names_the_variable(runtime: CloudRunRuntime, sm: FakeSecretManager,
+                                                         tmp_path: Path) -> None:
     with pytest.raises(AgentStartFailed, match="env OPENROUTER_API_KEY: a secret reference") as failed:
         runtime.start(write_spec(tmp_path, env={"OPENROUTER_API_KEY": "sm://" + SECRET}))
     assert SECRET not in str(failed.value)
+    assert sm.live() == {}, "refused before anything was written"
 
 
 def test_a_refusal_that_echoes_the_request_is_scrubbed(
@@ -243,7 +316,7 @@ def test_a_refusal_that_echoes_the_request_is_scrubbed(
 
 
 def test_an_api_that_does_not_answer_is_runtime_unavailable(tmp_path: Path) -> None:
-    backend: AgentRuntime = make_runtime(tmp_path, f"http://127.0.0.1:{closed_port()}")
+    backend: AgentRuntime = unreachable(tmp_path)
     handle = "projects/p/locations/l/services/s"
     with pytest.raises(RuntimeUnavailable) as failed:
         backend.start(write_spec(tmp_path, env={"OTHER_KEY": SECRET}))
@@ -266,8 +339,9 @@ def test_an_api_answering_503_is_runtime_unavailable(
     fake.clear_failures()
 
 
-def test_list_owned_pages_through_and_keeps_to_this_instance(fake: FakeCloudRun, tmp_path: Path) -> None:
-    ours, theirs = make_runtime(tmp_path, fake.endpoint, "ours"), make_runtime(tmp_path, fake.endpoint, "theirs")
+def test_list_owned_pages_through_and_keeps_to_this_instance(cloud: CloudFakes, fake: FakeCloudRun,
+                                                             tmp_path: Path) -> None:
+    ours, theirs = make_runtime(tmp_path, cloud, "ours"), make_runtime(tmp_path, cloud, "theirs")
     try:
         specs = [write_spec(tmp_path, name=f"Agent{i}") for i in range(3)]
         started = {s.agent_id: ours.start(s) for s in specs}
@@ -292,12 +366,13 @@ def test_logs_say_where_cloud_run_keeps_them(runtime: CloudRunRuntime) -> None:
 
 def test_without_a_project_the_runtime_is_not_offered(tmp_path: Path) -> None:
     with pytest.raises(ValidationFailed, match="GOOGLE_CLOUD_PROJECT") as info:
-        make_runtime(tmp_path, "http://127.0.0.1:9", gcp_project=None)
+        unreachable(tmp_path, gcp_project=None)
     assert info.value.details[0]["loc"] == ["runtime"]
 
 
-def test_public_agents_are_deployed_open_and_grant_nobody(fake: FakeCloudRun, tmp_path: Path) -> None:
-    backend = make_runtime(tmp_path, fake.endpoint, cloud_run_invoker=None, cloud_run_public=True)
+def test_public_agents_are_deployed_open_and_grant_nobody(cloud: CloudFakes, fake: FakeCloudRun,
+                                                         tmp_path: Path) -> None:
+    backend = make_runtime(tmp_path, cloud, cloud_run_invoker=None, cloud_run_public=True)
     started = backend.start(write_spec(tmp_path))
     try:
         assert fake.service(started.handle.rsplit("/", 1)[-1])["invokerIamDisabled"] is True
@@ -308,11 +383,11 @@ def test_public_agents_are_deployed_open_and_grant_nobody(fake: FakeCloudRun, tm
 
 def test_private_agents_need_an_invoker(tmp_path: Path) -> None:
     with pytest.raises(ValidationFailed, match="PARADYZE_CLOUD_RUN_INVOKER"):
-        make_runtime(tmp_path, "http://127.0.0.1:9", cloud_run_invoker=None)
+        unreachable(tmp_path, cloud_run_invoker=None)
 
 
 def test_with_an_agent_database_server_each_agent_gets_postgres_url_to_a_database_of_its_own(
-    fake: FakeCloudRun, tmp_path: Path, database: None
+    cloud: CloudFakes, sm: FakeSecretManager, tmp_path: Path, database: None
 ) -> None:
     from pydantic import SecretStr
 
@@ -320,11 +395,12 @@ def test_with_an_agent_database_server_each_agent_gets_postgres_url_to_a_databas
     from paradyze.settings import get_settings
 
     admin = db.database_url(get_settings())
-    backend = make_runtime(tmp_path, fake.endpoint, agent_database_url=SecretStr(admin))
+    backend = make_runtime(tmp_path, cloud, agent_database_url=SecretStr(admin))
     spec = write_spec(tmp_path)
     started = backend.start(spec)
     try:
-        url = env_of(fake.service(backend.service_id(spec.agent_id)))["POSTGRES_URL"]
+        assert "POSTGRES_URL" not in env_of(cloud.run.service(backend.service_id(spec.agent_id)))
+        url = secret_env(sm, backend, spec.agent_id)["POSTGRES_URL"]
         assert agent_databases.name_for(spec.agent_id) in url
         with psycopg.connect(url) as conn:
             assert conn.execute("select current_user, current_database()").fetchone() == (

@@ -23,12 +23,12 @@ CHARACTER = {"name": "Contracta", "bio": "An agent that checks contracts.",
 
 
 @pytest.fixture
-def fake_cloud_run() -> Iterator[Any]:
-    """A local Cloud Run Admin API whose services really run the reference agent."""
-    from tests.fakes.cloud_run import FakeCloudRun
+def google_cloud() -> Iterator[Any]:
+    """A local Cloud Run Admin API whose services really run the reference agent, with Secret Manager."""
+    from tests.fakes.google_cloud import cloud_fakes
 
-    with FakeCloudRun() as fake:
-        yield fake
+    with cloud_fakes() as fakes:
+        yield fakes
 
 
 @pytest.fixture(params=["process", pytest.param("docker", marks=pytest.mark.docker), "cloud_run"])
@@ -42,10 +42,7 @@ def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AgentRun
     elif request.param == "cloud_run":
         from paradyze.runtimes.cloud_run import CloudRunRuntime
 
-        endpoint = request.getfixturevalue("fake_cloud_run").endpoint
-        backend = CloudRunRuntime(settings.model_copy(
-            update={"gcp_project": "paradyze-contract", "cloud_run_api_endpoint": endpoint,
-                    "cloud_run_invoker": "platform@paradyze-contract.iam.gserviceaccount.com"}))
+        backend = CloudRunRuntime(request.getfixturevalue("google_cloud").settings(settings))
     else:
         from paradyze.runtimes.process import ProcessRuntime
 

@@ -229,16 +229,17 @@ def test_a_fact_told_before_a_restart_reaches_the_model_after_it(
 def test_the_image_runs_from_character_json_as_cloud_run_starts_it(
     runtime: DockerRuntime, settings: Settings, docker_client: Any
 ) -> None:
-    # Cloud Run mounts no file and names the port in PORT: the character comes base64-encoded.
+    # Cloud Run mounts no file and names the port in PORT: the character comes base64-encoded, and
+    # the agent's key (with the rest of its environment) as JSON from its Secret Manager secret.
     character = {**CHARACTER, "name": "Cirrus"}
-    key = f"key-{uuid.uuid4().hex}"
+    key = f"key-'$(id)'-{uuid.uuid4().hex}"  # quotes and a command substitution stay plain text
     container = docker_client.containers.run(
         ELIZAOS_IMAGE,
         detach=True,
         environment={
             "CHARACTER_JSON": base64.b64encode(json.dumps(character).encode()).decode(),
             "PORT": "8080",
-            "ELIZA_SERVER_AUTH_TOKEN": key,
+            "PARADYZE_AGENT_ENV": json.dumps({"ELIZA_SERVER_AUTH_TOKEN": key}),
         },
         labels={LABEL_INSTANCE: settings.instance_key},
         mem_limit="1g",
@@ -260,6 +261,7 @@ def test_the_image_runs_from_character_json_as_cloud_run_starts_it(
             assert time.monotonic() < deadline, f"ElizaOS not answering within {START_TIMEOUT:g}s"
             time.sleep(0.25)
         assert [a["name"] for a in agents.json()["data"]["agents"]] == ["Cirrus"]
+        assert requests.get(f"{url}/api/agents", headers={"X-API-KEY": "key-"}, timeout=5).status_code == 401
     finally:  # started by hand, not by the runtime: nothing else would stop it
         container.remove(force=True)
 
