@@ -27,7 +27,7 @@ import httpx
 # into a socket the agent is closing (which would leave its delivery in doubt).
 IDLE_S = 4.0
 CONNECT_TIMEOUT_S = 5.0
-_IDLE_PER_HOST = 32
+_IDLE_MAX = 64  # idle connections kept over all agents, as httpx's pool kept at most
 
 
 class AgentHttpError(Exception):
@@ -141,12 +141,24 @@ class KeepAlive:
         return found
 
     def _give_back(self, key: tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
+        now = time.monotonic()
+        stale = []
         with self._lock:
-            conns = self._idle.setdefault(key, [])
-            if len(conns) < _IDLE_PER_HOST:
-                conns.append((conn, time.monotonic()))
-                return
-        conn.close()
+            # Agents not called for a while leave their idle connections here: drop the expired ones,
+            # so that no more than _IDLE_MAX sockets stay open however many agents there are.
+            for other in list(self._idle):
+                stale += [c for c, since in self._idle[other] if now - since >= IDLE_S]
+                kept = [(c, since) for c, since in self._idle[other] if now - since < IDLE_S]
+                if kept:
+                    self._idle[other] = kept
+                else:
+                    del self._idle[other]
+            if sum(len(conns) for conns in self._idle.values()) < _IDLE_MAX:
+                self._idle.setdefault(key, []).append((conn, now))
+            else:
+                stale.append(conn)
+        for old in stale:
+            old.close()
 
 
 def _closed_by_peer(conn: http.client.HTTPConnection) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import socket
 import threading
 import time
@@ -10,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from paradyze.agent_http import _IDLE_MAX as IDLE_MAX
 from paradyze.agent_http import ConnectFailed, KeepAlive, TimedOut
 
 
@@ -18,10 +20,20 @@ class Agent(BaseHTTPRequestHandler):
     idle_close_s = 0.3  # Node's keepAliveTimeout, shortened
     connections: list[str] = []
 
+    open_now: dict[int, int] = {}  # per server (by its port): connections open now
+    lock = threading.Lock()
+
     def setup(self) -> None:
         super().setup()
         self.connections.append(f"{self.client_address}")
         self.request.settimeout(self.idle_close_s)
+        with self.lock:
+            self.open_now[self.server.server_address[1]] = self.open_now.get(self.server.server_address[1], 0) + 1
+
+    def finish(self) -> None:
+        with self.lock:
+            self.open_now[self.server.server_address[1]] -= 1
+        super().finish()
 
     def handle(self) -> None:
         try:
@@ -44,10 +56,14 @@ class Agent(BaseHTTPRequestHandler):
         pass
 
 
+class Server(ThreadingHTTPServer):
+    request_queue_size = 128  # Node's backlog is 511; socketserver's 5 would refuse a burst of connections
+
+
 @pytest.fixture
 def agent() -> Iterator[str]:
     Agent.connections = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Agent)
+    server = Server(("127.0.0.1", 0), Agent)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -95,3 +111,19 @@ def test_no_listener_is_connect_failed_and_no_answer_is_timed_out(agent: str) ->
         post(http, f"{agent}/slow", "hi", timeout=0.3)
     assert post(http, f"{agent}/m", "next")["echo"] == "next"  # the timed-out connection was not kept
     http.close()
+
+
+def test_no_more_idle_connections_stay_open_than_the_bound(agent: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Agent, "idle_close_s", 30.0)  # the agent keeps them: only the client's bound closes any
+    http = KeepAlive()
+    calls = IDLE_MAX + 6
+    try:
+        with concurrent.futures.ThreadPoolExecutor(calls) as pool:  # all at once: one connection each
+            assert len(list(pool.map(lambda i: post(http, f"{agent}/slow", f"m{i}"), range(calls)))) == calls
+        port = int(agent.rsplit(":", 1)[1])
+        deadline = time.monotonic() + 10
+        while Agent.open_now[port] > IDLE_MAX and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(Agent.connections) == calls and Agent.open_now[port] == IDLE_MAX
+    finally:
+        http.close()
