@@ -6,7 +6,6 @@ import functools
 import hashlib
 import os
 import re
-import secrets
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -15,6 +14,7 @@ from pydantic import Field, PrivateAttr, SecretStr, ValidationError, model_valid
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .agent_env import PLATFORM_MODEL_VARS
+from .state_secrets import generate_once
 
 RuntimeKind = Literal["process", "docker", "cloud_run"]
 AgentKind = Literal["elizaos", "reference"]
@@ -280,27 +280,8 @@ class Settings(BaseSettings):
         key = (str(self.home), name)
         value = self._generated.get(key)
         if value is None:
-            value = self._generated[key] = _generated_secret(self.state_dir / name, fernet=fernet)
+            value = self._generated[key] = generate_once(self.state_dir / name, fernet=fernet)
         return value
-
-
-def _generated_secret(path: Path, *, fernet: bool = False) -> str:
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fernet:
-        from cryptography.fernet import Fernet
-
-        value = Fernet.generate_key().decode()
-    else:
-        value = secrets.token_urlsafe(48)
-    # O_EXCL: two processes starting at once agree on the first one written.
-    try:
-        with open(path, "x", opener=lambda p, f: os.open(p, f, 0o600)) as fh:
-            fh.write(value)
-    except FileExistsError:
-        return path.read_text().strip()
-    return value
 
 
 @functools.lru_cache(maxsize=1)
