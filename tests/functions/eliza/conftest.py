@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from paradyze.agent_client import AgentClient
+from paradyze.settings import get_settings
 from tests.fakes.model_server import FakeModelServer
 from tests.functions.eliza.elizaos_server import ElizaServer, installed
 
@@ -48,6 +49,17 @@ def new_eliza(model: FakeModelServer, tmp_path: Path) -> Iterator[ElizaServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def on_elizaos(model: FakeModelServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeModelServer]:
+    """The functions run the real ElizaOS, with the platform's model key pointed at the fake model."""
+    if not installed():
+        pytest.skip(NOT_INSTALLED)
+    monkeypatch.setattr(get_settings(), "agent", "elizaos")
+    monkeypatch.setenv("OPENAI_API_KEY", "platform-test-key")
+    monkeypatch.setenv("OPENAI_BASE_URL", model.base_url)
+    yield model
 
 
 @pytest.fixture

@@ -7,27 +7,13 @@ server, which records each prompt: so a test can see what the agent was shown.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
 from helpers import Functions, User, fixture_characters
 from paradyze.settings import get_settings
 from tests.fakes.model_server import FakeModelServer
-from tests.functions.eliza.conftest import NOT_INSTALLED
-from tests.functions.eliza.elizaos_server import installed
 from tests.functions.runtimes.eliza_servers import servers_of
-
-
-@pytest.fixture
-def on_elizaos(model: FakeModelServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeModelServer]:
-    """The functions run the real ElizaOS, with the platform's model key pointed at the fake model."""
-    if not installed():
-        pytest.skip(NOT_INSTALLED)
-    monkeypatch.setattr(get_settings(), "agent", "elizaos")
-    monkeypatch.setenv("OPENAI_API_KEY", "platform-test-key")
-    monkeypatch.setenv("OPENAI_BASE_URL", model.base_url)
-    yield model
 
 
 def call(functions: Functions, user: User, name: str, body: dict) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import psutil
@@ -17,18 +16,6 @@ from helpers import Functions, User, fixture_characters
 from paradyze import agent_keys, db, release_store, slots
 from paradyze.settings import get_settings
 from tests.fakes.model_server import FakeModelServer
-from tests.functions.eliza.conftest import NOT_INSTALLED
-from tests.functions.eliza.elizaos_server import installed
-
-
-@pytest.fixture
-def on_elizaos(model: FakeModelServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeModelServer]:
-    if not installed():
-        pytest.skip(NOT_INSTALLED)
-    monkeypatch.setattr(get_settings(), "agent", "elizaos")
-    monkeypatch.setenv("OPENAI_API_KEY", "platform-test-key")
-    monkeypatch.setenv("OPENAI_BASE_URL", model.base_url)
-    yield model
 
 
 def servers_in(home: str) -> list[psutil.Process]:
