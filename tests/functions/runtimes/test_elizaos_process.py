@@ -47,16 +47,21 @@ def eliza_character(name: str, **extra: Any) -> dict[str, Any]:
                                  {"name": name, "content": {"text": "pong"}}]], **extra}
 
 
-@pytest.fixture
-def runtime() -> Iterator[ProcessRuntime]:
-    home = Path(tempfile.mkdtemp(prefix="paradyze-eliza-"))
-    backend = ProcessRuntime(Settings(PARADYZE_HOME=home, PARADYZE_INSTANCE=f"eliza-{uuid.uuid4().hex[:6]}",
+def eliza_process_runtime(label: str) -> Iterator[ProcessRuntime]:
+    """A process runtime of ElizaOS agents in a home of its own; every agent it started is stopped after."""
+    home = Path(tempfile.mkdtemp(prefix=f"paradyze-{label}-"))
+    backend = ProcessRuntime(Settings(PARADYZE_HOME=home, PARADYZE_INSTANCE=f"{label}-{uuid.uuid4().hex[:6]}",
                                       PARADYZE_AGENT="elizaos", PARADYZE_AGENT_START_TIMEOUT=BOOT_S))
     yield backend
     for owned in backend.list_owned():
         backend.stop(owned.handle, grace=5.0)
     backend.close()
     shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def runtime() -> Iterator[ProcessRuntime]:
+    yield from eliza_process_runtime("eliza")
 
 
 def spec_for(tmp_path: Path, character: dict[str, Any]) -> AgentSpec:

@@ -8,8 +8,6 @@ agent remembers what it was told before it slept.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,7 +26,7 @@ from paradyze.runtimes.server_pool import ServerPool
 from paradyze.settings import Settings, get_settings
 from tests.fakes.model_server import FakeModelServer
 from tests.functions.runtimes.eliza_servers import servers_of
-from tests.functions.runtimes.test_elizaos_process import BOOT_S, eliza_character
+from tests.functions.runtimes.test_elizaos_process import BOOT_S, eliza_character, eliza_process_runtime
 
 pytestmark = pytest.mark.elizaos
 
@@ -41,14 +39,7 @@ def model() -> Iterator[FakeModelServer]:
 
 @pytest.fixture
 def runtime() -> Iterator[ProcessRuntime]:
-    home = Path(tempfile.mkdtemp(prefix="paradyze-shared-"))
-    backend = ProcessRuntime(Settings(PARADYZE_HOME=home, PARADYZE_INSTANCE=f"shared-{uuid.uuid4().hex[:6]}",
-                                      PARADYZE_AGENT="elizaos", PARADYZE_AGENT_START_TIMEOUT=BOOT_S))
-    yield backend
-    for owned in backend.list_owned():
-        backend.stop(owned.handle, grace=5.0)
-    backend.close()
-    shutil.rmtree(home, ignore_errors=True)
+    yield from eliza_process_runtime("shared")
 
 
 def start(runtime: ProcessRuntime, owner: str, name: str) -> tuple[AgentSpec, dict[str, Any], str]:
