@@ -216,15 +216,17 @@ def messages_in_flight(conn: Conn, agent_id: str) -> bool:
     return not (row and row["free"])
 
 
-def drain_messages(agent_id: str, timeout: float) -> bool:
-    """Wait up to timeout for every message in flight to the agent to finish; False if some still are."""
-    deadline = time.monotonic() + timeout
+def drain_messages(agent_id: str) -> None:
+    """Wait, up to the drain timeout, for every message in flight to the agent to finish, before its
+    instance stops; past it, say so and go on (new messages see the agent is no longer running)."""
+    deadline = time.monotonic() + get_settings().drain_timeout
     while time.monotonic() < deadline:
         with transaction(SYSTEM) as conn:
             if not messages_in_flight(conn, agent_id):
-                return True
+                return
         time.sleep(0.05)
-    return False
+    log.warning("agent %s: messages still in flight after the drain timeout; stopping its instance anyway",
+                agent_id)
 
 
 def migration_status() -> dict[str, object]:

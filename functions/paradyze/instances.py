@@ -176,12 +176,6 @@ def _spec(agent_id: str, version: DictRow, secrets: dict[str, str]) -> AgentSpec
     return AgentSpec(agent_id=agent_id, character_path=path, character_version=version["version"], env=env.env)
 
 
-def drain(agent_id: str) -> None:
-    """Wait, for a bounded time, for messages in flight to finish; new ones see `hibernating`."""
-    if not db.drain_messages(agent_id, get_settings().drain_timeout):
-        log.warning("agent %s: messages still in flight after the drain timeout; stopping anyway", agent_id)
-
-
 @telemetry.traced("agent.stop")
 def stop_instance(agent: Agent, *, kept_blue: bool = True) -> None:
     """Stop the agent's runtime instance, if it has one (the caller holds the agent's lock).

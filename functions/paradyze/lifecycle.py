@@ -28,7 +28,6 @@ from .instances import (
     authorised,
     await_running,
     crash_point,
-    drain,
     finish_delete,
     require_agent,
     start_instance,
@@ -189,7 +188,7 @@ def hibernate(caller: Caller, agent_id: str, *, reason: str = "requested",
                 agent = transition(conn, agent, "hibernating", actor=caller.actor, reason=reason,
                                    change=AgentChange(desired_state="hibernated"))
         crash_point("hibernate:marked")
-        drain(agent_id)
+        db.drain_messages(agent_id)
         stop_instance(agent)
         crash_point("hibernate:stopped")
         return _public(step(agent, "hibernated", actor=caller.actor, reason=reason,

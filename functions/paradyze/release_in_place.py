@@ -18,7 +18,7 @@ from . import db, release_store, repository, slots
 from .agents import Agent
 from .auth import SYSTEM
 from .errors import ParadyzeError
-from .instances import crash_point, drain, forget_memory, start_instance, transition
+from .instances import crash_point, forget_memory, start_instance, transition
 from .release_models import ReleasePublic
 from .runtimes import get_runtime
 from .settings import get_settings
@@ -50,7 +50,7 @@ def switch(agent: Agent, rec: Row, *, version: int, green_handle: str, smoke: li
                                    keep_until=datetime.now(UTC), reason=reason)
         release_store.record(conn, rec, f"{kind} switched to version {version} in place")
     crash_point("release:switched")
-    drain(agent.id)
+    db.drain_messages(agent.id)
     if agent.runtime_handle:
         runtime.stop(agent.runtime_handle, grace=settings.agent_stop_grace)
     try:

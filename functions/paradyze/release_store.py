@@ -9,7 +9,6 @@ the record says which.
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,7 +22,6 @@ from .db import Conn
 from .runtimes import get_runtime
 from .settings import get_settings
 
-log = logging.getLogger(__name__)
 Row = dict[str, Any]
 OPEN = ("starting", "testing", "switched")
 _COLUMNS = frozenset({"status", "serving", "reason", "green_instance", "green_handle", "green_url", "smoke",
@@ -117,7 +115,7 @@ def finish(agent_id: str, *, actor: str, now: datetime | None = None, end_grace:
         return _close(release, "rolled_back", "blue", actor,
                       f"interrupted while {release['status']}: green was stopped, blue kept serving")
     if end_grace or release["keep_until"] <= (now or datetime.now(UTC)):
-        _drain(agent_id)
+        db.drain_messages(agent_id)  # blue's among them, before blue stops
         if release["blue_handle"]:
             runtime.stop(release["blue_handle"], grace=grace)
         return _close(release, "done", "green", actor, "grace period over: blue stopped, green serving")
@@ -169,8 +167,3 @@ def _close(release: Row, status: str, serving: str, actor: str, reason: str) -> 
         record(conn, closed, f"release {status}: {reason}", actor=actor)
     return closed
 
-
-def _drain(agent_id: str) -> None:
-    """Wait, bounded, for messages in flight (blue's among them) before blue stops."""
-    if not db.drain_messages(agent_id, get_settings().drain_timeout):
-        log.warning("agent %s: messages still in flight when its blue instance stops", agent_id)
