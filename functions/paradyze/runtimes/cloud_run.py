@@ -101,7 +101,7 @@ class CloudRunRuntime:
 
     def secret_id(self, agent_id: str) -> str:
         """The Secret Manager secret holding the agent's environment: its service id and `-env`."""
-        return f"{self.service_id(agent_id)}-env"
+        return _secret_of(self.service_id(agent_id))
 
     @property
     def instance_label(self) -> str:
@@ -162,7 +162,7 @@ class CloudRunRuntime:
         with contextlib.suppress(Missing), api_errors("stop agent service"):
             operation = self._run().delete_service(name=handle, timeout=RPC_TIMEOUT)
             wait(operation, max(self.settings.agent_start_timeout, grace + _CLOUD_RUN_GRACE))
-        self.secrets.delete(f"{handle.rsplit('/', 1)[-1]}-env")  # the instance has read it; none is left
+        self.secrets.delete(_secret_of(handle.rsplit("/", 1)[-1]))  # the instance has read it; none is left
 
     def status(self, handle: str) -> RuntimeStatus:
         """The service's Ready condition; "missing" when it is gone. Raises RuntimeUnavailable.
@@ -247,6 +247,10 @@ class CloudRunRuntime:
         """Best effort: delete what a failed start deployed; the start's own error is what matters."""
         with contextlib.suppress(Exception):
             wait(self._run().delete_service(name=name, timeout=RPC_TIMEOUT), _DISCARD_WAIT)
+
+
+def _secret_of(service_id: str) -> str:
+    return f"{service_id}-env"
 
 
 def _project_of(name: str) -> str:
