@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from . import schema, telemetry
 from .agent_locks import CONNECT_TIMEOUT, AgentLocks, messages_key
 from .caller import SYSTEM, Caller
+from .connection import Conn as Conn  # the type every repository takes
 from .errors import DatabaseUnavailable, SchemaBehind
 from .migrations import REPO_ROOT as REPO_ROOT  # where runtimes find the repository
 from .migrations import migrate, migrations
@@ -24,14 +27,16 @@ from .settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-Conn = psycopg.Connection[DictRow]
-
 # A request waits this long for the database (a new connection, or a free one from the pool) and
 # then answers 503 with Retry-After: a database outage is reported within 2 s, not after 30 s.
 # Transactions are short (no lock holder keeps a pool connection), so a healthy pool serves a
 # waiter well within it; a request that still waits is shed, to be retried.
 WAIT_SECONDS = 1.5
 _LOCK_WAIT = 180.0  # how long an operation waits for another on the same agent, unless it says
+# A connection given back to the pool less than this long ago is handed out again unchecked: one in
+# steady use proves itself on every request, and a check per checkout was two of a message's round
+# trips. One idle longer (as every connection is after a database restart) is checked first.
+_CHECK_AFTER_IDLE = 1.0
 
 _lock = threading.Lock()
 _pool: ConnectionPool[Conn] | None = None
@@ -72,7 +77,8 @@ def pool() -> ConnectionPool[Conn]:
         max_size=settings.db_pool_max,
         kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": CONNECT_TIMEOUT},
         # A connection that died with a database restart is replaced, not handed to a request.
-        check=ConnectionPool.check_connection,
+        check=_check_if_idle,
+        reset=_stamp_returned,
         timeout=WAIT_SECONDS,
         open=False,
         name="paradyze",
@@ -112,27 +118,72 @@ def close() -> None:
             _agent_locks = None
 
 
+def _check_if_idle(conn: Conn) -> None:
+    if time.monotonic() - conn.returned_at >= _CHECK_AFTER_IDLE:
+        ConnectionPool.check_connection(conn)
+
+
+def _stamp_returned(conn: Conn) -> None:
+    conn.returned_at = time.monotonic()
+
+
 @telemetry.traced_cm("db.transaction")
 @contextlib.contextmanager
 def transaction(caller: Caller) -> Iterator[Conn]:
     """A transaction run as the caller: `authenticated` with their claims, or `service_role`.
 
-    Row-level security, not only this code, then decides which rows the caller can see.
+    Row-level security, not only this code, then decides which rows the caller can see. BEGIN and
+    the caller's role go in one round trip; the block's exception rolls it back.
     """
     try:
-        with pool().connection() as conn, conn.transaction():
-            act_as(conn, caller)
+        with pool().connection() as conn:
+            conn.execute(b"begin; " + _acting_as(caller))
+            try:
+                yield conn
+            except BaseException:
+                with contextlib.suppress(psycopg.Error):  # a broken connection: the pool discards it
+                    conn.rollback()
+                raise
+            conn.commit()
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        raise DatabaseUnavailable("the database is not reachable") from exc
+
+
+@telemetry.traced_cm("db.transaction")
+@contextlib.contextmanager
+def _pooled() -> Iterator[Conn]:
+    try:
+        with pool().connection() as conn:
             yield conn
     except (PoolTimeout, psycopg.OperationalError) as exc:
         raise DatabaseUnavailable("the database is not reachable") from exc
 
 
+def statement(caller: Caller, query: str, params: dict[str, Any]) -> None:
+    """One statement run as the caller, in a transaction of its own and ONE round trip: the caller's
+    role and the statement, parameters bound by psycopg on the client, go as one simple query, which
+    Postgres runs as one transaction. Raises DatabaseUnavailable."""
+    with _pooled() as conn:
+        bound = psycopg.ClientCursor(conn).mogrify(query, params)
+        conn.execute(_acting_as(caller) + b"; " + bound.encode())
+
+
 def act_as(conn: Conn, caller: Caller) -> None:
     """What follows in this transaction runs as the caller (as transaction() begins): after the
     platform's own bookkeeping in a service_role transaction, a read as the caller, under RLS."""
-    # set_config('role', ..., true) is SET LOCAL ROLE; one round trip sets both.
-    conn.execute("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
-                 (_role(caller), json.dumps(caller.claims)))
+    conn.execute(_acting_as(caller))
+
+
+def _acting_as(caller: Caller) -> bytes:
+    return _acting_as_sql(_role(caller), json.dumps(caller.claims))
+
+
+@functools.lru_cache(maxsize=1024)
+def _acting_as_sql(role: str, claims: str) -> bytes:
+    # set_config('role', ..., true) is SET LOCAL ROLE; one statement sets both. The values are
+    # quoted by psycopg as literals, so that it can go in one simple query with others.
+    return sql.SQL("select set_config('role', {}, true), set_config('request.jwt.claims', {}, true)").format(
+        sql.Literal(role), sql.Literal(claims)).as_bytes(None)
 
 
 @contextlib.contextmanager
@@ -158,8 +209,7 @@ def transaction_on(conn: Conn, caller: Caller) -> Iterator[Conn]:
     """transaction(), on a connection the caller holds (own_connection)."""
     try:
         with conn.transaction():
-            conn.execute("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
-                         (_role(caller), json.dumps(caller.claims)))
+            act_as(conn, caller)
             yield conn
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable("the database is not reachable") from exc

@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
-from psycopg.rows import DictRow
 from psycopg_pool import ConnectionPool
+
+from .connection import Conn
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +18,6 @@ MIGRATIONS_DIR = REPO_ROOT / "supabase" / "migrations"
 BOOTSTRAP_SQL = Path(__file__).with_name("sql") / "supabase_bootstrap.sql"
 _MIGRATION_NAME = re.compile(r"^(\d{14})_([a-z0-9_]+)\.sql$")
 _MIGRATIONS_LOCK = 0x5041_5241_4459  # pg_advisory_xact_lock key shared by every runner
-Conn = psycopg.Connection[DictRow]
 
 
 @dataclass(frozen=True)

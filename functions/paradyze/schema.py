@@ -10,13 +10,13 @@ applied and which is needed, instead of running queries against a schema it was 
 from __future__ import annotations
 
 import psycopg
-from psycopg.rows import DictRow
 from psycopg_pool import ConnectionPool
 
+from .connection import Conn
 from .errors import SchemaBehind
 
 
-def require(pool: ConnectionPool[psycopg.Connection[DictRow]], needed: str) -> str:
+def require(pool: ConnectionPool[Conn], needed: str) -> str:
     """The newest applied migration's version, when it is at least `needed`.
 
     Raises SchemaBehind when it is not (or when no migration was ever applied).

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -187,6 +188,23 @@ def test_a_database_that_goes_away_is_a_503_within_the_wait(
     took = time.monotonic() - began
     assert resp.status_code == 503 and resp.headers["Retry-After"].isdigit(), resp.get_json()
     print(f"\nlist_agents after the database went away: {resp.status_code} in {took * 1000:.0f} ms")
+
+
+def test_pooled_connections_that_died_while_idle_are_replaced_not_handed_to_a_request(
+        functions: Functions, alice: User) -> None:
+    # The pool's connections, as a database restart leaves them: every one of them ended.
+    pool = db.pool()
+    with contextlib.ExitStack() as stack:
+        held = [stack.enter_context(pool.connection()) for _ in range(max(2, pool.get_stats()["pool_size"]))]
+        pids = [conn.execute("select pg_backend_pid() as pid").fetchone()["pid"] for conn in held]
+    with psycopg.connect(db.database_url(get_settings()), autocommit=True) as admin:
+        ended = admin.execute("select count(*) filter (where pg_terminate_backend(pid)) from unnest(%s::int[]) pid",
+                              (pids,)).fetchone()
+    assert ended == (len(pids),)
+    time.sleep(1.2)  # idle past the pool's check threshold, as connections are while a database restarts
+    for _ in range(len(pids) + 1):
+        resp = functions.get("list_agents", alice.token)
+        assert resp.status_code == 200, resp.get_json()
 
 
 def _locked_append(agent_id: str, order: list[str], item: str) -> None:
