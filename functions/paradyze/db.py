@@ -8,12 +8,12 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from . import schema, telemetry
@@ -159,13 +159,15 @@ def _pooled() -> Iterator[Conn]:
         raise DatabaseUnavailable("the database is not reachable") from exc
 
 
-def statement(caller: Caller, query: str, params: dict[str, Any]) -> None:
-    """One statement run as the caller, in a transaction of its own and ONE round trip: the caller's
-    role and the statement, parameters bound by psycopg on the client, go as one simple query, which
-    Postgres runs as one transaction. Raises DatabaseUnavailable."""
+def statement(caller: Caller, query: str, params: Mapping[str, Any] | Sequence[Any]) -> list[DictRow]:
+    """One statement run as the caller, in a transaction of its own and ONE round trip, and its rows:
+    the caller's role and the statement, parameters bound by psycopg on the client, go as one simple
+    query, which Postgres runs as one transaction. Raises DatabaseUnavailable."""
     with _pooled() as conn:
         bound = psycopg.ClientCursor(conn).mogrify(query, params)
-        conn.execute(_acting_as(caller) + b"; " + bound.encode())
+        cursor = conn.execute(_acting_as(caller) + b"; " + bound.encode())
+        cursor.nextset()  # past the role's result
+        return cursor.fetchall() if cursor.description else []
 
 
 def act_as(conn: Conn, caller: Caller) -> None:
