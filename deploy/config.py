@@ -39,13 +39,26 @@ class Environment(BaseModel):
     cpu: str = "1"
     min_instances: int = Field(default=0, ge=0)
     max_instances: int = Field(default=10, ge=1)
-    concurrency: int = Field(default=80, ge=1)
+    # A function service is one gunicorn (functions-framework) per instance, with one worker per whole
+    # vCPU, each of `threads` threads. Cloud Run sends an instance at most `concurrency` requests at
+    # once, by default workers x threads, so that more start another instance instead of queueing.
+    threads: int = Field(default=8, ge=1, le=64)
+    concurrency: int | None = Field(default=None, ge=1)
     # The function targets deployed as services (default: every one in functions/main.py).
     targets: list[str] = Field(default_factory=function_targets)
     console: bool = True
     health_timeout: float = 300.0
     env: dict[str, str] = Field(default_factory=dict)
     secrets: dict[str, SecretRef] = Field(default_factory=dict)
+
+    @property
+    def workers(self) -> int:
+        """functions-framework's WORKERS: one per whole vCPU (cpu "2" is 2; "1" or "500m" is 1)."""
+        return max(1, int(self.cpu)) if self.cpu.isdigit() else 1
+
+    @property
+    def request_concurrency(self) -> int:
+        return self.concurrency or self.workers * self.threads
 
     def service_id(self, target: str) -> str:
         return f"{self.prefix}-{target.replace('_', '-')}"

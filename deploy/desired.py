@@ -22,6 +22,7 @@ SECRET_ACCESSOR = "roles/secretmanager.secretAccessor"
 # Functions check every caller's token themselves (user JWT, admin token, Scheduler's OIDC token),
 # as Cloud Functions' HTTP functions usually do, so anyone may reach them; the console is behind IAP.
 PUBLIC = "allUsers"
+_CONSOLE_CONCURRENCY = 80  # Cloud Run's default: Streamlit serves its sessions on one process
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,11 @@ def function_env(env: Environment, release: Release) -> dict[str, str]:
 def function_service(env: Environment, release: Release, target: str) -> Any:
     """The Cloud Run service of one function target, from the platform image."""
     variables = {**function_env(env, release), "FUNCTION_TARGET": target}
+    # Each request holds at most one pooled connection at a time: threads + 2 per worker is enough.
+    variables = {"WORKERS": str(env.workers), "THREADS": str(env.threads),
+                 "PARADYZE_DB_POOL_MAX": str(env.threads + 2), **variables}
     return _service(env, env.image("functions", release.tag), variables, env.runtime_service_account,
-                    secrets=True, iap=False)
+                    secrets=True, iap=False, concurrency=env.request_concurrency)
 
 
 def console_service(env: Environment, release: Release) -> Any:
@@ -56,7 +60,7 @@ def console_service(env: Environment, release: Release) -> Any:
     to mint, store or rotate, and no secret of the platform's."""
     variables = {"PARADYZE_API_URL": env.function_url_template, "PARADYZE_API_AUDIENCE": env.audience}
     return _service(env, env.image("console", release.tag), variables, env.console_service_account,
-                    secrets=False, iap=True)
+                    secrets=False, iap=True, concurrency=env.concurrency or _CONSOLE_CONCURRENCY)
 
 
 def invoker_members(env: Environment, service_id: str) -> set[str]:
@@ -74,7 +78,7 @@ def jobs(env: Environment, release: Release) -> list[Any]:
 
 
 def _service(env: Environment, image: str, variables: dict[str, str], account: str, *, secrets: bool,
-             iap: bool) -> Any:
+             iap: bool, concurrency: int) -> Any:
     from google.cloud import run_v2
 
     env_vars = [run_v2.EnvVar(name=k, value=v) for k, v in sorted(variables.items())]
@@ -93,7 +97,7 @@ def _service(env: Environment, image: str, variables: dict[str, str], account: s
     template = run_v2.RevisionTemplate(
         service_account=account,
         scaling=run_v2.RevisionScaling(min_instance_count=env.min_instances, max_instance_count=env.max_instances),
-        max_instance_request_concurrency=env.concurrency,
+        max_instance_request_concurrency=concurrency,
         containers=[container],
     )
     return run_v2.Service(

@@ -153,6 +153,10 @@ def test_apply_deploys_binds_and_checks_health_then_a_second_apply_changes_nothi
     env = {e["name"]: e for e in service["template"]["containers"][0]["env"]}
     assert env["FUNCTION_TARGET"]["value"] == "list_agents"
     assert env["PARADYZE_SCHEMA_VERSION"]["value"] == newest_migration()
+    # One vCPU: one worker of 8 threads, a pool of 10, and Cloud Run sends it 8 requests at once at most.
+    assert {name: env[name]["value"] for name in ("WORKERS", "THREADS", "PARADYZE_DB_POOL_MAX")} == {
+        "WORKERS": "1", "THREADS": "8", "PARADYZE_DB_POOL_MAX": "10"}
+    assert service["template"]["maxInstanceRequestConcurrency"] == 8
     reference = env["DATABASE_URL"]["valueSource"]["secretKeyRef"]
     assert reference["secret"] == f"projects/{PROJECT}/secrets/paradyze-database-url"
     assert database_url not in str(service), "a secret's value is never in the service"
