@@ -1,4 +1,4 @@
-"""The SQL of a message's one write: one statement, in one round trip to the database."""
+"""A message's one write: one call of public.record_message_delivery, in one round trip to the database."""
 
 from __future__ import annotations
 
@@ -13,16 +13,8 @@ def record_delivery(*, agent_id: str, count: int, owner_id: str, sender: str,
     the request slot. Raises DatabaseUnavailable."""
     db.statement(
         SYSTEM,
-        "with counted as ("
-        "  update public.agents set last_activity_at = greatest(last_activity_at, now()),"
-        "   message_count = message_count + %(count)s where id = %(agent)s::uuid"
-        "), stored as ("
-        "  insert into public.agent_messages (agent_id, user_id, sender, role, text)"
-        "  select %(agent)s::uuid, %(owner)s::uuid, %(sender)s, t.role, t.text"
-        "   from unnest(%(roles)s::text[], %(texts)s::text[]) with ordinality as t(role, text, n) order by t.n"
-        "), freed as ("
-        "  delete from public.user_operations where id = %(slot)s::uuid"
-        ") select 1",
+        "select public.record_message_delivery(%(agent)s::uuid, %(count)s, %(owner)s::uuid, %(sender)s,"
+        " %(roles)s::text[], %(texts)s::text[], %(slot)s::uuid)",
         {"agent": agent_id, "count": count, "owner": owner_id, "sender": sender,
          "roles": [role for role, _ in turns], "texts": [text for _, text in turns], "slot": slot_id},
     )
