@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-scheduler", action="store_true", help="do not fire scheduled jobs")
     parser.add_argument("--workers", type=int, default=1,
                         help="serve the functions from this many processes (gunicorn); 1: one threaded process")
-    parser.add_argument("--threads", type=int, default=16, help="threads per worker process, with --workers")
+    parser.add_argument("--threads", type=int, default=8, help="threads per worker process, with --workers")
     args = parser.parse_args(argv)
     configure_logging()
     # From here on, Ctrl-C ends the emulator cleanly, stopping every agent it started, even mid-start.

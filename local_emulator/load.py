@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local_emulator.load", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=2, help="the emulator's worker processes")
-    parser.add_argument("--threads", type=int, default=16, help="threads per worker")
+    parser.add_argument("--threads", type=int, default=8, help="threads per worker")
     parser.add_argument("--agents", type=int, default=4, help="reference agents the messages go to")
     parser.add_argument("--clients", default="1,8,32", help="closed-loop client counts")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each closed-loop step")

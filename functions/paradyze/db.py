@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from . import schema, telemetry
@@ -132,60 +130,22 @@ def _stamp_returned(conn: Conn) -> None:
 def transaction(caller: Caller) -> Iterator[Conn]:
     """A transaction run as the caller: `authenticated` with their claims, or `service_role`.
 
-    Row-level security, not only this code, then decides which rows the caller can see. BEGIN and
-    the caller's role go in one round trip; the block's exception rolls it back.
+    Row-level security, not only this code, then decides which rows the caller can see.
     """
     try:
-        with pool().connection() as conn:
-            conn.execute(b"begin; " + _acting_as(caller))
-            try:
-                yield conn
-            except BaseException:
-                with contextlib.suppress(psycopg.Error):  # a broken connection: the pool discards it
-                    conn.rollback()
-                raise
-            conn.commit()
-    except (PoolTimeout, psycopg.OperationalError) as exc:
-        raise DatabaseUnavailable("the database is not reachable") from exc
-
-
-@telemetry.traced_cm("db.transaction")
-@contextlib.contextmanager
-def _pooled() -> Iterator[Conn]:
-    try:
-        with pool().connection() as conn:
+        with pool().connection() as conn, conn.transaction():
+            act_as(conn, caller)
             yield conn
     except (PoolTimeout, psycopg.OperationalError) as exc:
         raise DatabaseUnavailable("the database is not reachable") from exc
 
 
-def statement(caller: Caller, query: str, params: Mapping[str, Any] | Sequence[Any]) -> list[DictRow]:
-    """One statement run as the caller, in a transaction of its own and ONE round trip, and its rows:
-    the caller's role and the statement, parameters bound by psycopg on the client, go as one simple
-    query, which Postgres runs as one transaction. Raises DatabaseUnavailable."""
-    with _pooled() as conn:
-        bound = psycopg.ClientCursor(conn).mogrify(query, params)
-        cursor = conn.execute(_acting_as(caller) + b"; " + bound.encode())
-        cursor.nextset()  # past the role's result
-        return cursor.fetchall() if cursor.description else []
-
-
 def act_as(conn: Conn, caller: Caller) -> None:
     """What follows in this transaction runs as the caller (as transaction() begins): after the
     platform's own bookkeeping in a service_role transaction, a read as the caller, under RLS."""
-    conn.execute(_acting_as(caller))
-
-
-def _acting_as(caller: Caller) -> bytes:
-    return _acting_as_sql(_role(caller), json.dumps(caller.claims))
-
-
-@functools.lru_cache(maxsize=1024)
-def _acting_as_sql(role: str, claims: str) -> bytes:
-    # set_config('role', ..., true) is SET LOCAL ROLE; one statement sets both. The values are
-    # quoted by psycopg as literals, so that it can go in one simple query with others.
-    return sql.SQL("select set_config('role', {}, true), set_config('request.jwt.claims', {}, true)").format(
-        sql.Literal(role), sql.Literal(claims)).as_bytes(None)
+    # set_config('role', ..., true) is SET LOCAL ROLE; one round trip sets both.
+    conn.execute("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
+                 (_role(caller), json.dumps(caller.claims)))
 
 
 @contextlib.contextmanager

@@ -61,20 +61,18 @@ def admit(conn: Conn, caller: Caller, action: Action | None = None) -> Slot:
     """
     if caller.user_id is None:
         return Slot()
+    settings = get_settings()
     rate = None
     if action is not None:
         limit, period = _rate(action)
         rate = (action, limit, timedelta(seconds=period))
-    return _slot(repo.begin_operation(conn, caller.user_id, concurrency=get_settings().user_concurrency,
-                                      lease=_LEASE, rate=rate), rate)
-
-
-def _slot(admission: repo.Admission, rate: tuple[str, int, timedelta] | None) -> Slot:
+    admission = repo.begin_operation(conn, caller.user_id, concurrency=settings.user_concurrency, lease=_LEASE,
+                                     rate=rate)
     if admission.operation_id is not None:
         return Slot(admission.operation_id)
     if admission.rate_wait is not None and rate is not None:
         raise _rate_limited(rate[0], rate[1], rate[2].total_seconds(), admission.rate_wait)
-    limit = get_settings().user_concurrency
+    limit = settings.user_concurrency
     raise TooManyInFlight(
         f"too many requests at once: {admission.in_flight} of yours are being served and the limit is {limit};"
         f" try again in {_IN_FLIGHT_RETRY_S} s",
@@ -95,7 +93,8 @@ def give_back_alone(slot: Slot) -> None:
     if slot.id is None:
         return
     try:
-        repo.end_operation_alone(slot.id)
+        with db.transaction(SYSTEM) as conn:
+            repo.end_operation(conn, slot.id)
         slot.id = None
     except DatabaseUnavailable:
         # The answer still goes out; the slot frees itself when its lease runs out.
@@ -108,8 +107,8 @@ def in_flight(caller: Caller) -> Iterator[None]:
     if caller.user_id is None:
         yield
         return
-    slot = _slot(repo.begin_operation_alone(caller.user_id, concurrency=get_settings().user_concurrency,
-                                            lease=_LEASE), None)
+    with db.transaction(SYSTEM) as conn:
+        slot = admit(conn, caller)
     try:
         yield
     finally:

@@ -5,10 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from psycopg.rows import DictRow
-
-from . import db
-from .caller import SYSTEM
 from .db import Conn
 
 # Agents that hold compute or are getting it; hibernating ones are on their way out.
@@ -72,39 +68,18 @@ def begin_operation(conn: Conn, user_id: str, *, concurrency: int, lease: timede
     """Take one of the user's request slots and, for rate = (action, limit, period), count one call
     against that rate; nothing is taken when either refuses. One statement (the migration's
     public.begin_user_operation, under the user's lock)."""
-    row = conn.execute(_BEGIN_OPERATION, _begin_params(user_id, concurrency, lease, rate)).fetchone()
-    assert row is not None
-    return _admission(row)
-
-
-def begin_operation_alone(user_id: str, *, concurrency: int, lease: timedelta) -> Admission:
-    """begin_operation, as the platform, in a transaction and a round trip of its own."""
-    [row] = db.statement(SYSTEM, _BEGIN_OPERATION, _begin_params(user_id, concurrency, lease, None))
-    return _admission(row)
-
-
-_BEGIN_OPERATION = ("select operation_id, in_flight, rate_wait"
-                    "  from public.begin_user_operation(%s, %s, %s::interval, %s, %s, %s::interval)")
-
-
-def _begin_params(user_id: str, concurrency: int, lease: timedelta,
-                  rate: tuple[str, int, timedelta] | None) -> tuple[object, ...]:
     action, limit, period = rate if rate is not None else (None, None, None)
-    return (user_id, concurrency, lease, action, limit, period)
-
-
-def _admission(row: DictRow) -> Admission:
+    row = conn.execute(
+        "select operation_id, in_flight, rate_wait from public.begin_user_operation(%s, %s, %s, %s, %s, %s)",
+        (user_id, concurrency, lease, action, limit, period),
+    ).fetchone()
+    assert row is not None
     return Admission(operation_id=str(row["operation_id"]) if row["operation_id"] else None,
                      in_flight=int(row["in_flight"]), rate_wait=row["rate_wait"])
 
 
 def end_operation(conn: Conn, operation_id: str) -> None:
     conn.execute("delete from public.user_operations where id = %s", (operation_id,))
-
-
-def end_operation_alone(operation_id: str) -> None:
-    """end_operation, as the platform, in a transaction and a round trip of its own."""
-    db.statement(SYSTEM, "delete from public.user_operations where id = %s::uuid", (operation_id,))
 
 
 def admin_token_generation(conn: Conn) -> int:

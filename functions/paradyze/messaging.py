@@ -110,9 +110,11 @@ def _deliver(caller: Caller, agent: Agent, cmd: MessageSend, deadline: float,
         telemetry.message_done(cmd.agent_id, sent_at, len(replies))
         # The message's one write, one statement: counts, activity, the conversation the console
         # reads back (when it was answered), and the request slot back.
-        delivery_repository.record_delivery(
-            agent_id=agent.id, count=1 + len(replies), owner_id=agent.user_id, sender=conversation.sender(caller),
-            turns=conversation.turns(cmd.text, replies) if answered else [], slot_id=slot.id)
+        with db.transaction(SYSTEM) as conn:
+            delivery_repository.record_delivery(
+                conn, agent_id=agent.id, count=1 + len(replies), owner_id=agent.user_id,
+                sender=conversation.sender(caller), turns=conversation.turns(cmd.text, replies) if answered else [],
+                slot_id=slot.id)
         slot.id = None
     return replies
 

@@ -29,9 +29,9 @@ class Access:
             self.log.append(f"write {status or ', '.join(sorted(change.columns()))}")
             return real_update(conn, agent_id, change, status=status)
 
-        def record_delivery(*, count: int, **kw: Any) -> None:
+        def record_delivery(conn: Any, *, count: int, **kw: Any) -> None:
             self.log.append(f"count {count} messages")
-            real_record(count=count, **kw)
+            real_record(conn, count=count, **kw)
 
         monkeypatch.setattr(repository, "get_agent", get_agent)
         monkeypatch.setattr(repository, "update_agent", update_agent)
