@@ -82,7 +82,7 @@ def release_session_locks(conn: Conn, keys: list[int]) -> None:
 
 
 def mark_hibernating(conn: Conn, ids: list[str], *, actor: str, reason: str) -> list[Agent]:
-    """running -> hibernating for the agents (their rows locked by lock_still_idle), one event each,
+    """running -> hibernating for the agents (their rows locked by lock_idle), one event each,
     in one statement; returns the rows as they are now."""
     return conn.cursor(row_factory=class_row(Agent)).execute(
         "with moved as ("
@@ -122,4 +122,3 @@ def mark_hibernated(conn: Conn, durations_ms: dict[str, int], *, actor: str, rea
         {"ids": list(durations_ms), "ms": list(durations_ms.values()), "actor": actor, "reason": reason},
     ).fetchall()
     return [str(r["agent_id"]) for r in rows]
-

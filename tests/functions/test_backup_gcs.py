@@ -21,20 +21,23 @@ BUCKET = "paradyze-backups"
 
 @pytest.fixture
 def gcs(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGcs]:
-    settings = get_settings()
     with FakeGcs(buckets=(BUCKET,)) as fake:
-        monkeypatch.setattr(settings, "backup_uri", f"gs://{BUCKET}/weekly")
-        monkeypatch.setattr(settings, "gcs_api_endpoint", fake.endpoint)
+        _back_up_to(fake.endpoint, monkeypatch)
         yield fake
 
 
 @pytest.fixture
 def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[GcsEmulator]:
-    settings = get_settings()
     with GcsEmulator(buckets=(BUCKET,)) as gcs:
-        monkeypatch.setattr(settings, "backup_uri", f"gs://{BUCKET}/weekly")
-        monkeypatch.setattr(settings, "gcs_api_endpoint", gcs.endpoint)
+        _back_up_to(gcs.endpoint, monkeypatch)
         yield gcs
+
+
+def _back_up_to(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backups go to BUCKET, through the GCS JSON API at endpoint."""
+    settings = get_settings()
+    monkeypatch.setattr(settings, "backup_uri", f"gs://{BUCKET}/weekly")
+    monkeypatch.setattr(settings, "gcs_api_endpoint", endpoint)
 
 
 def _object(store: FakeGcs | GcsEmulator, name: str) -> bytes:

@@ -225,8 +225,6 @@ class CloudRunRuntime:
             ]
         return owned
 
-    # -- the service spec --------------------------------------------------------------------
-
     # -- internals ---------------------------------------------------------------------------
 
     def _run(self) -> ServicesClient:
