@@ -1,7 +1,9 @@
-"""Where a worker's CPU goes per send_message: the send_message function run in this process, profiled.
+"""Where a worker's CPU goes per send_message (or per page of list_agents): the function run in this
+process, profiled.
 
     python -m local_emulator.profile_message                 # 500 messages, the 25 costliest functions
     python -m local_emulator.profile_message --messages 2000 --top 40
+    python -m local_emulator.profile_message --list-agents 10000   # pages of 50 anywhere in 10,000 agents
 
 An emulator of its own (load.Emulator) runs Postgres and a reference agent; this process serves
 send_message through functions-framework's test client, exactly as a worker does minus the HTTP
@@ -18,16 +20,19 @@ import os
 import pstats
 import sys
 import time
+from collections.abc import Callable
 
 import requests
 
-from local_emulator.load import LIMITS_LIFTED, Emulator
+from local_emulator.load import LIMITS_LIFTED, Emulator, seed_agents
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local_emulator.profile_message", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--messages", type=int, default=500, help="messages measured (each pass)")
+    parser.add_argument("--messages", type=int, default=500, help="messages (or pages) measured (each pass)")
+    parser.add_argument("--list-agents", type=int, default=0,
+                        help="profile list_agents pages out of this many agents instead of send_message")
     parser.add_argument("--top", type=int, default=25, help="functions listed")
     parser.add_argument("--sort", default="cumulative", help="pstats order: cumulative or tottime")
     args = parser.parse_args(argv)
@@ -47,20 +52,24 @@ def main(argv: list[str] | None = None) -> int:
 
         from local_emulator.app import SOURCE
 
-        client = functions_framework.create_app("send_message", str(SOURCE)).test_client()
-        headers = {"Authorization": f"Bearer {token}"}
+        if args.list_agents:
+            send = _pages(emulator, args.list_agents)
+        else:
+            client = functions_framework.create_app("send_message", str(SOURCE)).test_client()
+            headers = {"Authorization": f"Bearer {token}"}
 
-        def send(n: int) -> None:
-            for i in range(n):
-                answer = client.post("/", json={"agent_id": agent_id, "text": f"profile {i}"}, headers=headers)
-                assert answer.status_code == 200, answer.get_data(as_text=True)
+            def send(n: int) -> None:
+                for i in range(n):
+                    answer = client.post("/", json={"agent_id": agent_id, "text": f"profile {i}"}, headers=headers)
+                    assert answer.status_code == 200, answer.get_data(as_text=True)
 
         send(100)  # warm: pools, caches, the agent's session
         cpu, others, wall = time.process_time(), emulator.cpu_seconds(), time.perf_counter()
         send(args.messages)
         cpu, others = time.process_time() - cpu, emulator.cpu_seconds() - others
         wall = time.perf_counter() - wall
-        print(f"{args.messages} messages, each: {cpu / args.messages * 1000:.2f} ms CPU in this process (no"
+        what = "pages" if args.list_agents else "messages"
+        print(f"{args.messages} {what}, each: {cpu / args.messages * 1000:.2f} ms CPU in this process (no"
               f" profiler), {others / args.messages * 1000:.2f} ms in Postgres and the agent (and the idle"
               f" emulator), {wall / args.messages * 1000:.2f} ms wall", flush=True)
         profile = cProfile.Profile(time.process_time)
@@ -73,6 +82,33 @@ def main(argv: list[str] | None = None) -> int:
         db.close()
         emulator.stop()
     return 0
+
+
+def _pages(emulator: Emulator, count: int) -> Callable[[int], None]:
+    """Fetching n pages of 50, each anywhere in `count` agents of one user (by cursor)."""
+    import functions_framework
+
+    from local_emulator.app import SOURCE
+
+    token = seed_agents(emulator, count)
+    client = functions_framework.create_app("list_agents", str(SOURCE)).test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    cursors: list[str | None] = [None]
+    while True:
+        page = client.get("/", query_string={"limit": 50, "cursor": cursors[-1]} if cursors[-1] else {"limit": 50},
+                          headers=headers).get_json()
+        if not page["next_cursor"]:
+            break
+        cursors.append(page["next_cursor"])
+
+    def fetch(n: int) -> None:
+        for i in range(n):
+            cursor = cursors[(i * 31) % len(cursors)]
+            answer = client.get("/", query_string={"limit": 50, **({"cursor": cursor} if cursor else {})},
+                                headers=headers)
+            assert answer.status_code == 200, answer.get_data(as_text=True)
+
+    return fetch
 
 
 if __name__ == "__main__":
