@@ -37,28 +37,29 @@ def list_all(caller: Caller, *, status: str | None, q: str | None, limit: int,
     position = pages.decode(cursor, "agents", filters)
     after = (datetime.fromisoformat(position[0]), str(position[1])) if position else None
     with db.transaction(caller) as conn:
-        agents, more = pages.split(repository.list_agents(conn, status=status, q=q, limit=limit + 1, after=after),
-                                   limit)
-        schedules = _schedules_by_agent(conn, [a.id for a in agents])
+        rows, more = pages.split(repository.list_public_agents(conn, status=status, q=q, limit=limit + 1,
+                                                               after=after), limit)
+    now = datetime.now(UTC)
+    agents = [AgentPublic.model_validate({**row, "policy": {
+        "idle_timeout_minutes": row["idle_timeout_minutes"], "auto_hibernate": row["auto_hibernate"],
+        "schedules": [_schedule(s, now) for s in sorted(row["schedules"], key=lambda s: s["action"])],
+    }}) for row in rows]
     last = agents[-1] if agents and more else None
     next_cursor = pages.encode("agents", filters, [last.created_at.isoformat(), last.id]) if last else None
-    return [AgentPublic.of(a, schedules.get(a.id, [])) for a in agents], next_cursor
+    return agents, next_cursor
 
 
 def public(conn: Conn, agent: Agent) -> AgentPublic:
     """The public view of an agent the caller already holds, with its schedules read in conn."""
-    return AgentPublic.of(agent, _schedules_by_agent(conn, [agent.id]).get(agent.id, []))
-
-
-def _schedules_by_agent(conn: Conn, agent_ids: list[str]) -> dict[str, list[SchedulePublic]]:
     now = datetime.now(UTC)
-    out: dict[str, list[SchedulePublic]] = {}
-    for s in repository.list_schedules(conn, agent_ids) if agent_ids else []:
-        out.setdefault(str(s["agent_id"]), []).append(SchedulePublic(
-            id=str(s["id"]), action=s["action"], cron=s["cron"], timezone=s["timezone"], enabled=s["enabled"],
-            next_run_at=next_fire(s["cron"], s["timezone"], now) if s["enabled"] else None,
-        ))
-    return out
+    return AgentPublic.of(agent, [SchedulePublic.model_validate(_schedule(s, now))
+                                  for s in repository.list_schedules(conn, [agent.id])])
+
+
+def _schedule(s: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A stored schedule as SchedulePublic reads it: with when it fires next, if enabled."""
+    return {"id": str(s["id"]), "action": s["action"], "cron": s["cron"], "timezone": s["timezone"],
+            "enabled": s["enabled"], "next_run_at": next_fire(s["cron"], s["timezone"], now) if s["enabled"] else None}
 
 
 def versions(caller: Caller, agent_id: str, *, limit: int,

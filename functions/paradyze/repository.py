@@ -139,6 +139,38 @@ def list_agents(conn: Conn, *, status: str | None = None, q: str | None = None, 
                 after: tuple[datetime, str] | None = None) -> list[Agent]:
     """Agents oldest first, after the (created_at, id) `after`. Served by agents_page_idx,
     agents_status_page_idx or (under a user's row-level security) agents_user_page_idx."""
+    # current_version by a subquery, not a join: the page is then read in index order and stops at
+    # `limit`, where a join may be planned from the characters side and sort every agent of the user.
+    columns = sql.SQL("a.*, (select c.current_version from public.characters c where c.id = a.character_id)"
+                      " as current_version")
+    return _agents(conn).execute(*_agents_in_order(columns, status, q, limit, after,
+                                                   sql.SQL("public.agents a"))).fetchall()
+
+
+# A page of agents as AgentPublic reads them, with the owner's policy and schedules (a JSON array,
+# unordered, next_run_at left to the caller), in one statement: no model of the whole stored row in
+# between. The character by a lateral join, which the planner runs per agent in the index's order.
+_PUBLIC_COLUMNS = sql.SQL("""a.id::text as id, a.user_id::text as owner, a.name, a.status, a.desired_state,
+    a.status_reason, a.url, a.runtime, a.character_id::text as character_id,
+    cv.current_version as character_version, cv.semver as character_semver,
+    a.running_version, a.restart_count, a.message_count, a.last_activity_at, a.started_at, a.created_at,
+    a.updated_at, a.idle_timeout_minutes, a.auto_hibernate,
+    (select coalesce(json_agg(s), '[]') from (select id, action, cron, timezone, enabled from public.agent_schedules
+      where agent_id = a.id) s) as schedules""")
+_PUBLIC_FROM = sql.SQL("""public.agents a cross join lateral (
+    select c.current_version, (select v.semver from public.character_versions v
+                                where v.character_id = c.id and v.version = c.current_version) as semver
+      from public.characters c where c.id = a.character_id) cv""")
+
+
+def list_public_agents(conn: Conn, *, status: str | None = None, q: str | None = None, limit: int = 50,
+                       after: tuple[datetime, str] | None = None) -> list[DictRow]:
+    """list_agents' page, each row with the columns AgentPublic has and the agent's schedules."""
+    return conn.execute(*_agents_in_order(_PUBLIC_COLUMNS, status, q, limit, after, _PUBLIC_FROM)).fetchall()
+
+
+def _agents_in_order(columns: sql.Composable, status: str | None, q: str | None, limit: int,
+                     after: tuple[datetime, str] | None, tables: sql.Composable) -> tuple[sql.Composed, dict[str, Any]]:
     where = [sql.SQL("true")]
     if status is not None:
         where.append(sql.SQL("a.status = %(status)s"))
@@ -146,15 +178,10 @@ def list_agents(conn: Conn, *, status: str | None = None, q: str | None = None, 
         where.append(sql.SQL("(a.name ilike '%%' || %(q)s || '%%' or a.id::text = %(q)s)"))
     if after is not None:
         where.append(sql.SQL("(a.created_at, a.id) > (%(after_at)s, %(after_id)s::uuid)"))
-    # current_version by a subquery, not a join: the page is then read in index order and stops at
-    # `limit`, where a join may be planned from the characters side and sort every agent of the user.
-    query = sql.SQL(
-        "select a.*, (select c.current_version from public.characters c where c.id = a.character_id)"
-        " as current_version from public.agents a where {} order by a.created_at, a.id limit %(limit)s"
-    ).format(sql.SQL(" and ").join(where))
-    params = {"status": status, "q": q, "limit": limit,
-              "after_at": after[0] if after else None, "after_id": after[1] if after else None}
-    return _agents(conn).execute(query, params).fetchall()
+    query = sql.SQL("select {} from {} where {} order by a.created_at, a.id limit %(limit)s").format(
+        columns, tables, sql.SQL(" and ").join(where))
+    return query, {"status": status, "q": q, "limit": limit,
+                   "after_at": after[0] if after else None, "after_id": after[1] if after else None}
 
 
 def update_agent(conn: Conn, agent_id: str, change: AgentChange, *, status: Status | None = None) -> Agent:

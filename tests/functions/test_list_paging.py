@@ -78,6 +78,27 @@ def test_agents_page_through_with_agents_created_between_pages(functions: Functi
     assert sorted(a["id"] for a in hibernated) == sorted(first)
 
 
+def test_an_agent_in_a_page_reads_as_get_agent_shows_it(functions: Functions, owner: tuple[User, str]) -> None:
+    user, character_id = owner
+    with db.transaction(SYSTEM) as conn:
+        repository.insert_version(conn, character_id=character_id, version=2, user_id=user.id,
+                                  config={"name": "paged", "bio": ["v2"]}, sha256="1" * 64, storage_uri="file:///y",
+                                  change="minor")
+        conn.execute("update public.characters set current_version = 2 where id = %s", (character_id,))
+    plain, scheduled = _agents(user, character_id, 2, "shown")
+    with db.transaction(SYSTEM) as conn:
+        repository.replace_schedules(conn, scheduled, user.id, [
+            {"action": "wake", "cron": "0 8 * * *", "timezone": "America/New_York", "enabled": True},
+            {"action": "hibernate", "cron": "0 0 * * *", "timezone": "UTC", "enabled": False}])
+    page = {a["id"]: a for a in _walk(functions, "list_agents", user.token, "agents", limit=50)}
+    for agent_id in (plain, scheduled):
+        assert page[agent_id] == functions.get("get_agent", user.token, agent_id=agent_id).get_json()["agent"]
+    shown = page[scheduled]
+    assert (shown["character_version"], shown["character_semver"]) == (2, "1.1.0")
+    assert [(s["action"], s["enabled"], s["next_run_at"] is not None) for s in shown["policy"]["schedules"]] == [
+        ("hibernate", False, False), ("wake", True, True)]
+
+
 def test_events_page_newest_first_with_events_added_between_pages(functions: Functions,
                                                                    owner: tuple[User, str]) -> None:
     user, character_id = owner
@@ -220,6 +241,7 @@ def test_every_list_page_is_an_index_scan_without_a_sort(conn: Any) -> None:
     repository.list_agents(probe, limit=51)
     repository.list_agents(probe, limit=51, after=(now, agent_id))
     repository.list_agents(probe, status="running", limit=51, after=(now, agent_id))
+    repository.list_public_agents(probe, limit=51, after=(now, agent_id))
     repository.list_events(probe, agent_id, 51, (now, 10**9))
     repository.list_events(probe, None, 51, (now, 10**9))
     repository.list_backups(probe, limit=51, before=(now, agent_id))
@@ -228,6 +250,7 @@ def test_every_list_page_is_an_index_scan_without_a_sort(conn: Any) -> None:
     conn.execute("set local role authenticated")
     conn.execute("select set_config('request.jwt.claims', %s, true)", (f'{{"sub": "{user.id}"}}',))
     repository.list_agents(probe, limit=51, after=(now, agent_id))
+    repository.list_public_agents(probe, limit=51, after=(now, agent_id))
     conn.execute("reset role")
     for plan in probe.plans:
         # The paged table is read by an index, in order; the one-row characters table of this test may be
