@@ -42,7 +42,7 @@ def list_all(caller: Caller, *, status: str | None, q: str | None, limit: int,
     now = datetime.now(UTC)
     agents = [AgentPublic.model_validate({**row, "policy": {
         "idle_timeout_minutes": row["idle_timeout_minutes"], "auto_hibernate": row["auto_hibernate"],
-        "schedules": [_schedule(s, now) for s in sorted(row["schedules"], key=lambda s: s["action"])],
+        "schedules": [_schedule(s, now) for s in sorted(row["schedules"] or [], key=lambda s: s["action"])],
     }}) for row in rows]
     last = agents[-1] if agents and more else None
     next_cursor = pages.encode("agents", filters, [last.created_at.isoformat(), last.id]) if last else None

@@ -148,14 +148,15 @@ def list_agents(conn: Conn, *, status: str | None = None, q: str | None = None, 
 
 
 # A page of agents as AgentPublic reads them, with the owner's policy and schedules (a JSON array,
-# unordered, next_run_at left to the caller), in one statement: no model of the whole stored row in
-# between. The character by a lateral join, which the planner runs per agent in the index's order.
+# unordered, next_run_at left to the caller; null for none, which needs no parsing), in one statement:
+# no model of the whole stored row in between. The character by a lateral join, which the planner
+# runs per agent in the index's order.
 _PUBLIC_COLUMNS = sql.SQL("""a.id::text as id, a.user_id::text as owner, a.name, a.status, a.desired_state,
     a.status_reason, a.url, a.runtime, a.character_id::text as character_id,
     cv.current_version as character_version, cv.semver as character_semver,
     a.running_version, a.restart_count, a.message_count, a.last_activity_at, a.started_at, a.created_at,
     a.updated_at, a.idle_timeout_minutes, a.auto_hibernate,
-    (select coalesce(json_agg(s), '[]') from (select id, action, cron, timezone, enabled from public.agent_schedules
+    (select json_agg(s) from (select id, action, cron, timezone, enabled from public.agent_schedules
       where agent_id = a.id) s) as schedules""")
 _PUBLIC_FROM = sql.SQL("""public.agents a cross join lateral (
     select c.current_version, (select v.semver from public.character_versions v
@@ -165,7 +166,7 @@ _PUBLIC_FROM = sql.SQL("""public.agents a cross join lateral (
 
 def list_public_agents(conn: Conn, *, status: str | None = None, q: str | None = None, limit: int = 50,
                        after: tuple[datetime, str] | None = None) -> list[DictRow]:
-    """list_agents' page, each row with the columns AgentPublic has and the agent's schedules."""
+    """list_agents' page, each row with the columns AgentPublic has and the agent's schedules (None for none)."""
     return conn.execute(*_agents_in_order(_PUBLIC_COLUMNS, status, q, limit, after, _PUBLIC_FROM)).fetchall()
 
 
