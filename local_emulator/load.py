@@ -82,13 +82,22 @@ def usage(pid: int, home: Path) -> dict[str, float]:
 
 def cpu_seconds(pid: int, home: Path) -> float:
     """CPU time used so far by every process that serves a message (the load clients excluded)."""
-    total = 0.0
+    return sum(cpu_by_role(pid, home).values())
+
+
+def cpu_by_role(pid: int, home: Path) -> dict[str, float]:
+    """CPU time used so far by the processes serving messages, by role: the platform (the emulator
+    and its workers), Postgres, and the agents (reference agents, a test double standing in for
+    agents that run elsewhere in production)."""
+    total = {"platform": 0.0, "postgres": 0.0, "agents": 0.0}
     for p in _everything(pid, home):
         try:
-            t = p.cpu_times()
-            total += t.user + t.system
+            command, t = _cmdline(p), p.cpu_times()
+            role = "postgres" if str(home / "pgdata") in command or p.name() == "postgres" else \
+                "agents" if "reference_agent" in command else "platform"
         except psutil.Error:
             continue
+        total[role] += t.user + t.system
     return total
 
 
@@ -119,6 +128,10 @@ class Emulator:
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.proc.pid, self.home)
+
+    def cpu_by_role(self) -> dict[str, float]:
+        """cpu_by_role for this emulator, and this process's own (the load clients) as `load`."""
+        return {**cpu_by_role(self.proc.pid, self.home), "load": time.process_time()}
 
     def user(self) -> tuple[str, str]:
         """A new user and a token of theirs, signed with this emulator's secret."""
@@ -188,11 +201,11 @@ def main(argv: list[str] | None = None) -> int:
         steps = []
         for clients in (int(c) for c in args.clients.split(",")):
             steps.append(closed_loop(f"send_message, {clients} clients", emulator.url, tokens, clients,
-                                     args.seconds, message, emulator.cpu_seconds).figures())
+                                     args.seconds, message, emulator.cpu_by_role).figures())
             _show(steps[-1])
         rate = args.rate or round(0.7 * max(s["req_s"] for s in steps))
         steps.append(open_loop(f"open loop: send_message at {rate:g}/s for {args.soak_seconds:g} s", emulator.url,
-                               tokens, rate, args.soak_seconds, message, emulator.cpu_seconds).figures())
+                               tokens, rate, args.soak_seconds, message, emulator.cpu_by_role).figures())
         _show(steps[-1])
         report["usage_end"] = usage(emulator.proc.pid, emulator.home)
         if args.list_agents:
@@ -228,7 +241,7 @@ def _list_pages(emulator: Emulator, count: int, seconds: float) -> list[dict[str
 
     for what, request, clients in [("first", first, 1), ("any", anywhere, 1), ("any", anywhere, 8)]:
         out.append(closed_loop(f"list_agents, {what} page of {count}, {clients} client(s)", emulator.url, [token],
-                               clients, seconds, request, emulator.cpu_seconds).figures())
+                               clients, seconds, request, emulator.cpu_by_role).figures())
         _show(out[-1])
     return out
 
@@ -236,7 +249,8 @@ def _list_pages(emulator: Emulator, count: int, seconds: float) -> list[dict[str
 def _show(f: dict[str, Any]) -> None:
     print(f"{f['step']:<52} {f['req_s']:7.1f} req/s  p50 {f['p50']:7.1f}  p95 {f['p95']:7.1f}  p99 {f['p99']:7.1f} ms"
           f"  ok {f['ok']}  errors {f['errors'] or 0}  cpu {f['cpu_ms_per_req']} ms/req"
-          f" (capacity {f['capacity_req_s']}/s)", flush=True)
+          f" (capacity {f['capacity_req_s']}/s; {', '.join(f'{k} {v}' for k, v in f['cpu_ms_by_role'].items())})",
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ class Run:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
-    cpu_s: float = 0.0  # CPU time every serving process used during the step
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU time used during the step, by role
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, ms: float, status: int | str) -> None:
@@ -36,10 +36,13 @@ class Run:
         def pct(p: float) -> float:
             return round(done[min(len(done) - 1, int(p * len(done)))], 1) if done else float("nan")
 
-        cpu_ms = 1000 * self.cpu_s / len(done) if done else 0.0
+        by_role = {role: 1000 * seconds / len(done) if done else 0.0 for role, seconds in self.cpu_s.items()}
+        # Every process that serves a request; the load clients are this benchmark's own cost.
+        cpu_ms = sum(ms for role, ms in by_role.items() if role != "load")
         return {"step": self.name, "ok": len(done), "errors": self.errors,
                 "req_s": round(len(done) / self.seconds, 1) if self.seconds else 0.0,
                 "p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99), "cpu_ms_per_req": round(cpu_ms, 2),
+                "cpu_ms_by_role": {role: round(ms, 2) for role, ms in by_role.items()},
                 # What the same CPU per request allows on this machine's cores with nothing else running.
                 "capacity_req_s": round((os.cpu_count() or 1) * 1000 / cpu_ms) if cpu_ms > 0 else 0}
 
@@ -66,7 +69,7 @@ class Client:
 
 
 def closed_loop(name: str, url: str, tokens: list[str], clients: int, seconds: float,
-                request: Any, meter: Any = lambda: 0.0) -> Run:
+                request: Any, meter: Any = dict) -> Run:
     """`clients` threads, each sending its next request as soon as the last is answered."""
     run = Run(name)
     start = time.perf_counter() + 1.0  # every client connected and warm before the clock starts
@@ -86,7 +89,7 @@ def closed_loop(name: str, url: str, tokens: list[str], clients: int, seconds: f
 
 
 def open_loop(name: str, url: str, tokens: list[str], rate: float, seconds: float, request: Any,
-              meter: Any = lambda: 0.0, senders: int = 64) -> Run:
+              meter: Any = dict, senders: int = 64) -> Run:
     """Requests due at a fixed rate, whatever the answers; each timed from when it was due."""
     run = Run(name)
     start = time.perf_counter() + 1.0
@@ -114,9 +117,9 @@ def _run(run: Run, threads: list[threading.Thread], start: float, meter: Any, se
     for t in threads:
         t.start()
     time.sleep(max(0.0, start - time.perf_counter()))
-    cpu = meter()
+    cpu = meter()  # CPU seconds so far, by role
     for t in threads:
         t.join()
-    run.cpu_s = meter() - cpu
+    run.cpu_s = {role: seconds - cpu[role] for role, seconds in meter().items()}
     run.seconds = max(seconds, time.perf_counter() - start)  # an open loop that fell behind took longer
     return run

@@ -24,6 +24,13 @@ def test_a_short_load_run_reports_every_step() -> None:
                            "list_agents, any page of 120, 1 client(s)", "list_agents, any page of 120, 8 client(s)"]
     for step in steps.values():
         assert step["ok"] > 0 and step["errors"] == {} and step["p50"] <= step["p99"], step
+        # Where the CPU went, by role: the serving processes' sum is the step's CPU per request.
+        by_role = step["cpu_ms_by_role"]
+        assert set(by_role) == {"platform", "postgres", "agents", "load"} and by_role["platform"] > 0, step
+        assert by_role["postgres"] > 0 and by_role["load"] > 0, step
+        assert abs(step["cpu_ms_per_req"] - by_role["platform"] - by_role["postgres"] - by_role["agents"]) < 0.05
+    for name in ("send_message, 1 clients", "send_message, 4 clients"):
+        assert steps[name]["cpu_ms_by_role"]["agents"] > 0, steps[name]
     assert steps["open loop: send_message at 5/s for 2 s"]["ok"] == 10
     for when in ("usage_start", "usage_end"):
         # The emulator, gunicorn's arbiter and its two workers.
