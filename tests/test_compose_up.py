@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from helpers import REPO, fixture_characters, free_port
+from helpers import REPO, fixture_characters, free_ports
 
 pytestmark = pytest.mark.docker
 
@@ -38,7 +38,8 @@ class Stack:
     def __init__(self, command: list[str], state: Path) -> None:
         self.project = f"paradyze-smoke-{uuid.uuid4().hex[:6]}"
         self.instance = self.project
-        self.ports = {name: free_port() for name in ("FUNCTIONS", "CONSOLE", "LIST_AGENTS", "HEALTH_CHECK", "DB")}
+        names = ("FUNCTIONS", "CONSOLE", "LIST_AGENTS", "HEALTH_CHECK", "DB")
+        self.ports = dict(zip(names, free_ports(len(names)), strict=True))
         self.state = state
         self.command = [*command, "-p", self.project, "-f", str(REPO / "docker-compose.yml")]
         self.env = {k: v for k, v in os.environ.items()

@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from deploy.targets import function_targets, newest_migration
-from helpers import REPO, free_port, fresh_database, mint_admin_token
+from helpers import REPO, free_port, free_ports, fresh_database, mint_admin_token
 from paradyze import db
 from paradyze.settings import get_settings
 from tests.deploy.serving import FunctionServer, serving
@@ -98,7 +98,8 @@ def test_every_target_answers_from_the_installed_folder(installed: Path, migrate
     token = _admin_token(env)
     targets = function_targets()
     servers = [FunctionServer(installed / "venv" / "bin" / "python", installed / "source" / "main.py", target,
-                              free_port(), env, installed / f"{target}.log") for target in targets]
+                              port, env, installed / f"{target}.log")
+               for target, port in zip(targets, free_ports(len(targets)), strict=True)]
     with serving(servers):
         by_target = {s.target: s for s in servers}
         spec = requests.get(by_target["openapi_spec"].url, timeout=30)
