@@ -145,7 +145,12 @@ def act_as(conn: Conn, caller: Caller) -> None:
     platform's own bookkeeping in a service_role transaction, a read as the caller, under RLS."""
     # set_config('role', ..., true) is SET LOCAL ROLE; one round trip sets both.
     conn.execute("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
-                 (_role(caller), json.dumps(caller.claims)))
+                 role_and_claims(caller))
+
+
+def role_and_claims(caller: Caller) -> tuple[str, str]:
+    """The values act_as sets, for a statement that sets them itself at its end."""
+    return _role(caller), json.dumps(caller.claims)
 
 
 @contextlib.contextmanager

@@ -54,12 +54,15 @@ class Slot:
     id: str | None = None
 
 
-def admit(conn: Conn, caller: Caller, action: Action | None = None) -> Slot:
+def admit(conn: Conn, caller: Caller, action: Action | None = None, *, then_as_caller: bool = False) -> Slot:
     """In a service_role transaction: take one of the calling user's request slots and, for action,
     count one call against its rate. Give the slot back with give_back, in the transaction that
     ends the work (or give_back_alone). Raises TooManyInFlight, RateLimited (nothing taken then).
+    then_as_caller: the rest of the transaction runs as the caller (db.act_as), set by the same statement.
     """
     if caller.user_id is None:
+        if then_as_caller:
+            db.act_as(conn, caller)
         return Slot()
     settings = get_settings()
     rate = None
@@ -67,7 +70,7 @@ def admit(conn: Conn, caller: Caller, action: Action | None = None) -> Slot:
         limit, period = _rate(action)
         rate = (action, limit, timedelta(seconds=period))
     admission = repo.begin_operation(conn, caller.user_id, concurrency=settings.user_concurrency, lease=_LEASE,
-                                     rate=rate)
+                                     rate=rate, then_as=db.role_and_claims(caller) if then_as_caller else None)
     if admission.operation_id is not None:
         return Slot(admission.operation_id)
     if admission.rate_wait is not None and rate is not None:

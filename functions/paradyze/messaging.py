@@ -76,8 +76,7 @@ def _admit_and_read(caller: Caller, agent_id: str) -> tuple[limits.Slot, Agent]:
     """The message's one round of reads: the caller's request slot and rate (as the platform), then
     the agent as the caller, under RLS. Raises TooManyInFlight, RateLimited, NotFound."""
     with db.transaction(SYSTEM) as conn:
-        slot = limits.admit(conn, caller, "send_message")
-        db.act_as(conn, caller)
+        slot = limits.admit(conn, caller, "send_message", then_as_caller=True)
         try:
             return slot, require_agent(conn, agent_id)
         except NotFound as exc:
