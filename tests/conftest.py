@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -25,9 +26,18 @@ os.environ.setdefault("PARADYZE_AGENT", "reference")
 for var in ("PARADYZE_TEST_CRASH_AFTER", "PARADYZE_RUNTIME", "OPENROUTER_API_KEY", "GOOGLE_CLOUD_PROJECT"):
     os.environ.pop(var, None)
 
-from helpers import Emulator, Functions, User, free_port, make_user  # noqa: E402
+from helpers import Emulator, Functions, User, free_port, make_user, stop_embedded_postgres  # noqa: E402
 from paradyze import admin_tokens, db  # noqa: E402
 from paradyze.settings import get_settings  # noqa: E402
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The session's embedded Postgres stops with it, and a passing session's state folder (about
+    400 MB, mostly that Postgres) is removed; a failing one's stays to be looked at."""
+    db.close()
+    stop_embedded_postgres(_HOME)
+    if exitstatus == 0:
+        shutil.rmtree(_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,22 @@ def fixture_characters() -> dict[str, dict[str, Any]]:
             for p in sorted(FIXTURES.glob("*.character.json"))}
 
 
+def stop_embedded_postgres(home: Path) -> None:
+    """Stop whatever embedded Postgres still serves the state folder home, if any."""
+    pid_file = home / "pgdata" / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except (OSError, ValueError, IndexError):
+        return
+    if str(home / "pgdata") not in cmdline:
+        return  # the pid file is stale and the number belongs to someone else now
+    os.kill(pid, signal.SIGINT)  # Postgres's fast shutdown
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.05)
+
+
 def free_port() -> int:
     return free_ports(1)[0]
 
@@ -171,23 +187,9 @@ class Emulator:
             self.proc.send_signal(sig)
             self.proc.wait(timeout=60)
         self.proc = None
-        self._stop_embedded_postgres()
-
-    def _stop_embedded_postgres(self) -> None:
-        """An emulator that crashed (the fault-injection tests) leaves its embedded Postgres running,
-        and the next emulator on that folder adopts it; stop whatever still serves the folder."""
-        pid_file = self.home / "pgdata" / "postmaster.pid"
-        try:
-            pid = int(pid_file.read_text().split()[0])
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except (OSError, ValueError, IndexError):
-            return
-        if str(self.home / "pgdata") not in cmdline:
-            return  # the pid file is stale and the number belongs to someone else now
-        os.kill(pid, signal.SIGINT)  # Postgres's fast shutdown
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-            time.sleep(0.05)
+        # An emulator that crashed (the fault-injection tests) leaves its embedded Postgres running,
+        # and the next emulator on that folder adopts it.
+        stop_embedded_postgres(self.home)
 
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
