@@ -26,11 +26,13 @@ def test_a_short_load_run_reports_every_step() -> None:
         assert step["ok"] > 0 and step["errors"] == {} and step["p50"] <= step["p99"], step
         # Where the CPU went, by role: the serving processes' sum is the step's CPU per request.
         by_role = step["cpu_ms_by_role"]
-        assert set(by_role) == {"platform", "postgres", "agents", "load"} and by_role["platform"] > 0, step
-        assert by_role["postgres"] > 0 and by_role["load"] > 0, step
+        assert set(by_role) == {"platform", "postgres", "agents", "load"}, step
         assert abs(step["cpu_ms_per_req"] - by_role["platform"] - by_role["postgres"] - by_role["agents"]) < 0.05
-    for name in ("send_message, 1 clients", "send_message, 4 clients"):
-        assert steps[name]["cpu_ms_by_role"]["agents"] > 0, steps[name]
+    # Each role spent some CPU on the messages (a process's CPU time counts in 10 ms ticks, so the
+    # soak's 10 messages alone may show none for one of them).
+    closed = [steps[name]["cpu_ms_by_role"] for name in ("send_message, 1 clients", "send_message, 4 clients")]
+    for role in ("platform", "postgres", "agents", "load"):
+        assert sum(by_role[role] for by_role in closed) > 0, (role, closed)
     assert steps["open loop: send_message at 5/s for 2 s"]["ok"] == 10
     for when in ("usage_start", "usage_end"):
         # The emulator, gunicorn's arbiter and its two workers.
