@@ -143,14 +143,17 @@ def transaction(caller: Caller) -> Iterator[Conn]:
 def act_as(conn: Conn, caller: Caller) -> None:
     """What follows in this transaction runs as the caller (as transaction() begins): after the
     platform's own bookkeeping in a service_role transaction, a read as the caller, under RLS."""
-    # set_config('role', ..., true) is SET LOCAL ROLE; one round trip sets both.
-    conn.execute("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
-                 role_and_claims(caller))
+    conn.execute("select " + AS_CALLER, as_caller_params(caller))
 
 
-def role_and_claims(caller: Caller) -> tuple[str, str]:
-    """The values act_as sets, for a statement that sets them itself at its end."""
-    return _role(caller), json.dumps(caller.claims)
+# What act_as selects: set_config('role', ..., true) is SET LOCAL ROLE; one round trip sets both. A
+# statement that ends by switching to the caller selects it too, with as_caller_params.
+AS_CALLER = "set_config('role', %(role)s, true), set_config('request.jwt.claims', %(claims)s, true)"
+
+
+def as_caller_params(caller: Caller) -> dict[str, str]:
+    """The parameters of AS_CALLER for the caller."""
+    return {"role": _role(caller), "claims": json.dumps(caller.claims)}
 
 
 @contextlib.contextmanager

@@ -70,7 +70,7 @@ def admit(conn: Conn, caller: Caller, action: Action | None = None, *, then_as_c
         limit, period = _rate(action)
         rate = (action, limit, timedelta(seconds=period))
     admission = repo.begin_operation(conn, caller.user_id, concurrency=settings.user_concurrency, lease=_LEASE,
-                                     rate=rate, then_as=db.role_and_claims(caller) if then_as_caller else None)
+                                     rate=rate, then_as=db.as_caller_params(caller) if then_as_caller else None)
     if admission.operation_id is not None:
         return Slot(admission.operation_id)
     if admission.rate_wait is not None and rate is not None:

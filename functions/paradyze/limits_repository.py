@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from .db import Conn
+from .db import AS_CALLER, Conn
 
 # Agents that hold compute or are getting it; hibernating ones are on their way out.
 _RUNNING = ("provisioning", "running", "waking")
@@ -65,24 +65,22 @@ class Admission:
 
 def begin_operation(conn: Conn, user_id: str, *, concurrency: int, lease: timedelta,
                     rate: tuple[str, int, timedelta] | None = None,
-                    then_as: tuple[str, str] | None = None) -> Admission:
+                    then_as: dict[str, str] | None = None) -> Admission:
     """Take one of the user's request slots and, for rate = (action, limit, period), count one call
     against that rate; nothing is taken when either refuses. One statement (the migration's
     public.begin_user_operation, under the user's lock).
 
-    then_as = (role, claims): the same statement then sets the transaction's role and JWT claims (as
-    db.act_as does), after the function has run as the role the transaction had.
+    then_as (db.as_caller_params): the same statement then sets the transaction's role and JWT claims
+    (db.AS_CALLER, as db.act_as does), after the function has run as the role the transaction had.
     """
     action, limit, period = rate if rate is not None else (None, None, None)
-    role, claims = then_as if then_as is not None else (None, None)
     # A function in FROM runs to its end before the select list is evaluated, once for its one row.
-    switch = (", set_config('role', %(role)s, true), set_config('request.jwt.claims', %(claims)s, true)"
-              if then_as is not None else "")
     row = conn.execute(
-        "select operation_id, in_flight, rate_wait" + switch + " from public.begin_user_operation("
-        "%(user)s, %(concurrency)s, %(lease)s, %(action)s, %(limit)s, %(period)s)",
+        "select operation_id, in_flight, rate_wait" + (", " + AS_CALLER if then_as else "")
+        + " from public.begin_user_operation(%(user)s, %(concurrency)s, %(lease)s, %(action)s, %(limit)s,"
+        " %(period)s)",
         {"user": user_id, "concurrency": concurrency, "lease": lease, "action": action, "limit": limit,
-         "period": period, "role": role, "claims": claims},
+         "period": period, **(then_as or {})},
     ).fetchone()
     assert row is not None
     return Admission(operation_id=str(row["operation_id"]) if row["operation_id"] else None,
