@@ -21,8 +21,10 @@ import pstats
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import requests
+from flask.testing import FlaskClient
 
 from local_emulator.load import LIMITS_LIFTED, Emulator, seed_agents
 
@@ -52,10 +54,13 @@ def main(argv: list[str] | None = None) -> int:
 
         from local_emulator.app import SOURCE
 
+        def client_of(target: str) -> FlaskClient:
+            return functions_framework.create_app(target, str(SOURCE)).test_client()
+
         if args.list_agents:
-            send = _pages(emulator, args.list_agents)
+            send = _pages(client_of("list_agents"), seed_agents(emulator, args.list_agents))
         else:
-            client = functions_framework.create_app("send_message", str(SOURCE)).test_client()
+            client = client_of("send_message")
             headers = {"Authorization": f"Bearer {token}"}
 
             def send(n: int) -> None:
@@ -84,29 +89,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _pages(emulator: Emulator, count: int) -> Callable[[int], None]:
-    """Fetching n pages of 50, each anywhere in `count` agents of one user (by cursor)."""
-    import functions_framework
-
-    from local_emulator.app import SOURCE
-
-    token = seed_agents(emulator, count)
-    client = functions_framework.create_app("list_agents", str(SOURCE)).test_client()
+def _pages(client: FlaskClient, token: str) -> Callable[[int], None]:
+    """Fetching n pages of 50, each anywhere in the agents of token's user (by cursor)."""
     headers = {"Authorization": f"Bearer {token}"}
+
+    def page(cursor: str | None) -> Any:
+        answer = client.get("/", query_string={"limit": 50, **({"cursor": cursor} if cursor else {})},
+                            headers=headers)
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        return answer.get_json()
+
     cursors: list[str | None] = [None]
-    while True:
-        page = client.get("/", query_string={"limit": 50, "cursor": cursors[-1]} if cursors[-1] else {"limit": 50},
-                          headers=headers).get_json()
-        if not page["next_cursor"]:
-            break
-        cursors.append(page["next_cursor"])
+    while next_cursor := page(cursors[-1])["next_cursor"]:
+        cursors.append(next_cursor)
 
     def fetch(n: int) -> None:
         for i in range(n):
-            cursor = cursors[(i * 31) % len(cursors)]
-            answer = client.get("/", query_string={"limit": 50, **({"cursor": cursor} if cursor else {})},
-                                headers=headers)
-            assert answer.status_code == 200, answer.get_data(as_text=True)
+            page(cursors[(i * 31) % len(cursors)])
 
     return fetch
 
