@@ -50,9 +50,11 @@ def database() -> Iterator[None]:
 
 @pytest.fixture
 def conn(database: None) -> Iterator[Any]:
-    """A transaction that is rolled back after the test."""
+    """A transaction that is rolled back after the test, as the login role (the database's owner, which
+    grants and alters), not the platform's service_role that pooled connections run as."""
     with db.pool().connection() as connection:
         connection.autocommit = False
+        connection.execute("set local role none")
         try:
             yield connection
         finally:

@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 from psycopg import sql
@@ -18,7 +18,7 @@ from . import schema, telemetry
 from .agent_locks import CONNECT_TIMEOUT, AgentLocks, messages_key
 from .caller import SYSTEM, Caller
 from .connection import Conn as Conn  # the type every repository takes
-from .errors import DatabaseUnavailable, SchemaBehind
+from .errors import DatabaseUnavailable
 from .migrations import REPO_ROOT as REPO_ROOT  # where runtimes find the repository
 from .migrations import migrate, migrations
 from .settings import Settings, get_settings
@@ -61,19 +61,44 @@ def database_url(settings: Settings) -> str:
 
 
 def pool() -> ConnectionPool[Conn]:
-    """The instance's pool, opened on first use and migrated once."""
+    """The instance's pool, opened on first use, once the schema is migrated (or checked)."""
     global _pool
     with _lock:
         if _pool is not None:
             return _pool
     settings = get_settings()
     url = database_url(settings)
+    # Migrated before anyone can use the database, on a connection of the login role (the pool's are
+    # the platform's role, which exists only once migrated). Runners racing here queue on the
+    # migrations lock. A deployed release only checks the schema: its deploy applied the migrations.
+    try:
+        with _opened(url, size=1) as login:
+            if settings.schema_version:
+                schema.require(login, settings.schema_version)  # SchemaBehind: the next request checks again
+            else:
+                migrate(login)
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        raise DatabaseUnavailable("the database is not reachable") from exc
+    new_pool = _opened(url, size=settings.db_pool_max, configure=_as_platform)
+    global _agent_locks
+    with _lock:
+        if _pool is None:
+            _pool = new_pool
+            _agent_locks = AgentLocks(url)
+        else:
+            new_pool.close()
+        return _pool
+
+
+def _opened(url: str, size: int, configure: Callable[[Conn], None] | None = None) -> ConnectionPool[Conn]:
+    """A pool of up to `size` connections, open. Raises DatabaseUnavailable."""
     new_pool = ConnectionPool(
         url,
         connection_class=Conn,
         min_size=1,
-        max_size=settings.db_pool_max,
+        max_size=size,
         kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": CONNECT_TIMEOUT},
+        configure=configure,
         # A connection that died with a database restart is replaced, not handed to a request.
         check=_check_if_idle,
         reset=_stamp_returned,
@@ -83,26 +108,21 @@ def pool() -> ConnectionPool[Conn]:
     )
     try:
         new_pool.open(wait=True, timeout=WAIT_SECONDS)
-        # Migrated before anyone can use it; runners racing here queue on the migrations lock.
-        # A deployed release only checks the schema: its deploy applied the migrations.
-        if settings.schema_version:
-            schema.require(new_pool, settings.schema_version)
-        else:
-            migrate(new_pool)
     except (PoolTimeout, psycopg.OperationalError) as exc:
         new_pool.close()
         raise DatabaseUnavailable("the database is not reachable") from exc
-    except SchemaBehind:
-        new_pool.close()  # not kept: the next request checks again, and serves once the deploy migrated
-        raise
-    global _agent_locks
-    with _lock:
-        if _pool is None:
-            _pool = new_pool
-            _agent_locks = AgentLocks(url)
-        else:
-            new_pool.close()
-        return _pool
+    return new_pool
+
+
+def _as_platform(conn: Conn) -> None:
+    """A new connection's session runs as the platform: service_role, with the SYSTEM caller's claims.
+
+    A transaction as a user switches to `authenticated` for itself alone (act_as, local to the
+    transaction), so the platform's own work needs no switch of its own: a statement that is the
+    whole transaction (autocommit) is one round trip, not four. Nothing runs as the login role (a
+    superuser locally), which only migrations need.
+    """
+    conn.execute("select " + _AS_ROLE.format(local="false"), as_caller_params(SYSTEM))
 
 
 def close() -> None:
@@ -134,7 +154,8 @@ def transaction(caller: Caller) -> Iterator[Conn]:
     """
     try:
         with pool().connection() as conn, conn.transaction():
-            act_as(conn, caller)
+            if caller != SYSTEM:
+                act_as(conn, caller)
             yield conn
     except (PoolTimeout, psycopg.OperationalError) as exc:
         raise DatabaseUnavailable("the database is not reachable") from exc
@@ -146,14 +167,29 @@ def act_as(conn: Conn, caller: Caller) -> None:
     conn.execute("select " + AS_CALLER, as_caller_params(caller))
 
 
-# What act_as selects: set_config('role', ..., true) is SET LOCAL ROLE; one round trip sets both. A
-# statement that ends by switching to the caller selects it too, with as_caller_params.
-AS_CALLER = "set_config('role', %(role)s, true), set_config('request.jwt.claims', %(claims)s, true)"
+# set_config('role', ..., true) is SET LOCAL ROLE, false SET ROLE; one round trip sets both.
+_AS_ROLE = "set_config('role', %(role)s, {local}), set_config('request.jwt.claims', %(claims)s, {local})"
+# What act_as selects. A statement that ends by switching to the caller selects it too, with as_caller_params.
+AS_CALLER = _AS_ROLE.format(local="true")
 
 
 def as_caller_params(caller: Caller) -> dict[str, str]:
     """The parameters of AS_CALLER for the caller."""
     return {"role": _role(caller), "claims": json.dumps(caller.claims)}
+
+
+@contextlib.contextmanager
+def autocommit() -> Iterator[Conn]:
+    """A pooled connection as the platform, outside any transaction: each statement commits alone.
+
+    For the platform's work that is one statement (a request slot taken or given back, a message's
+    delivery recorded), where BEGIN and COMMIT would be two more round trips. Raises DatabaseUnavailable.
+    """
+    try:
+        with pool().connection() as conn:
+            yield conn
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        raise DatabaseUnavailable("the database is not reachable") from exc
 
 
 @contextlib.contextmanager
@@ -170,6 +206,7 @@ def own_connection() -> Iterator[Conn]:
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable("the database is not reachable") from exc
     with conn:
+        _as_platform(conn)
         yield conn
 
 
@@ -179,7 +216,8 @@ def transaction_on(conn: Conn, caller: Caller) -> Iterator[Conn]:
     """transaction(), on a connection the caller holds (own_connection)."""
     try:
         with conn.transaction():
-            act_as(conn, caller)
+            if caller != SYSTEM:
+                act_as(conn, caller)
             yield conn
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable("the database is not reachable") from exc
@@ -250,9 +288,10 @@ def drain_messages(agent_id: str) -> None:
 
 
 def migration_status() -> dict[str, object]:
-    """Applied and pending migrations, read as the connecting role (API roles cannot see the table)."""
+    """Applied and pending migrations, read as the login role (API roles cannot see the table)."""
     try:
-        with pool().connection() as conn:
+        with pool().connection() as conn, conn.transaction():
+            conn.execute("set local role none")
             rows = conn.execute("select version from supabase_migrations.schema_migrations").fetchall()
     except (PoolTimeout, psycopg.OperationalError) as exc:
         raise DatabaseUnavailable("the database is not reachable") from exc

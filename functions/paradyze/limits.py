@@ -20,7 +20,7 @@ from typing import Literal
 from . import db
 from . import limits_repository as repo
 from .agents import Agent
-from .caller import PLATFORM_OWNER, SYSTEM, Caller
+from .caller import PLATFORM_OWNER, Caller
 from .db import Conn
 from .errors import DatabaseUnavailable, QuotaExceeded, RateLimited, TooManyInFlight
 from .settings import get_settings
@@ -41,7 +41,7 @@ def check_rate(caller: Caller, action: Action) -> None:
     if caller.user_id is None:
         return
     limit, period = _rate(action)
-    with db.transaction(SYSTEM) as conn:
+    with db.autocommit() as conn:
         wait = repo.take_rate_slot(conn, caller.user_id, action, limit, timedelta(seconds=period))
     if wait is not None:
         raise _rate_limited(action, limit, period, wait)
@@ -55,10 +55,11 @@ class Slot:
 
 
 def admit(conn: Conn, caller: Caller, action: Action | None = None, *, then_as_caller: bool = False) -> Slot:
-    """In a service_role transaction: take one of the calling user's request slots and, for action,
-    count one call against its rate. Give the slot back with give_back, in the transaction that
-    ends the work (or give_back_alone). Raises TooManyInFlight, RateLimited (nothing taken then).
-    then_as_caller: the rest of the transaction runs as the caller (db.act_as), set by the same statement.
+    """As the platform (in a SYSTEM transaction, or db.autocommit: admission is one statement): take one
+    of the calling user's request slots and, for action, count one call against its rate. Give the
+    slot back with give_back, in the transaction that ends the work (or give_back_alone). Raises
+    TooManyInFlight, RateLimited (nothing taken then). then_as_caller: the rest of the transaction runs
+    as the caller (db.act_as), set by the same statement.
     """
     if caller.user_id is None:
         if then_as_caller:
@@ -92,11 +93,11 @@ def give_back(conn: Conn, slot: Slot) -> None:
 
 
 def give_back_alone(slot: Slot) -> None:
-    """Free the slot in a transaction of its own; if the database is away, its lease frees it later."""
+    """Free the slot in a statement of its own; if the database is away, its lease frees it later."""
     if slot.id is None:
         return
     try:
-        with db.transaction(SYSTEM) as conn:
+        with db.autocommit() as conn:
             repo.end_operation(conn, slot.id)
         slot.id = None
     except DatabaseUnavailable:
@@ -110,7 +111,7 @@ def in_flight(caller: Caller) -> Iterator[None]:
     if caller.user_id is None:
         yield
         return
-    with db.transaction(SYSTEM) as conn:
+    with db.autocommit() as conn:  # admission is one statement
         slot = admit(conn, caller)
     try:
         yield

@@ -107,9 +107,9 @@ def _deliver(caller: Caller, agent: Agent, cmd: MessageSend, deadline: float,
                           details=[{"loc": ["agent_id"], "msg": "delivered, no reply"}]) from exc
     finally:
         telemetry.message_done(cmd.agent_id, sent_at, len(replies))
-        # The message's one write, one statement: counts, activity, the conversation the console
-        # reads back (when it was answered), and the request slot back.
-        with db.transaction(SYSTEM) as conn:
+        # The message's one write, one statement and its own transaction: counts, activity, the
+        # conversation the console reads back (when it was answered), and the request slot back.
+        with db.autocommit() as conn:
             delivery_repository.record_delivery(
                 conn, agent_id=agent.id, count=1 + len(replies), owner_id=agent.user_id,
                 sender=conversation.sender(caller), turns=conversation.turns(cmd.text, replies) if answered else [],

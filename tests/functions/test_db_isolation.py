@@ -15,7 +15,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from helpers import Functions, User, fixture_characters, free_port
 from paradyze import db
-from paradyze.auth import SYSTEM
+from paradyze.auth import SYSTEM, USER_ROLE, Caller
 from paradyze.errors import DatabaseUnavailable
 from paradyze.settings import get_settings
 
@@ -210,3 +210,26 @@ def test_pooled_connections_that_died_while_idle_are_replaced_not_handed_to_a_re
 def _locked_append(agent_id: str, order: list[str], item: str) -> None:
     with db.agent_lock(agent_id):
         order.append(item)
+
+
+def test_a_pooled_connection_is_the_platform_and_a_users_role_ends_with_their_transaction(
+        database: None, alice: User) -> None:
+    """The pool's sessions run as service_role (not the login role, a superuser locally); a user's
+    transaction runs as `authenticated` with their claims, and the connection goes back to the pool
+    as the platform whether that transaction committed or failed."""
+    as_alice = Caller(role=USER_ROLE, user_id=alice.id, claims={"sub": alice.id, "role": USER_ROLE})
+    who = "select current_user as role, auth.uid()::text as uid, session_user <> current_user as switched"
+    with db.pool().connection() as conn:
+        assert conn.execute(who).fetchone() == {"role": "service_role", "uid": None, "switched": True}
+        with contextlib.suppress(ZeroDivisionError), conn.transaction():
+            db.act_as(conn, as_alice)
+            assert conn.execute(who).fetchone() == {"role": "authenticated", "uid": alice.id, "switched": True}
+            raise ZeroDivisionError  # the transaction fails
+        assert conn.execute(who).fetchone() == {"role": "service_role", "uid": None, "switched": True}
+        with conn.transaction():
+            db.act_as(conn, as_alice)
+        assert conn.execute(who).fetchone() == {"role": "service_role", "uid": None, "switched": True}
+    with db.autocommit() as conn:
+        assert conn.execute(who).fetchone()["role"] == "service_role"
+    with db.transaction(SYSTEM) as conn:
+        assert conn.execute(who).fetchone()["role"] == "service_role"
