@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -29,7 +30,9 @@ def build_app() -> DispatcherMiddleware:
     mounts["/openapi.json"] = spec
     mounts["/openapi"] = spec
     mounts["/metrics"] = telemetry.prometheus_wsgi_app()  # Prometheus scrapes every function's metrics here
-    return _Dispatcher(DispatcherMiddleware(_index, mounts))
+    app = _Dispatcher(DispatcherMiddleware(_index, mounts))
+    gc.freeze()  # as main.py does: the apps live as long as the process, and the collector leaves them be
+    return app
 
 
 class _Dispatcher:
