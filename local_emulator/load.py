@@ -251,6 +251,10 @@ def _show(f: dict[str, Any]) -> None:
           f"  ok {f['ok']}  errors {f['errors'] or 0}  cpu {f['cpu_ms_per_req']} ms/req"
           f" (capacity {f['capacity_req_s']}/s; {', '.join(f'{k} {v}' for k, v in f['cpu_ms_by_role'].items())})",
           flush=True)
+    if f.get("slow_spans"):
+        spans = f["slow_spans"]
+        shown = ", ".join(f"{a}-{b} s: {n}" for a, b, n in sorted(spans, key=lambda s: -s[2])[:6])
+        print(f"{'':<52} slower than 100 ms: {sum(n for *_, n in spans)}, most in {shown}", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+SLOW_MS = 100.0  # the load goals' p99 bound: answers slower than this are placed in time
+
 
 @dataclass
 class Run:
@@ -19,14 +21,18 @@ class Run:
     name: str
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    slow: dict[int, int] = field(default_factory=dict)  # second of the step -> answers slower than SLOW_MS
     errors: dict[str, int] = field(default_factory=dict)
     cpu_s: dict[str, float] = field(default_factory=dict)  # CPU time used during the step, by role
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, ms: float, status: int | str) -> None:
+    def record(self, ms: float, status: int | str, at: float = 0.0) -> None:
+        """One answer, `ms` after it was due `at` seconds into the step."""
         with self._lock:
             if status == 200:
                 self.latencies.append(ms)
+                if ms > SLOW_MS:
+                    self.slow[int(at)] = self.slow.get(int(at), 0) + 1
             else:
                 self.errors[str(status)] = self.errors.get(str(status), 0) + 1
 
@@ -43,8 +49,22 @@ class Run:
                 "req_s": round(len(done) / self.seconds, 1) if self.seconds else 0.0,
                 "p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99), "cpu_ms_per_req": round(cpu_ms, 2),
                 "cpu_ms_by_role": {role: round(ms, 2) for role, ms in by_role.items()},
+                # When in the step the answers slower than SLOW_MS came: [first second, last second, how many].
+                "slow_spans": _spans(self.slow),
                 # What the same CPU per request allows on this machine's cores with nothing else running.
                 "capacity_req_s": round((os.cpu_count() or 1) * 1000 / cpu_ms) if cpu_ms > 0 else 0}
+
+
+def _spans(slow: dict[int, int]) -> list[list[int]]:
+    """Seconds with slow answers, joined into spans where they follow each other."""
+    spans: list[list[int]] = []
+    for second in sorted(slow):
+        if spans and second - spans[-1][1] <= 1:
+            spans[-1][1] = second
+            spans[-1][2] += slow[second]
+        else:
+            spans.append([second, second, slow[second]])
+    return spans
 
 
 class Client:
@@ -83,7 +103,7 @@ def closed_loop(name: str, url: str, tokens: list[str], clients: int, seconds: f
             status, _ = c.call(method, path, body)
             n += 1
             if now >= start:
-                run.record((time.perf_counter() - now) * 1000, status)
+                run.record((time.perf_counter() - now) * 1000, status, now - start)
 
     return _run(run, [threading.Thread(target=client, args=(i,)) for i in range(clients)], start, meter, seconds)
 
@@ -108,7 +128,7 @@ def open_loop(name: str, url: str, tokens: list[str], rate: float, seconds: floa
             time.sleep(max(0.0, due - time.perf_counter()))
             method, path, body = request(i, n)
             status, _ = c.call(method, path, body)
-            run.record((time.perf_counter() - due) * 1000, status)
+            run.record((time.perf_counter() - due) * 1000, status, due - start)
 
     return _run(run, [threading.Thread(target=sender, args=(i,)) for i in range(senders)], start, meter, seconds)
 
