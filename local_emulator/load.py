@@ -1,7 +1,7 @@
 """Load benchmark: send_message in a closed loop at 1, 8 and 32 clients, then an open-loop soak at a fixed
 rate; one page of list_agents out of 10,000 agents. Prints req/s, p50/p95/p99, errors, the CPU time
 every serving process (workers, Postgres, agents) spent per request, and the emulator's RSS and open
-files at the start and the end.
+files at the start and the end, and how fast the machine itself was during each step (speed_probe).
 
     python -m local_emulator.load                        # an emulator of its own, 2 workers, reference agents
     python -m local_emulator.load --workers 1            # the single threaded process, for comparison
@@ -33,6 +33,7 @@ import psutil
 import requests
 
 from local_emulator.loadgen import closed_loop, open_loop
+from local_emulator.speed_probe import SpeedProbe
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "functions"))
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON line of figures at the end")
     args = parser.parse_args(argv)
 
-    emulator = Emulator(args.workers, args.threads)
+    emulator, probe = Emulator(args.workers, args.threads), SpeedProbe()
     report: dict[str, Any] = {"workers": args.workers, "threads": args.threads, "cores": os.cpu_count()}
     try:
         # One agent for each of --agents users; client i is user i % agents, counted by the per-user limits.
@@ -200,19 +201,20 @@ def main(argv: list[str] | None = None) -> int:
         report["usage_start"] = usage(emulator.proc.pid, emulator.home)
         steps = []
         for clients in (int(c) for c in args.clients.split(",")):
-            steps.append(closed_loop(f"send_message, {clients} clients", emulator.url, tokens, clients,
-                                     args.seconds, message, emulator.cpu_by_role).figures())
+            steps.append(probe.step(closed_loop, f"send_message, {clients} clients", emulator.url, tokens, clients,
+                                    args.seconds, message, emulator.cpu_by_role))
             _show(steps[-1])
         rate = args.rate or round(0.7 * max(s["req_s"] for s in steps))
-        steps.append(open_loop(f"open loop: send_message at {rate:g}/s for {args.soak_seconds:g} s", emulator.url,
-                               tokens, rate, args.soak_seconds, message, emulator.cpu_by_role).figures())
+        steps.append(probe.step(open_loop, f"open loop: send_message at {rate:g}/s for {args.soak_seconds:g} s",
+                                emulator.url, tokens, rate, args.soak_seconds, message, emulator.cpu_by_role))
         _show(steps[-1])
         report["usage_end"] = usage(emulator.proc.pid, emulator.home)
         if args.list_agents:
-            steps += _list_pages(emulator, args.list_agents, args.seconds)
+            steps += _list_pages(emulator, probe, args.list_agents, args.seconds)
         report["steps"] = steps
     finally:
         emulator.stop()
+        probe.stop()
     print(f"\nemulator ({args.workers} worker(s) x {args.threads} threads): start {report.get('usage_start')},"
           f" end {report.get('usage_end')}")
     if args.json:
@@ -220,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _list_pages(emulator: Emulator, count: int, seconds: float) -> list[dict[str, Any]]:
+def _list_pages(emulator: Emulator, probe: SpeedProbe, count: int, seconds: float) -> list[dict[str, Any]]:
     """One page (50) of a user's 10,000 agents: the first, and pages anywhere in the list by cursor."""
     token = seed_agents(emulator, count)
     cursors: list[str] = []
@@ -240,8 +242,8 @@ def _list_pages(emulator: Emulator, count: int, seconds: float) -> list[dict[str
         return "GET", "/list_agents?" + urlencode({"limit": 50, "cursor": cursors[(i * 31 + n) % len(cursors)]}), None
 
     for what, request, clients in [("first", first, 1), ("any", anywhere, 1), ("any", anywhere, 8)]:
-        out.append(closed_loop(f"list_agents, {what} page of {count}, {clients} client(s)", emulator.url, [token],
-                               clients, seconds, request, emulator.cpu_by_role).figures())
+        out.append(probe.step(closed_loop, f"list_agents, {what} page of {count}, {clients} client(s)", emulator.url,
+                              [token], clients, seconds, request, emulator.cpu_by_role))
         _show(out[-1])
     return out
 
@@ -251,6 +253,10 @@ def _show(f: dict[str, Any]) -> None:
           f"  ok {f['ok']}  errors {f['errors'] or 0}  cpu {f['cpu_ms_per_req']} ms/req"
           f" (capacity {f['capacity_req_s']}/s; {', '.join(f'{k} {v}' for k, v in f['cpu_ms_by_role'].items())})",
           flush=True)
+    if f.get("machine"):
+        low, median, high = f["machine"]["work_ms"]
+        print(f"{'':<52} machine: the probe's work took {low}-{high} ms (median {median}); a quarter or more"
+              f" slower than its fastest in {f['machine']['slow_seconds']:.0%} of the seconds", flush=True)
     if f.get("slow_spans"):
         spans = f["slow_spans"]
         shown = ", ".join(f"{a}-{b} s: {n}" for a, b, n in sorted(spans, key=lambda s: -s[2])[:6])
