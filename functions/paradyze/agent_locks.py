@@ -1,8 +1,9 @@
 """Agent locks shared by every instance: one operation at a time per agent, and messages in flight.
 
-Both are Postgres advisory locks held by a session, on ONE connection per instance kept outside the
-request pool (see AgentLocks): they outlive the short transactions inside an operation, and Postgres
-drops them if the process dies, so a crash never leaves an agent locked.
+Both are Postgres advisory locks held by a session: they outlive the short transactions inside an
+operation, and Postgres drops them if the process dies, so a crash never leaves an agent locked.
+Operation locks live on ONE connection per instance kept outside the request pool (AgentLocks); a
+message in flight holds its key on the pooled connection it keeps while it is delivered (shared_on).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
@@ -76,20 +77,6 @@ class AgentLocks:
         finally:
             self._leave(key)
 
-    @contextlib.contextmanager
-    def share(self, agent_id: str, timeout: float) -> Iterator[None]:
-        """The agent's messages key, shared with every other message in flight; a drain waits for all.
-
-        Only a drain takes the key alone, and only for an instant (a transaction's try-lock), so
-        this waits only while a drain looks. Raises AgentBusy after timeout, DatabaseUnavailable.
-        """
-        key = messages_key(agent_id)
-        self._lock_in_database(agent_id, key, time.monotonic() + timeout, shared=True)
-        try:
-            yield
-        finally:
-            self._unlock_in_database(key, shared=True)
-
     def close(self) -> None:
         with self._io:
             if self._conn is not None:
@@ -110,24 +97,18 @@ class AgentLocks:
             else:
                 self._local[key] = (lock, users - 1)
 
-    def _lock_in_database(self, agent_id: str, key: int, deadline: float, *, shared: bool = False) -> None:
+    def _lock_in_database(self, agent_id: str, key: int, deadline: float) -> None:
         # Other instances hold the lock for as long as their operation runs: poll, without
         # blocking the shared connection that this instance's other locks go through.
-        delay = 0.01
-        query = f"select pg_try_advisory_lock{'_shared' if shared else ''}(%s) as ok"
-        while not self._execute(query, key):
-            if time.monotonic() > deadline:
-                raise _busy(agent_id)
-            time.sleep(delay + random.uniform(0, delay))
-            delay = min(delay * 2, 0.25)
+        _poll(lambda: self._execute("select pg_try_advisory_lock(%s) as ok", key), agent_id, deadline)
         with self._io:
             self._held += 1
 
-    def _unlock_in_database(self, key: int, *, shared: bool = False) -> None:
+    def _unlock_in_database(self, key: int) -> None:
         with self._io:
             self._held -= 1
         try:
-            if not self._execute(f"select pg_advisory_unlock{'_shared' if shared else ''}(%s) as ok", key):
+            if not self._execute("select pg_advisory_unlock(%s) as ok", key):
                 log.warning("an agent lock was lost with its connection before it was released")
         except DatabaseUnavailable:
             log.warning("could not release an agent lock: the database is not reachable")
@@ -149,6 +130,40 @@ class AgentLocks:
                     self._conn = None
                 raise DatabaseUnavailable("the database is not reachable") from exc
         return bool(row and row["ok"])
+
+
+@contextlib.contextmanager
+def shared_on(conn: psycopg.Connection[DictRow], agent_id: str, timeout: float) -> Iterator[None]:
+    """The agent's messages key, shared with every other message in flight, on conn's own session: a
+    connection the message keeps until this ends (so no other thread's lock waits on its round trips).
+
+    Only a drain takes the key alone, and only for an instant (a transaction's try-lock), so this
+    waits only while a drain looks. Raises AgentBusy after timeout; psycopg.OperationalError.
+    """
+    key = messages_key(agent_id)
+
+    def try_lock() -> bool:
+        row = conn.execute("select pg_try_advisory_lock_shared(%s) as ok", (key,)).fetchone()
+        return bool(row and row["ok"])
+
+    _poll(try_lock, agent_id, time.monotonic() + timeout)
+    try:
+        yield
+    finally:
+        try:
+            conn.execute("select pg_advisory_unlock_shared(%s)", (key,))
+        except psycopg.Error:
+            conn.close()  # its session ends, and the lock with it: the pool replaces the connection
+
+
+def _poll(try_lock: Callable[[], bool], agent_id: str, deadline: float) -> None:
+    """try_lock until it succeeds, backing off from 10 ms to 250 ms; raises AgentBusy past deadline."""
+    delay = 0.01
+    while not try_lock():
+        if time.monotonic() > deadline:
+            raise _busy(agent_id)
+        time.sleep(delay + random.uniform(0, delay))
+        delay = min(delay * 2, 0.25)
 
 
 def _busy(agent_id: str) -> AgentBusy:

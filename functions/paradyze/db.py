@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from . import schema, telemetry
-from .agent_locks import CONNECT_TIMEOUT, AgentLocks, messages_key
+from .agent_locks import CONNECT_TIMEOUT, AgentLocks, messages_key, shared_on
 from .caller import SYSTEM, Caller
 from .connection import Conn as Conn  # the type every repository takes
 from .errors import DatabaseUnavailable
@@ -256,15 +256,20 @@ def agent_lock(agent_id: str, timeout: float | None = None) -> contextlib.Abstra
     return locks.hold(agent_id, _LOCK_WAIT if timeout is None else timeout)
 
 
-def message_in_flight(agent_id: str, timeout: float) -> contextlib.AbstractContextManager[None]:
+@contextlib.contextmanager
+def message_in_flight(agent_id: str, timeout: float) -> Iterator[Conn]:
     """Held while a message is delivered to the agent, by every instance at once; drain_messages
     waits for all of them. Take it before reading that the agent runs, so that a hibernate that
-    marked the agent after the read finds the message. Raises Unavailable, DatabaseUnavailable.
+    marked the agent after the read finds the message. Raises AgentBusy, DatabaseUnavailable.
+
+    Yields the pooled connection whose session holds it: the message's reads and its write run on it
+    (transaction_on, or a statement alone), so a message takes one pooled connection, never two.
     """
-    pool()
-    locks = _agent_locks
-    assert locks is not None
-    return locks.share(agent_id, timeout)
+    try:
+        with pool().connection() as conn, shared_on(conn, agent_id, timeout):
+            yield conn
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        raise DatabaseUnavailable("the database is not reachable") from exc
 
 
 def messages_in_flight(conn: Conn, agent_id: str) -> bool:

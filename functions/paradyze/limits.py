@@ -87,7 +87,8 @@ def admit(conn: Conn, caller: Caller, action: Action | None = None, *, then_as_c
 
 
 def give_back(conn: Conn, slot: Slot) -> None:
-    """In a service_role transaction that ends the work: free the slot when it commits."""
+    """As the platform, in the transaction that ends the work (free the slot when it commits), or as a
+    statement alone on a connection outside any transaction."""
     if slot.id is not None:
         repo.end_operation(conn, slot.id)
 

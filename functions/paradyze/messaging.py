@@ -13,7 +13,6 @@ from . import (
     eliza_character,
     lifecycle,
     limits,
-    queries,
     telemetry,
 )
 from .agents import Agent, MessageSend
@@ -52,13 +51,15 @@ def send(caller: Caller, cmd: MessageSend) -> dict[str, Any]:
     try:
         while True:
             # In flight before the read: a hibernate that marks the agent after this read waits for us.
-            with db.message_in_flight(cmd.agent_id, timeout=max(0.01, deadline - time.monotonic())):
+            # Every statement of the message runs on the connection that holds it.
+            with db.message_in_flight(cmd.agent_id, timeout=max(0.01, deadline - time.monotonic())) as conn:
                 if slot is None:
-                    slot, agent = _admit_and_read(caller, cmd.agent_id)
+                    slot, agent = _admit_and_read(conn, caller, cmd.agent_id)
                 else:
-                    agent = queries.read(caller, cmd.agent_id)
+                    with db.transaction_on(conn, caller):
+                        agent = require_agent(conn, cmd.agent_id)
                 if agent.status == "running" and agent.url:
-                    return {"replies": _deliver(caller, agent, cmd, deadline, slot), "woke": woke,
+                    return {"replies": _deliver(conn, caller, agent, cmd, deadline, slot), "woke": woke,
                             "agent_id": cmd.agent_id}
             if agent.status == "error":
                 raise InvalidTransition(f"agent {cmd.agent_id} is in error ({agent.status_reason}); wake it first",
@@ -72,20 +73,21 @@ def send(caller: Caller, cmd: MessageSend) -> dict[str, Any]:
             limits.give_back_alone(slot)  # only when the message's own write did not
 
 
-def _admit_and_read(caller: Caller, agent_id: str) -> tuple[limits.Slot, Agent]:
+def _admit_and_read(conn: db.Conn, caller: Caller, agent_id: str) -> tuple[limits.Slot, Agent]:
     """The message's one round of reads: the caller's request slot and rate (as the platform), then
     the agent as the caller, under RLS. Raises TooManyInFlight, RateLimited, NotFound."""
-    with db.transaction(SYSTEM) as conn:
+    with db.transaction_on(conn, SYSTEM):
         slot = limits.admit(conn, caller, "send_message", then_as_caller=True)
         try:
             return slot, require_agent(conn, agent_id)
         except NotFound as exc:
             missing = exc  # the call still counts against the rate: commit it, then free the slot
-    limits.give_back_alone(slot)
+    limits.give_back(conn, slot)  # a statement alone, on this connection: a message never takes two
+    slot.id = None
     raise missing
 
 
-def _deliver(caller: Caller, agent: Agent, cmd: MessageSend, deadline: float,
+def _deliver(conn: db.Conn, caller: Caller, agent: Agent, cmd: MessageSend, deadline: float,
              slot: limits.Slot) -> list[dict[str, Any]]:
     assert agent.url is not None
     if get_settings().agent == "elizaos" and eliza_character.started_without_model(agent.id):
@@ -109,11 +111,10 @@ def _deliver(caller: Caller, agent: Agent, cmd: MessageSend, deadline: float,
         telemetry.message_done(cmd.agent_id, sent_at, len(replies))
         # The message's one write, one statement and its own transaction: counts, activity, the
         # conversation the console reads back (when it was answered), and the request slot back.
-        with db.autocommit() as conn:
-            delivery_repository.record_delivery(
-                conn, agent_id=agent.id, count=1 + len(replies), owner_id=agent.user_id,
-                sender=conversation.sender(caller), turns=conversation.turns(cmd.text, replies) if answered else [],
-                slot_id=slot.id)
+        delivery_repository.record_delivery(
+            conn, agent_id=agent.id, count=1 + len(replies), owner_id=agent.user_id,
+            sender=conversation.sender(caller), turns=conversation.turns(cmd.text, replies) if answered else [],
+            slot_id=slot.id)
         slot.id = None
     return replies
 

@@ -39,14 +39,20 @@ def test_a_message_to_a_running_agent_is_one_round_of_reads_and_one_write(
         functions: Functions, alice: User, cleanup_agents: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     agent_id = create(functions, alice, cleanup_agents)
     opened: list[str] = []
-    trips = {"statements": 0, "checks": 0}
-    real_transaction, real_execute, real_check = db.transaction, psycopg.Cursor.execute, ConnectionPool.check_connection
+    trips = {"statements": 0, "checks": 0, "connections": 0}
+    real_transaction_on, real_execute, real_check = db.transaction_on, psycopg.Cursor.execute, \
+        ConnectionPool.check_connection
+    real_getconn = ConnectionPool.getconn
+
+    def getconn(self: Any, *args: Any, **kwargs: Any) -> Any:
+        trips["connections"] += 1
+        return real_getconn(self, *args, **kwargs)
 
     @contextlib.contextmanager
-    def transaction(caller: Any) -> Iterator[Any]:
+    def transaction_on(conn: Any, caller: Any) -> Iterator[Any]:
         opened.append("platform" if caller.is_admin else "user")
-        with real_transaction(caller) as conn:
-            yield conn
+        with real_transaction_on(conn, caller) as same:
+            yield same
 
     def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
         trips["statements"] += 1
@@ -56,16 +62,19 @@ def test_a_message_to_a_running_agent_is_one_round_of_reads_and_one_write(
         trips["checks"] += 1
         real_check(conn)
 
-    monkeypatch.setattr(db, "transaction", transaction)
+    monkeypatch.setattr(db, "transaction_on", transaction_on)
     monkeypatch.setattr(psycopg.Cursor, "execute", execute)
     monkeypatch.setattr(ConnectionPool, "check_connection", staticmethod(check))
+    monkeypatch.setattr(ConnectionPool, "getconn", getconn)
     resp = functions.post("send_message", alice.token, {"agent_id": agent_id, "text": "hello"})
     assert resp.status_code == 200, resp.get_json()
     assert opened == ["platform"], opened
-    # Seven round trips: the read's transaction (BEGIN, the slot and rate then the caller's role in
-    # one statement, the agent, COMMIT), the message held in flight (lock, unlock), and the write, a
-    # statement that is its own transaction. A pooled connection idle for a second is checked first
-    # with an empty query, which a fast test may or may not see; one in steady use is not.
+    assert trips["connections"] == 1, trips
+    # Seven round trips, all on the one pooled connection the message holds: the message held in
+    # flight (lock, unlock), the read's transaction (BEGIN, the slot and rate then the caller's role
+    # in one statement, the agent, COMMIT), and the write, a statement that is its own transaction. A
+    # pooled connection idle for a second is checked first with an empty query, which a fast test may
+    # or may not see; one in steady use is not.
     assert trips["statements"] - trips["checks"] == 5, trips
     assert slots_held(alice) == 0
     monkeypatch.undo()
