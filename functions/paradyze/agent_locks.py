@@ -40,7 +40,8 @@ def _key(name: str) -> int:
 
 
 class AgentLocks:
-    """Every agent lock this instance holds, as session advisory locks on ONE connection of its own.
+    """Every operation lock this instance holds, as session advisory locks on ONE connection of its own
+    (a message's in-flight lock is on the pooled connection the message keeps: shared_on).
 
     The connection is outside the request pool: a holder never keeps a pool connection while the
     work under the lock needs one, so one user's many operations cannot take the connections another
