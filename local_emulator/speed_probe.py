@@ -19,7 +19,7 @@ from typing import Any
 # The probe: a fixed piece of work, timed on the process's CPU clock, then a pause; one line a second
 # with the time and the median of that second.
 _PROBE = """
-import statistics, sys, time
+import statistics, time
 window, last = [], time.time()
 while True:
     began = time.process_time()

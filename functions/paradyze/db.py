@@ -120,7 +120,7 @@ def _as_platform(conn: Conn) -> None:
     A transaction as a user switches to `authenticated` for itself alone (act_as, local to the
     transaction), so the platform's own work needs no switch of its own: a statement that is the
     whole transaction (autocommit) is one round trip, not four. Nothing runs as the login role (a
-    superuser locally), which only migrations need.
+    superuser locally) but migrations and the read of their status.
     """
     conn.execute("select " + _AS_ROLE.format(local="false"), as_caller_params(SYSTEM))
 
@@ -213,7 +213,7 @@ def own_connection() -> Iterator[Conn]:
 @telemetry.traced_cm("db.transaction")
 @contextlib.contextmanager
 def transaction_on(conn: Conn, caller: Caller) -> Iterator[Conn]:
-    """transaction(), on a connection the caller holds (own_connection)."""
+    """transaction(), on a connection the caller holds (own_connection, or message_in_flight's)."""
     try:
         with conn.transaction():
             if caller != SYSTEM:
