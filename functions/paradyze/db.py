@@ -71,14 +71,11 @@ def pool() -> ConnectionPool[Conn]:
     # Migrated before anyone can use the database, on a connection of the login role (the pool's are
     # the platform's role, which exists only once migrated). Runners racing here queue on the
     # migrations lock. A deployed release only checks the schema: its deploy applied the migrations.
-    try:
-        with _opened(url, size=1) as login:
-            if settings.schema_version:
-                schema.require(login, settings.schema_version)  # SchemaBehind: the next request checks again
-            else:
-                migrate(login)
-    except (PoolTimeout, psycopg.OperationalError) as exc:
-        raise DatabaseUnavailable("the database is not reachable") from exc
+    with _reachable(), _opened(url, size=1) as login:
+        if settings.schema_version:
+            schema.require(login, settings.schema_version)  # SchemaBehind: the next request checks again
+        else:
+            migrate(login)
     new_pool = _opened(url, size=settings.db_pool_max, configure=_as_platform)
     global _agent_locks
     with _lock:
@@ -152,11 +149,24 @@ def transaction(caller: Caller) -> Iterator[Conn]:
 
     Row-level security, not only this code, then decides which rows the caller can see.
     """
+    with _reachable(), pool().connection() as conn, _begun(conn, caller):
+        yield conn
+
+
+@contextlib.contextmanager
+def _begun(conn: Conn, caller: Caller) -> Iterator[None]:
+    """A transaction on conn as the caller: the platform's needs no switch, its session already is."""
+    with conn.transaction():
+        if caller != SYSTEM:
+            act_as(conn, caller)
+        yield
+
+
+@contextlib.contextmanager
+def _reachable() -> Iterator[None]:
+    """Raises DatabaseUnavailable for a database not reached: no connection within the wait, or one lost."""
     try:
-        with pool().connection() as conn, conn.transaction():
-            if caller != SYSTEM:
-                act_as(conn, caller)
-            yield conn
+        yield
     except (PoolTimeout, psycopg.OperationalError) as exc:
         raise DatabaseUnavailable("the database is not reachable") from exc
 
@@ -185,11 +195,8 @@ def autocommit() -> Iterator[Conn]:
     For the platform's work that is one statement (a request slot taken or given back, a message's
     delivery recorded), where BEGIN and COMMIT would be two more round trips. Raises DatabaseUnavailable.
     """
-    try:
-        with pool().connection() as conn:
-            yield conn
-    except (PoolTimeout, psycopg.OperationalError) as exc:
-        raise DatabaseUnavailable("the database is not reachable") from exc
+    with _reachable(), pool().connection() as conn:
+        yield conn
 
 
 @contextlib.contextmanager
@@ -200,11 +207,9 @@ def own_connection() -> Iterator[Conn]:
     Raises DatabaseUnavailable.
     """
     pool()  # migrated first
-    try:
+    with _reachable():
         conn = Conn.connect(database_url(get_settings()), autocommit=True, row_factory=dict_row,
                             connect_timeout=CONNECT_TIMEOUT)
-    except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable("the database is not reachable") from exc
     with conn:
         _as_platform(conn)
         yield conn
@@ -214,13 +219,8 @@ def own_connection() -> Iterator[Conn]:
 @contextlib.contextmanager
 def transaction_on(conn: Conn, caller: Caller) -> Iterator[Conn]:
     """transaction(), on a connection the caller holds (own_connection, or message_in_flight's)."""
-    try:
-        with conn.transaction():
-            if caller != SYSTEM:
-                act_as(conn, caller)
-            yield conn
-    except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable("the database is not reachable") from exc
+    with _reachable(), _begun(conn, caller):
+        yield conn
 
 
 @contextlib.contextmanager
@@ -265,11 +265,8 @@ def message_in_flight(agent_id: str, timeout: float) -> Iterator[Conn]:
     Yields the pooled connection whose session holds it: the message's reads and its write run on it
     (transaction_on, or a statement alone), so a message takes one pooled connection, never two.
     """
-    try:
-        with pool().connection() as conn, shared_on(conn, agent_id, timeout):
-            yield conn
-    except (PoolTimeout, psycopg.OperationalError) as exc:
-        raise DatabaseUnavailable("the database is not reachable") from exc
+    with _reachable(), pool().connection() as conn, shared_on(conn, agent_id, timeout):
+        yield conn
 
 
 def messages_in_flight(conn: Conn, agent_id: str) -> bool:
@@ -294,12 +291,9 @@ def drain_messages(agent_id: str) -> None:
 
 def migration_status() -> dict[str, object]:
     """Applied and pending migrations, read as the login role (API roles cannot see the table)."""
-    try:
-        with pool().connection() as conn, conn.transaction():
-            conn.execute("set local role none")
-            rows = conn.execute("select version from supabase_migrations.schema_migrations").fetchall()
-    except (PoolTimeout, psycopg.OperationalError) as exc:
-        raise DatabaseUnavailable("the database is not reachable") from exc
+    with _reachable(), pool().connection() as conn, conn.transaction():
+        conn.execute("set local role none")
+        rows = conn.execute("select version from supabase_migrations.schema_migrations").fetchall()
     applied = {r["version"] for r in rows}
     pending = [m.version for m in migrations() if m.version not in applied]
     return {"ok": not pending, "applied": len(applied), "pending": pending}
