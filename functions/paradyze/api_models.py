@@ -35,7 +35,9 @@ class PageQuery(BaseModel):
 
 class AgentListQuery(PageQuery):
     status: Status | None = None
-    q: str | None = Field(default=None, max_length=200, description="Part of the name, or the whole id")
+    q: str | None = Field(default=None, max_length=200,
+                          description="Words that begin words of the name, in any case (\"tru bot\" finds"
+                                      " \"Trump Bot\"), or the agent's whole id")
 
 
 class VersionsQuery(PageQuery, AgentRef):

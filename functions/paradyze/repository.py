@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -170,18 +172,39 @@ def list_public_agents(conn: Conn, *, status: str | None = None, q: str | None =
     return conn.execute(*_agents_in_order(_PUBLIC_COLUMNS, status, q, limit, after, _PUBLIC_FROM)).fetchall()
 
 
+# An agent's name as words, as agents_name_words_idx indexes it (migration 20261129120000).
+_NAME_WORDS = "to_tsvector('simple', regexp_replace(a.name, '[^[:alnum:]]+', ' ', 'g'))"
+
+
+def _name_words(q: str) -> tuple[str | None, str | None]:
+    """list_agents' `q` as a text-search query (every word of it begins a word of the name; None
+    when it has none) and as an agent id (None unless it is one). A word is a run of letters and
+    digits, so the query's text holds no operator or quote of the query language."""
+    words = re.findall(r"[^\W_]+", q)
+    try:
+        agent_id = str(uuid.UUID(q.strip()))
+    except ValueError:
+        agent_id = None
+    return (" & ".join(f"{word}:*" for word in words) or None), agent_id
+
+
 def _agents_in_order(columns: sql.Composable, status: str | None, q: str | None, limit: int,
                      after: tuple[datetime, str] | None, tables: sql.Composable) -> tuple[sql.Composed, dict[str, Any]]:
-    where = [sql.SQL("true")]
+    where: list[sql.Composable] = [sql.SQL("true")]
     if status is not None:
         where.append(sql.SQL("a.status = %(status)s"))
+    words, agent_id = _name_words(q) if q is not None else (None, None)
     if q is not None:
-        where.append(sql.SQL("(a.name ilike '%%' || %(q)s || '%%' or a.id::text = %(q)s)"))
+        # Served by agents_name_words_idx (the same expression) and, for an id, the primary key.
+        where.append(sql.SQL("({})").format(sql.SQL(" or ").join([
+            *([sql.SQL(_NAME_WORDS + " @@ to_tsquery('simple', %(words)s)")] if words else []),
+            *([sql.SQL("a.id = %(agent_id)s::uuid")] if agent_id else []),
+        ] or [sql.SQL("false")])))
     if after is not None:
         where.append(sql.SQL("(a.created_at, a.id) > (%(after_at)s, %(after_id)s::uuid)"))
     query = sql.SQL("select {} from {} where {} order by a.created_at, a.id limit %(limit)s").format(
         columns, tables, sql.SQL(" and ").join(where))
-    return query, {"status": status, "q": q, "limit": limit,
+    return query, {"status": status, "words": words, "agent_id": agent_id, "limit": limit,
                    "after_at": after[0] if after else None, "after_id": after[1] if after else None}
 
 

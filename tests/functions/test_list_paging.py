@@ -99,6 +99,38 @@ def test_an_agent_in_a_page_reads_as_get_agent_shows_it(functions: Functions, ow
         ("hibernate", False, False), ("wake", True, True)]
 
 
+def test_q_finds_agents_by_how_words_of_their_names_begin_or_by_id(functions: Functions,
+                                                                   owner: tuple[User, str]) -> None:
+    user, character_id = owner
+    names = ["Trump Bot", "C-3PO", "eliza.os", "José Ñandú", "agent_007", "it's me", "Strumpet"]
+    with db.transaction(SYSTEM) as conn:
+        ids = {name: str(repository.insert_agent(
+            conn, user_id=user.id, character_id=character_id, name=name, runtime="process", idle_timeout_minutes=60,
+            auto_hibernate=True, idempotency_key=None, request_sha256=None, status="hibernated",
+            desired_state="hibernated").id) for name in names}
+    stranger = make_user()
+    with db.transaction(SYSTEM) as conn:
+        repository.insert_agent(conn, user_id=stranger.id, character_id=_character(conn, stranger, "theirs"),
+                                name="Trump Bot", runtime="process", idle_timeout_minutes=60, auto_hibernate=True,
+                                idempotency_key=None, request_sha256=None, status="hibernated",
+                                desired_state="hibernated")
+
+    def found(q: str) -> list[str]:
+        return sorted(a["name"] for a in _walk(functions, "list_agents", user.token, "agents", limit=2, q=q))
+
+    assert found("tru") == ["Trump Bot"]  # the start of a word, not any part ("Strumpet")
+    assert found("BOT trump") == ["Trump Bot"]  # every word, in any order and case
+    assert found("trump zed") == []
+    assert found("3po") == found("c 3") == found("C-3PO") == ["C-3PO"]
+    assert found("os") == found("eliza.os") == ["eliza.os"]
+    assert found("ñan") == found("JOSÉ") == ["José Ñandú"]
+    assert found("007") == ["agent_007"]
+    assert found("it's") == ["it's me"]
+    assert found("'&|!:*") == found("%") == found("_") == []  # no word: nothing, not everything
+    assert found(ids["C-3PO"]) == ["C-3PO"]
+    assert found(ids["C-3PO"].upper()) == ["C-3PO"]
+
+
 def test_events_page_newest_first_with_events_added_between_pages(functions: Functions,
                                                                    owner: tuple[User, str]) -> None:
     user, character_id = owner
@@ -235,6 +267,9 @@ def test_every_list_page_is_an_index_scan_without_a_sort(conn: Any) -> None:
     conn.execute("insert into public.backups (location, sha256, size_bytes, characters, versions, agents, manifest,"
                  " created_by, created_at) select 'file:///x', '0', 1, 0, 0, 0, '{}', 'test', now() - i * interval '1h'"
                  " from generate_series(1, 2000) i")
+    conn.execute("insert into public.agents (user_id, character_id, name, runtime, status)"
+                 " select %s, %s, 'Trump Bot ' || i, 'process', 'hibernated' from generate_series(1, 3) i",
+                 (user.id, character_id))
     conn.execute("analyze public.agents, public.agent_events, public.backups, public.character_versions")
     now = conn.execute("select now() as t").fetchone()["t"]
     probe = _Explain(conn)
@@ -242,6 +277,9 @@ def test_every_list_page_is_an_index_scan_without_a_sort(conn: Any) -> None:
     repository.list_agents(probe, limit=51, after=(now, agent_id))
     repository.list_agents(probe, status="running", limit=51, after=(now, agent_id))
     repository.list_public_agents(probe, limit=51, after=(now, agent_id))
+    searched = len(probe.plans)
+    repository.list_public_agents(probe, q="trump", limit=51)
+    repository.list_public_agents(probe, q=agent_id, limit=51)
     repository.list_events(probe, agent_id, 51, (now, 10**9))
     repository.list_events(probe, None, 51, (now, 10**9))
     repository.list_backups(probe, limit=51, before=(now, agent_id))
@@ -251,7 +289,19 @@ def test_every_list_page_is_an_index_scan_without_a_sort(conn: Any) -> None:
     conn.execute("select set_config('request.jwt.claims', %s, true)", (f'{{"sub": "{user.id}"}}',))
     repository.list_agents(probe, limit=51, after=(now, agent_id))
     repository.list_public_agents(probe, limit=51, after=(now, agent_id))
+    user_searched = len(probe.plans)
+    repository.list_public_agents(probe, q="trump bo", limit=51)
     conn.execute("reset role")
+    # The admin's search is read by the index of names' words (and the primary key for an id), then its
+    # few matches sorted: the order's index would read all 10,000 agents to find them. A user's may
+    # instead read their own agents by their index (at most their quota, 100 by default).
+    for plan in probe.plans[searched:searched + 2]:
+        assert "agents_name_words_idx" in plan and not re.search(r"Seq Scan on agents\b", plan), plan
+    for plan in probe.plans[user_searched:]:
+        assert re.search(r"agents_name_words_idx|agents_user_page_idx", plan), plan
+        assert not re.search(r"Seq Scan on agents\b", plan), plan
+    del probe.plans[user_searched:]
+    del probe.plans[searched:searched + 2]
     for plan in probe.plans:
         # The paged table is read by an index, in order; the one-row characters table of this test may be
         # read whole for each agent's current version (the planner's choice at that size).
