@@ -28,7 +28,7 @@ def _clear_filters() -> None:
 
 
 left, mid, right = st.columns([3, 2, 2], vertical_alignment="bottom")
-query = left.text_input("Search", placeholder="name, id or owner", key="agents_q")
+query = left.text_input("Search", placeholder="words of the name (\"tru bot\"), or an id", key="agents_q")
 statuses = mid.multiselect("Status", STATUSES, key="agents_status", format_func=ui.badge)
 runtimes = right.multiselect("Runtime", ["process", "docker", "cloud_run"], key="agents_runtime")
 

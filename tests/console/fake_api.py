@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -128,7 +129,7 @@ class FakeApi:
     def do_list_agents(self, args: Any) -> Any:
         agents = [a for a in self.agents.values() if not args.get("status") or a["status"] == args["status"]]
         if q := (args.get("q") or "").lower():
-            agents = [a for a in agents if q in a["name"].lower() or q in a["id"]]
+            agents = [a for a in agents if _found(q, a)]
         return _page("agents", agents, args)
 
     def do_hibernate_agent(self, body: dict[str, Any]) -> Any:
@@ -287,3 +288,9 @@ class FakeServer(LocalApi):
     @property
     def url(self) -> str:
         return self.endpoint
+
+
+def _found(q: str, agent: dict[str, Any]) -> bool:
+    """list_agents' q, as the real one reads it: every word of q begins a word of the name, or q is the id."""
+    words, names = re.findall(r"[^\W_]+", q), re.findall(r"[^\W_]+", agent["name"].lower())
+    return q.strip() == agent["id"] or bool(words) and all(any(n.startswith(w) for n in names) for w in words)
