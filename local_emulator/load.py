@@ -33,7 +33,7 @@ import psutil
 import requests
 
 from local_emulator.loadgen import closed_loop, open_loop
-from local_emulator.speed_probe import SpeedProbe
+from local_emulator.speed_probe import STEADY_AFTER, SpeedProbe
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "functions"))
@@ -257,6 +257,9 @@ def _show(f: dict[str, Any]) -> None:
         low, median, high = f["machine"]["work_ms"]
         print(f"{'':<52} machine: the probe's work took {low}-{high} ms (median {median}); a quarter or more"
               f" slower than its fastest in {f['machine']['slow_seconds']:.0%} of the seconds", flush=True)
+        if (steady := f["machine"].get("steady")) and steady["share"] < 1:
+            print(f"{'':<52} while it held its speed ({STEADY_AFTER} s after any slower second):"
+                  f" {steady['answers']} answers ({steady['share']:.0%}), p99 {steady['p99']} ms", flush=True)
     if f.get("slow_spans"):
         spans = f["slow_spans"]
         shown = ", ".join(f"{a}-{b} s: {n}" for a, b, n in sorted(spans, key=lambda s: -s[2])[:6])

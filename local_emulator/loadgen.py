@@ -7,6 +7,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,7 +21,9 @@ class Run:
 
     name: str
     seconds: float = 0.0
+    epoch: float = 0.0  # the wall clock (time.time) at the step's second 0
     latencies: list[float] = field(default_factory=list)
+    due: list[int] = field(default_factory=list)  # the second of the step each latency's request was due
     slow: dict[int, int] = field(default_factory=dict)  # second of the step -> answers slower than SLOW_MS
     errors: dict[str, int] = field(default_factory=dict)
     cpu_s: dict[str, float] = field(default_factory=dict)  # CPU time used during the step, by role
@@ -31,16 +34,22 @@ class Run:
         with self._lock:
             if status == 200:
                 self.latencies.append(ms)
+                self.due.append(int(at))
                 if ms > SLOW_MS:
                     self.slow[int(at)] = self.slow.get(int(at), 0) + 1
             else:
                 self.errors[str(status)] = self.errors.get(str(status), 0) + 1
 
+    def p99_where(self, keep: Callable[[int], bool]) -> tuple[int, float]:
+        """How many answers were due in the seconds `keep` accepts, and their p99."""
+        done = sorted(ms for ms, second in zip(self.latencies, self.due, strict=True) if keep(second))
+        return len(done), _pct(done, 0.99)
+
     def figures(self) -> dict[str, Any]:
         done = sorted(self.latencies)
 
         def pct(p: float) -> float:
-            return round(done[min(len(done) - 1, int(p * len(done)))], 1) if done else float("nan")
+            return _pct(done, p)
 
         by_role = {role: 1000 * seconds / len(done) if done else 0.0 for role, seconds in self.cpu_s.items()}
         # Every process that serves a request; the load clients are this benchmark's own cost.
@@ -53,6 +62,10 @@ class Run:
                 "slow_spans": _spans(self.slow),
                 # What the same CPU per request allows on this machine's cores with nothing else running.
                 "capacity_req_s": round((os.cpu_count() or 1) * 1000 / cpu_ms) if cpu_ms > 0 else 0}
+
+
+def _pct(done: list[float], p: float) -> float:
+    return round(done[min(len(done) - 1, int(p * len(done)))], 1) if done else float("nan")
 
 
 def _spans(slow: dict[int, int]) -> list[list[int]]:
@@ -93,6 +106,7 @@ def closed_loop(name: str, url: str, tokens: list[str], clients: int, seconds: f
     """`clients` threads, each sending its next request as soon as the last is answered."""
     run = Run(name)
     start = time.perf_counter() + 1.0  # every client connected and warm before the clock starts
+    run.epoch = time.time() + 1.0
     stop = start + seconds
 
     def client(i: int) -> None:
@@ -113,6 +127,7 @@ def open_loop(name: str, url: str, tokens: list[str], rate: float, seconds: floa
     """Requests due at a fixed rate, whatever the answers; each timed from when it was due."""
     run = Run(name)
     start = time.perf_counter() + 1.0
+    run.epoch = time.time() + 1.0
     total = int(rate * seconds)
     next_index = iter(range(total))
     lock = threading.Lock()

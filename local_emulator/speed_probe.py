@@ -4,7 +4,9 @@ This machine is a VM on a shared host: the same piece of pure-Python work takes 
 second and 3.7 ms in the next, with nothing else running. A load step's percentiles mean little
 without that, so the load run keeps a probe beside it: a process of its own, at the lowest priority,
 that times (in CPU time, so waiting for a core does not count) a fixed piece of work 20 times a
-second, and each step reports how fast the machine was while it ran.
+second, and each step reports how fast the machine was while it ran, and the p99 of the answers
+due while the machine held its speed (none of its seconds, nor the STEADY_AFTER seconds before,
+a quarter or more slower than the fastest): the platform's own tail, apart from the host's.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import statistics
 import subprocess
 import sys
 import threading
-import time
 from typing import Any
 
 # The probe: a fixed piece of work, timed on the process's CPU clock, then a pause; one line a second
@@ -35,6 +36,9 @@ while True:
 """
 
 
+STEADY_AFTER = 5  # seconds after a slow second in which answers are not counted as steady
+
+
 class SpeedProbe:
     """The probe process, and the seconds it has timed."""
 
@@ -51,11 +55,30 @@ class SpeedProbe:
             self.seconds.append((float(at), float(ms)))
 
     def step(self, run: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """run(*args, **kwargs).figures(), with how fast the machine was meanwhile (`machine`)."""
-        began = time.time()
-        figures: dict[str, Any] = run(*args, **kwargs).figures()
-        figures["machine"] = self.between(began, time.time())
+        """run(*args, **kwargs).figures(), with how fast the machine was meanwhile (`machine`) and the
+        p99 of the answers due while it held its speed (`machine.steady`)."""
+        done = run(*args, **kwargs)
+        figures: dict[str, Any] = done.figures()
+        figures["machine"] = self.between(done.epoch, done.epoch + done.seconds)
+        if figures["machine"] and done.latencies:
+            slow = self._slow_seconds()
+            # A slow second's backlog takes a few seconds to drain: answers due in the STEADY_AFTER
+            # seconds after one (and in the second before, which the probe's line may straddle) are
+            # not counted as steady.
+            count, p99 = done.p99_where(lambda second: not any(
+                int(done.epoch) + second + k in slow for k in range(-STEADY_AFTER, 2)))
+            figures["machine"]["steady"] = {"answers": count, "share": round(count / len(done.latencies), 2),
+                                            "p99": p99}
         return figures
+
+    def _slow_seconds(self) -> set[int]:
+        """The wall-clock seconds the probe found a quarter or more slower than its fastest."""
+        fastest = min(ms for _, ms in self.seconds)
+        slow: set[int] = set()
+        for (before, _), (at, ms) in zip([(self.seconds[0][0] - 1, 0.0), *self.seconds], self.seconds, strict=False):
+            if ms >= 1.25 * fastest:
+                slow.update(range(int(before), int(at) + 1))
+        return slow
 
     def between(self, began: float, ended: float) -> dict[str, Any]:
         """The work's time in the window's seconds (fastest, median, slowest), and the share of them
