@@ -15,8 +15,7 @@ def _probe(seconds: list[tuple[float, float]]) -> SpeedProbe:
 
 
 def test_answers_due_in_and_just_after_a_slower_second_are_not_steady() -> None:
-    now = time.time()
-    epoch = float(int(now) - 60)
+    epoch = float(int(time.time()) - 60)
     # The probe's work took 2 ms every second, and 3 ms (half as long again) in second 20 of the step.
     probe = _probe([(epoch + s + 0.5, 3.0 if s == 20 else 2.0) for s in range(-1, 40)])
     run = Run("soak", epoch=epoch, seconds=40)
