@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import psutil
+import psycopg
 import requests
 
 from local_emulator.loadgen import closed_loop, open_loop
@@ -151,18 +152,21 @@ class Emulator:
 
 
 def seed_agents(emulator: Emulator, count: int) -> str:
-    """`count` hibernated agents of a new user, written straight to the emulator's database; a token of theirs."""
-    user_id, token = emulator.user()
-    from paradyze import db
+    """`count` hibernated agents of a new user, written straight to the emulator's database; a token of theirs.
 
-    with db.pool().connection() as conn:
+    By the embedded Postgres's socket, as its login role, not through paradyze.db: that would make
+    this process one of the server's users, and the server would outlive the emulator (pgserver
+    stops it when its last user exits) until Postgres noticed its folder gone.
+    """
+    user_id, token = emulator.user()
+    with psycopg.connect(f"postgresql://postgres:@/postgres?host={emulator.home.resolve() / 'pgdata'}",
+                         autocommit=True) as conn:
         conn.execute("insert into public.characters (id, user_id, name, current_version)"
                      " select gen_random_uuid(), %s, 'load-' || i, 1 from generate_series(1, %s) i", (user_id, count))
         conn.execute("insert into public.agents (user_id, character_id, name, runtime, status, desired_state)"
                      " select user_id, id, name, 'process', 'hibernated', 'hibernated' from public.characters"
                      " where user_id = %s", (user_id,))
         conn.execute("analyze public.agents")
-    db.close()
     return token
 
 
