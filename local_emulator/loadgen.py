@@ -47,16 +47,13 @@ class Run:
 
     def figures(self) -> dict[str, Any]:
         done = sorted(self.latencies)
-
-        def pct(p: float) -> float:
-            return _pct(done, p)
-
         by_role = {role: 1000 * seconds / len(done) if done else 0.0 for role, seconds in self.cpu_s.items()}
         # Every process that serves a request; the load clients are this benchmark's own cost.
         cpu_ms = sum(ms for role, ms in by_role.items() if role != "load")
         return {"step": self.name, "ok": len(done), "errors": self.errors,
                 "req_s": round(len(done) / self.seconds, 1) if self.seconds else 0.0,
-                "p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99), "cpu_ms_per_req": round(cpu_ms, 2),
+                "p50": _pct(done, 0.50), "p95": _pct(done, 0.95), "p99": _pct(done, 0.99),
+                "cpu_ms_per_req": round(cpu_ms, 2),
                 "cpu_ms_by_role": {role: round(ms, 2) for role, ms in by_role.items()},
                 # When in the step the answers slower than SLOW_MS came: [first second, last second, how many].
                 "slow_spans": _spans(self.slow),

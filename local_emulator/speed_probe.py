@@ -11,6 +11,7 @@ a quarter or more slower than the fastest): the platform's own tail, apart from 
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import subprocess
 import sys
@@ -73,12 +74,16 @@ class SpeedProbe:
 
     def _slow_seconds(self) -> set[int]:
         """The wall-clock seconds the probe found a quarter or more slower than its fastest."""
-        fastest = min(ms for _, ms in self.seconds)
+        slower = self._slower()
         slow: set[int] = set()
-        for (before, _), (at, ms) in zip([(self.seconds[0][0] - 1, 0.0), *self.seconds], self.seconds, strict=False):
-            if ms >= 1.25 * fastest:
+        for (before, _), (at, ms) in itertools.pairwise([(self.seconds[0][0] - 1, 0.0), *self.seconds]):
+            if ms >= slower:
                 slow.update(range(int(before), int(at) + 1))
         return slow
+
+    def _slower(self) -> float:
+        """A quarter slower than the fastest second of the whole run so far: a slow second takes this long."""
+        return 1.25 * min(ms for _, ms in self.seconds)
 
     def between(self, began: float, ended: float) -> dict[str, Any]:
         """The work's time in the window's seconds (fastest, median, slowest), and the share of them
@@ -86,9 +91,9 @@ class SpeedProbe:
         inside = [ms for at, ms in self.seconds if began <= at <= ended]
         if not inside:
             return {}
-        fastest = min(ms for _, ms in self.seconds)
+        slower = self._slower()
         return {"work_ms": [min(inside), round(statistics.median(inside), 3), max(inside)],
-                "slow_seconds": round(sum(ms >= 1.25 * fastest for ms in inside) / len(inside), 2)}
+                "slow_seconds": round(sum(ms >= slower for ms in inside) / len(inside), 2)}
 
     def stop(self) -> None:
         self._proc.kill()
